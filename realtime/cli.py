@@ -1,0 +1,46 @@
+"""``realtime`` command line: one subcommand per job, each implemented beside the code it drives.
+
+Each module listed in COMMANDS provides ``add_arguments(parser)`` and ``run(args) -> int`` and
+keeps its top-level imports light, so ``realtime --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("realtime.runtime.supervisor", "run the streaming pipeline on a source"),
+    "replay": ("realtime.record.replay", "republish a recorded MCAP session"),
+    "estimate": ("realtime.pose2d.cli", "2D (and 3D) poses of the people in images"),
+    "models": ("realtime.pose2d.models", "fetch upstream model files and build ONNX/engines"),
+    "export": ("realtime.export.cli", "export a recording to BVH, CSV or JSON"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="realtime", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            if e.name and e.name.startswith("realtime"):
+                continue  # a subcommand whose module is not written yet
+            raise
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Typed configuration: one frozen dataclass per ``config.toml`` section.
+
+Every option is documented in ``config.toml``. Loading checks each key against the dataclass
+fields, so a misspelt key or a wrong value is reported with its ``[section] key`` name rather
+than surfacing later deep inside a stage.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The repository root (where config.toml, engines/ and tools/ live in a checkout).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the section and key."""
+
+
+def opt(default: Any, *, choices: tuple | None = None, min: float | None = None,
+        max: float | None = None, help: str = "") -> Any:
+    """A config field with its validation rules (checked by :func:`load_config`)."""
+    meta = {"choices": choices, "min": min, "max": max, "help": help}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str = opt("demo", help="video file, webcam:N, rtsp://..., http://..., or 'demo'")
+    loop: bool = opt(False)
+    realtime: bool = opt(True, help="pace file sources at their own frame rate")
+    reconnect_initial_s: float = opt(0.5, min=0.01)
+    reconnect_max_s: float = opt(10.0, min=0.1)
+
+
+@dataclass(frozen=True)
+class Pose2DConfig:
+    model: str = opt("cpm", choices=("cpm", "blazepose-lite", "blazepose-full", "blazepose-heavy"))
+    backend: str = opt("auto", choices=("auto", "tensorrt", "torch", "onnxruntime"))
+    models_dir: str = opt("", help="local mirror of upstream model files; '' = ../shared/models if present")
+    engines_dir: str = opt("", help="where converted models and engine caches go; '' = engines/")
+    max_people: int = opt(10, min=1, max=64)
+    detect_every: int = opt(5, min=1, help="run the person detector every N frames (or when a person is lost)")
+    detector_score: float = opt(0.5, min=0.0, max=1.0)
+    keypoint_threshold: float = opt(0.1, min=0.0, max=1.0)
+    ort_threads: int = opt(1, min=0)
+    precision: str = opt("fp16", choices=("fp16", "fp32"))
+
+
+@dataclass(frozen=True)
+class LiftingConfig:
+    prior: str = opt("", help="path to a trained pose prior; '' = the committed default in engines/")
+    rotations: int = opt(80, min=1)
+    camera_pitch_deg: float = opt(math.nan, min=-90.0, max=90.0,
+                                  help="known downward camera pitch; nan = unknown, search elevations")
+    elevations_deg: list = opt([-10.0, 0.0, 10.0, 20.0, 30.0])
+    min_visible_joints: int = opt(6, min=2, max=14)
+    min_confidence: float = opt(0.05, min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    max_cost: float = opt(1.0, min=0.0)
+    confirm_frames: int = opt(3, min=1)
+    coast_s: float = opt(1.0, min=0.0)
+    reid_s: float = opt(3.0, min=0.0)
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    enabled: bool = opt(True)
+    space: str = opt("joints", choices=("joints", "coefficients"))
+    min_cutoff: float = opt(1.0, min=0.0)
+    beta: float = opt(0.5, min=0.0)
+    d_cutoff: float = opt(1.0, min=0.0)
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    scheme: str = opt("ipc", choices=("ipc", "tcp"))
+    ipc_dir: str = opt("", help="directory for ipc:// sockets; '' = a fresh temp dir per run")
+    host: str = opt("127.0.0.1")
+    base_port: int = opt(5550, min=1024, max=65000)
+    publish: str = opt("tcp://127.0.0.1:5560", help="where consumers subscribe")
+    skeleton_every_s: float = opt(2.0, min=0.1)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    workers: int = opt(2, min=1, max=64)
+    reorder_wait_ms: float = opt(50.0, min=0.0)
+    heartbeat_s: float = opt(1.0, min=0.05)
+    hang_timeout_s: float = opt(10.0, min=0.5)
+    status_every_s: float = opt(5.0, min=0.0)
+    log_format: str = opt("text", choices=("text", "json"))
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    path: str = opt("", help="MCAP file to record to; '' = no recording")
+    flush_every_s: float = opt(1.0, min=0.05)
+
+
+@dataclass(frozen=True)
+class VmcConfig:
+    host: str = opt("127.0.0.1")
+    port: int = opt(39539, min=1, max=65535)
+    track: int = opt(-1, help="track id to send, -1 = one sender per track")
+
+
+@dataclass(frozen=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    pose2d: Pose2DConfig = field(default_factory=Pose2DConfig)
+    lifting: LiftingConfig = field(default_factory=LiftingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    vmc: VmcConfig = field(default_factory=VmcConfig)
+
+    def replace(self, section: str, **values: Any) -> "Config":
+        """A copy with some keys of one section changed, validated like the file."""
+        current = getattr(self, section)
+        merged = dataclasses.asdict(current) | values
+        return dataclasses.replace(self, **{section: _build(type(current), section, merged)})
+
+
+def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
+    where = f"[{section}] {f.name}"
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    elif hint is float:
+        if isinstance(value, str) and value.lower() == "nan":
+            value = math.nan
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+    elif hint is list or typing.get_origin(hint) is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        value = list(value)
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        if meta.get("min") is not None and value < meta["min"]:
+            raise ConfigError(f"{where}: {value!r} is below the minimum {meta['min']}")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise ConfigError(f"{where}: {value!r} is above the maximum {meta['max']}")
+    return value
+
+
+def _build(cls: type, section: str, values: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"[{section}] {unknown[0]}: unknown key (known: {', '.join(fields)})")
+    checked = {k: _check_value(section, fields[k], hints[k], v) for k, v in values.items()}
+    return cls(**checked)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"[{unknown[0]}]: unknown section (known: {', '.join(sections)})")
+    built = {}
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}]: expected a table of keys, got {value!r}")
+        built[name] = _build(typing.get_type_hints(Config)[name], name, value)
+    return Config(**built)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read ``config.toml`` (the repository default when ``path`` is None and it exists)."""
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return Config()
+        path = DEFAULT_CONFIG
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

@@ -1,0 +1,67 @@
+"""Joint sets shared by every stage: the 2D input set (LSP-14) and the 3D output skeleton.
+
+The names are defined here once. How each name is taken from a mocap skeleton lives in
+``realtime.mocap`` and nowhere else.
+"""
+from __future__ import annotations
+
+#: The 2D keypoint set every keypoint model is mapped to (r/l = the person's own right/left).
+LSP14: tuple[str, ...] = (
+    "head_top", "neck",
+    "r_shoulder", "r_elbow", "r_wrist",
+    "l_shoulder", "l_elbow", "l_wrist",
+    "r_hip", "r_knee", "r_ankle",
+    "l_hip", "l_knee", "l_ankle",
+)
+
+#: The 3D output skeleton: LSP-14 first (so ``joints3d[:, :14]`` lines up with the 2D keypoints),
+#: then ``pelvis`` (mid-hips, the root) and ``thorax`` (mid-shoulders, base of the neck).
+JOINTS3D: tuple[str, ...] = LSP14 + ("pelvis", "thorax")
+
+#: Parent of each 3D joint (by name); the root's parent is None.
+PARENTS3D: dict[str, str | None] = {
+    "pelvis": None,
+    "thorax": "pelvis",
+    "neck": "thorax",
+    "head_top": "neck",
+    "r_shoulder": "thorax", "r_elbow": "r_shoulder", "r_wrist": "r_elbow",
+    "l_shoulder": "thorax", "l_elbow": "l_shoulder", "l_wrist": "l_elbow",
+    "r_hip": "pelvis", "r_knee": "r_hip", "r_ankle": "r_knee",
+    "l_hip": "pelvis", "l_knee": "l_hip", "l_ankle": "l_knee",
+}
+
+ROOT = "pelvis"
+
+
+def index(names: tuple[str, ...], name: str) -> int:
+    return names.index(name)
+
+
+#: Parent index per joint of JOINTS3D (-1 for the root).
+PARENT_INDEX3D: tuple[int, ...] = tuple(
+    -1 if PARENTS3D[n] is None else JOINTS3D.index(PARENTS3D[n]) for n in JOINTS3D
+)
+
+#: Bones (child, parent) as index pairs into JOINTS3D: the limbs whose squared lengths are normalised.
+BONES3D: tuple[tuple[int, int], ...] = tuple(
+    (i, p) for i, p in enumerate(PARENT_INDEX3D) if p >= 0
+)
+
+
+def _mirror_name(name: str) -> str:
+    if name.startswith("r_"):
+        return "l_" + name[2:]
+    if name.startswith("l_"):
+        return "r_" + name[2:]
+    return name
+
+
+#: For left-right flipping: index of the mirrored joint.
+FLIP3D: tuple[int, ...] = tuple(JOINTS3D.index(_mirror_name(n)) for n in JOINTS3D)
+FLIP2D: tuple[int, ...] = tuple(LSP14.index(_mirror_name(n)) for n in LSP14)
+
+#: 2D limbs for drawing overlays (index pairs into LSP14).
+LIMBS2D: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7),
+    (2, 8), (5, 11), (8, 9), (9, 10), (11, 12), (12, 13), (8, 11),
+)

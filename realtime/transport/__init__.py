@@ -1,0 +1,1 @@
+"""Sockets and the wire schema shared by every process and consumer."""

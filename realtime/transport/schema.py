@@ -1,0 +1,184 @@
+"""The published wire schema, defined once (documented in ``docs/protocol.md``).
+
+Messages are ZeroMQ multipart ``[topic, msgpack payload]``. Payloads are plain msgpack maps
+of lists and numbers so that any language (C#, Blender's Python, JavaScript) can read them
+without our code. Coordinates: metres, right-handed, y up (glTF convention).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from realtime import skeleton
+
+SCHEMA_VERSION = 1
+
+TOPIC_SKELETON = b"skeleton"
+TOPIC_FRAME_PREFIX = b"frame/"
+
+
+class SchemaError(ValueError):
+    """A message does not follow the wire schema; the message says which field is wrong."""
+
+
+def frame_topic(source: str) -> bytes:
+    return TOPIC_FRAME_PREFIX + source.encode("utf-8")
+
+
+@dataclass
+class Skeleton:
+    joint_names: list[str] = field(default_factory=lambda: list(skeleton.JOINTS3D))
+    parents: list[int] = field(default_factory=lambda: list(skeleton.PARENT_INDEX3D))
+    keypoint_names: list[str] = field(default_factory=lambda: list(skeleton.LSP14))
+    #: Rest-pose offset of each joint from its parent (metres), e.g. the prior's mean pose.
+    rest_offsets: list[list[float]] = field(default_factory=list)
+    units: str = "m"
+    axes: str = "right-handed, y up, x left-to-right of the camera, z towards the camera"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"v": SCHEMA_VERSION, "type": "skeleton", "joint_names": self.joint_names,
+                "parents": self.parents, "keypoint_names": self.keypoint_names,
+                "rest_offsets": self.rest_offsets, "units": self.units, "axes": self.axes}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> "Skeleton":
+        _check_header(d, "skeleton")
+        names = _get(d, "joint_names", list)
+        parents = _get(d, "parents", list)
+        if len(parents) != len(names) or not all(isinstance(p, int) and -1 <= p < len(names) for p in parents):
+            raise SchemaError("skeleton.parents: must hold one index in [-1, J) per joint name")
+        return cls(joint_names=[str(n) for n in names], parents=list(parents),
+                   keypoint_names=[str(n) for n in _get(d, "keypoint_names", list)],
+                   rest_offsets=_get(d, "rest_offsets", list), units=str(_get(d, "units", str)),
+                   axes=str(_get(d, "axes", str)))
+
+
+@dataclass
+class Person:
+    track_id: int                   # -1 while a detection is not yet confirmed as a track
+    score: float
+    keypoints2d: np.ndarray         # (14, 2) image pixels, LSP-14 order
+    confidence: np.ndarray          # (14,) in [0, 1]
+    joints3d: np.ndarray | None     # (J, 3) metres, root relative; None when lifting gave no pose
+    uncertainty: np.ndarray | None  # (J,) per-joint posterior std (metres) from the lifter
+    root: np.ndarray | None = None  # (3,) root position in the camera frame (metres) when known
+    bbox: tuple[float, float, float, float] = (math.nan,) * 4
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": int(self.track_id), "score": float(self.score),
+            "bbox": [float(v) for v in self.bbox],
+            "keypoints2d": np.asarray(self.keypoints2d, np.float64).round(2).tolist(),
+            "confidence": np.asarray(self.confidence, np.float64).round(4).tolist(),
+            "joints3d": None if self.joints3d is None else np.asarray(self.joints3d, np.float64).round(5).tolist(),
+            "uncertainty": None if self.uncertainty is None else np.asarray(self.uncertainty, np.float64).round(5).tolist(),
+            "root": None if self.root is None else np.asarray(self.root, np.float64).round(5).tolist(),
+        }
+
+    @classmethod
+    def from_wire(cls, d: Any, n_joints: int | None = None) -> "Person":
+        if not isinstance(d, dict):
+            raise SchemaError("person: expected a map")
+        kp = _array(d, "keypoints2d", (len(skeleton.LSP14), 2))
+        conf = _array(d, "confidence", (len(skeleton.LSP14),))
+        j3 = _array(d, "joints3d", (n_joints or -1, 3), optional=True)
+        unc = _array(d, "uncertainty", (j3.shape[0] if j3 is not None else -1,), optional=True)
+        root = _array(d, "root", (3,), optional=True)
+        bbox = _array(d, "bbox", (4,))
+        return cls(track_id=int(_get(d, "id", int)), score=float(_get(d, "score", (int, float))),
+                   keypoints2d=kp, confidence=conf, joints3d=j3, uncertainty=unc, root=root,
+                   bbox=tuple(float(v) for v in bbox))
+
+
+@dataclass
+class Frame:
+    source: str
+    seq: int                        # frame sequence number from the capture process
+    t_capture: float                # unix seconds when the frame was captured (source time when known)
+    t_publish: float                # unix seconds when the frame was published
+    people: list[Person]
+    dropped: int = 0                # frames dropped so far by this source's pipeline
+    width: int = 0
+    height: int = 0
+    #: unix seconds each stage finished with this frame ("capture", "pose2d", "lift", "track", ...)
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"v": SCHEMA_VERSION, "type": "frame", "source": self.source, "seq": int(self.seq),
+                "t_capture": float(self.t_capture), "t_publish": float(self.t_publish),
+                "dropped": int(self.dropped), "width": int(self.width), "height": int(self.height),
+                "stages": {k: float(v) for k, v in self.stages.items()},
+                "people": [p.to_wire() for p in self.people]}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> "Frame":
+        _check_header(d, "frame")
+        people = _get(d, "people", list)
+        stages = _get(d, "stages", dict)
+        if not all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in stages.items()):
+            raise SchemaError("frame.stages: expected a map of stage name to unix seconds")
+        return cls(source=str(_get(d, "source", str)), seq=int(_get(d, "seq", int)),
+                   t_capture=float(_get(d, "t_capture", (int, float))),
+                   t_publish=float(_get(d, "t_publish", (int, float))),
+                   dropped=int(_get(d, "dropped", int)), width=int(_get(d, "width", int)),
+                   height=int(_get(d, "height", int)), stages=dict(stages),
+                   people=[Person.from_wire(p) for p in people])
+
+
+def pack(message: Skeleton | Frame) -> bytes:
+    return msgpack.packb(message.to_wire(), use_bin_type=True)
+
+
+def unpack(payload: bytes) -> Skeleton | Frame:
+    """Decode and validate one payload; raises :class:`SchemaError` with a clear reason."""
+    try:
+        d = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as e:  # msgpack raises several unrelated exception types
+        raise SchemaError(f"payload is not valid msgpack ({type(e).__name__}: {e})") from None
+    kind = d.get("type") if isinstance(d, dict) else None
+    if kind == "frame":
+        return Frame.from_wire(d)
+    if kind == "skeleton":
+        return Skeleton.from_wire(d)
+    raise SchemaError(f"unknown message type {kind!r}")
+
+
+def _check_header(d: Any, kind: str) -> None:
+    if not isinstance(d, dict):
+        raise SchemaError(f"{kind}: expected a map, got {type(d).__name__}")
+    v = d.get("v")
+    if v != SCHEMA_VERSION:
+        raise SchemaError(f"{kind}: schema version {v!r} is not supported (this client reads {SCHEMA_VERSION})")
+    if d.get("type") != kind:
+        raise SchemaError(f"{kind}: type field is {d.get('type')!r}")
+
+
+def _get(d: dict, key: str, types: type | tuple) -> Any:
+    if key not in d:
+        raise SchemaError(f"missing field {key!r}")
+    value = d[key]
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise SchemaError(f"field {key!r}: expected {types}, got a boolean")
+    if not isinstance(value, types):
+        raise SchemaError(f"field {key!r}: expected {getattr(types, '__name__', types)}, got {type(value).__name__}")
+    return value
+
+
+def _array(d: dict, key: str, shape: tuple[int, ...], optional: bool = False) -> np.ndarray | None:
+    if key not in d:
+        raise SchemaError(f"missing field {key!r}")
+    if d[key] is None:
+        if optional:
+            return None
+        raise SchemaError(f"field {key!r} must not be null")
+    try:
+        a = np.asarray(d[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SchemaError(f"field {key!r}: expected numbers") from None
+    if a.ndim != len(shape) or any(s != -1 and s != n for s, n in zip(shape, a.shape)):
+        raise SchemaError(f"field {key!r}: expected shape {shape}, got {a.shape}")
+    return a
