@@ -39,6 +39,8 @@ class SourceConfig:
     realtime: bool = opt(True, help="pace file sources at their own frame rate")
     reconnect_initial_s: float = opt(0.5, min=0.01)
     reconnect_max_s: float = opt(10.0, min=0.1)
+    focal_px: float = opt(0.0, min=0.0, help="camera focal length in pixels; 0 = unknown, use 0.8 x width")
+    name: str = opt("", help="source id in topics (frame/<name>); '' = cam0, cam1, ...")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,11 @@ class Pose2DConfig:
     max_people: int = opt(10, min=1, max=64)
     detect_every: int = opt(5, min=1, help="run the person detector every N frames (or when a person is lost)")
     detector_score: float = opt(0.5, min=0.0, max=1.0)
+    detector_tiles: int = opt(2, min=1, max=8,
+                              help="rows of overlapping square tiles the detector also sees (1 = whole frame only)")
     keypoint_threshold: float = opt(0.1, min=0.0, max=1.0)
+    person_score: float = opt(0.2, min=0.0, max=1.0,
+                              help="people whose mean keypoint confidence is below this are dropped (lost)")
     ort_threads: int = opt(1, min=0)
     precision: str = opt("fp16", choices=("fp16", "fp32"))
 
@@ -72,15 +78,22 @@ class TrackingConfig:
     confirm_frames: int = opt(3, min=1)
     coast_s: float = opt(1.0, min=0.0)
     reid_s: float = opt(3.0, min=0.0)
+    keypoint_weight: float = opt(0.5, min=0.0, max=1.0, help="share of keypoint distance vs box overlap in the cost")
+    keypoint_gate: float = opt(0.3, min=0.01, help="largest mean keypoint distance to the prediction, in person heights")
+    min_keypoints: int = opt(3, min=1, max=14, help="detections with fewer usable keypoints are ignored")
+    min_confidence: float = opt(0.05, min=0.0, max=1.0, help="keypoints below this confidence count as missing")
 
 
 @dataclass(frozen=True)
 class FilterConfig:
     enabled: bool = opt(True)
     space: str = opt("joints", choices=("joints", "coefficients"))
-    min_cutoff: float = opt(1.0, min=0.0)
-    beta: float = opt(0.5, min=0.0)
-    d_cutoff: float = opt(1.0, min=0.0)
+    min_cutoff: float = opt(1.0, min=0.0, help="joints: cutoff (Hz) when still")
+    beta: float = opt(0.5, min=0.0, help="joints: cutoff increase (Hz) per m/s of joint speed")
+    d_cutoff: float = opt(1.0, min=0.0, help="cutoff (Hz) of the speed estimate")
+    root_min_cutoff: float = opt(1.0, min=0.0, help="root: cutoff (Hz) when still")
+    root_beta: float = opt(0.5, min=0.0, help="root: cutoff increase (Hz) per m/s of root speed")
+    reset_after_s: float = opt(0.5, min=0.0, help="a track unseen this long starts its filter afresh")
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,7 @@ class VmcConfig:
     host: str = opt("127.0.0.1")
     port: int = opt(39539, min=1, max=65535)
     track: int = opt(-1, help="track id to send, -1 = one sender per track")
+    max_senders: int = opt(4, min=1, max=64, help="with track = -1: tracks get ports port, port+1, ...")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,4 @@
+"""Video sources (files, webcams, RTSP/HTTP streams, the demo video) read through OpenCV."""
+from realtime.capture.source import DEMO_VIDEO, CapturedFrame, SourceError, VideoSource, resolve_uri, source_kind
+
+__all__ = ["VideoSource", "CapturedFrame", "SourceError", "resolve_uri", "source_kind", "DEMO_VIDEO"]

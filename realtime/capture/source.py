@@ -1,0 +1,204 @@
+"""Video sources through OpenCV: files, webcams (``webcam:N``), RTSP/HTTP streams, and "demo".
+
+A source never sleeps on its own: :meth:`VideoSource.wait_s` says how long until the next frame
+is due so the capture process can keep answering its consumer meanwhile. Live sources are
+stamped with the wall clock at read; files with their own presentation time (CAP_PROP_POS_MSEC)
+relative to the wall-clock start of the run, so a file paced in real time behaves like a camera
+and latency measured from ``t_capture`` includes any time capture itself fell behind.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from realtime.config import REPO_ROOT
+
+#: The bundled demo video, used by ``--source demo`` when present (else ``webcam:0``).
+DEMO_VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "deepstream_Retail02_short.mp4"
+NETWORK_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+_OPEN_TIMEOUT_MS = 3000
+_READ_TIMEOUT_MS = 3000
+
+log = logging.getLogger("realtime.capture")
+
+
+class SourceError(RuntimeError):
+    """A source cannot be used at all (missing file, not a video); the message names it."""
+
+
+@dataclass
+class CapturedFrame:
+    image: np.ndarray    # (H, W, 3) uint8 BGR
+    seq: int             # frame index in the source (keeps counting across loops and reconnects)
+    t_capture: float     # unix seconds
+
+
+def resolve_uri(uri: str) -> str:
+    if uri == "demo":
+        return str(DEMO_VIDEO) if DEMO_VIDEO.exists() else "webcam:0"
+    return uri
+
+
+def source_kind(uri: str) -> str:
+    if uri.startswith("webcam:"):
+        return "webcam"
+    if uri.lower().startswith(NETWORK_SCHEMES):
+        return "stream"
+    return "file"
+
+
+class VideoSource:
+    """One opened source. ``read()`` returns the next frame, or None when none is available now
+    (a live source reconnecting: see ``wait_s``) or the source ended (``ended`` is then true)."""
+
+    def __init__(self, uri: str, *, loop: bool = False, realtime: bool = True,
+                 reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
+                 start_seq: int = 0, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.uri = resolve_uri(uri)
+        self.kind = source_kind(self.uri)
+        self.loop = loop and self.kind == "file"
+        self.realtime = realtime
+        self.reconnect_initial_s = reconnect_initial_s
+        self.reconnect_max_s = reconnect_max_s
+        self.on_event = on_event or (lambda event: None)
+        self.seq = start_seq
+        self.skipped = 0          # frames decoded but passed over to keep up with real time
+        self.reconnects = 0
+        self.ended = False
+        self.width = self.height = 0
+        self.fps = 0.0
+        self._cap: cv2.VideoCapture | None = None
+        self._t0: float | None = None          # wall time of the file's position 0 (this loop)
+        self._next_retry = 0.0
+        self._backoff = reconnect_initial_s
+        self._open_first(start_seq)
+
+    def _open_first(self, start_seq: int) -> None:
+        if self.kind == "file":
+            path = Path(self.uri)
+            if not path.is_file():
+                raise SourceError(f"{self.uri}: no such video file")
+            cap = cv2.VideoCapture(str(path))
+            ok, _ = cap.read() if cap.isOpened() else (False, None)
+            if not ok:
+                cap.release()
+                raise SourceError(f"{self.uri}: not a video OpenCV can decode")
+            self._cap = cap
+            self._init_props()
+            self._frame_count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 1)
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start_seq % self._frame_count)
+        elif not self._connect():
+            self._schedule_retry("could not open")
+
+    def _connect(self) -> bool:
+        if self.kind == "webcam":
+            try:
+                index = int(self.uri.split(":", 1)[1])
+            except ValueError:
+                raise SourceError(f"{self.uri}: expected webcam:N with an integer N") from None
+            cap = cv2.VideoCapture(index)
+        else:
+            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _OPEN_TIMEOUT_MS,
+                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, _READ_TIMEOUT_MS])
+        if not cap.isOpened():
+            cap.release()
+            return False
+        self._cap = cap
+        self._init_props()
+        if self.reconnects:
+            self.on_event({"event": "reconnected", "uri": self.uri, "attempts": self.reconnects})
+        self._backoff = self.reconnect_initial_s
+        return True
+
+    def _init_props(self) -> None:
+        assert self._cap is not None
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def _schedule_retry(self, why: str) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self.reconnects += 1
+        self._next_retry = time.monotonic() + self._backoff
+        self.on_event({"event": "source_down", "uri": self.uri, "reason": why,
+                       "attempt": self.reconnects, "retry_in_s": round(self._backoff, 3)})
+        self._backoff = min(self._backoff * 2.0, self.reconnect_max_s)
+
+    @property
+    def connected(self) -> bool:
+        return self._cap is not None
+
+    def wait_s(self) -> float:
+        """Seconds until ``read()`` can give the next frame (0 = now)."""
+        if self.ended:
+            return 0.0
+        if self._cap is None:
+            return max(0.0, self._next_retry - time.monotonic())
+        if self.kind == "file" and self.realtime and self._t0 is not None:
+            due = self._t0 + self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 + self._frame_period()
+            return max(0.0, due - time.time())
+        return 0.0
+
+    def _frame_period(self) -> float:
+        return 1.0 / self.fps if self.fps > 0 else 1.0 / 30.0
+
+    def read(self) -> CapturedFrame | None:
+        if self.ended:
+            return None
+        if self._cap is None:
+            if time.monotonic() < self._next_retry or not self._connect():
+                if self._cap is None and time.monotonic() >= self._next_retry:
+                    self._schedule_retry("could not reconnect")
+                return None
+        if self.kind == "file":
+            return self._read_file()
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            self._schedule_retry("read failed")
+            return None
+        self.seq += 1
+        return CapturedFrame(image=image, seq=self.seq - 1, t_capture=time.time())
+
+    def _read_file(self) -> CapturedFrame | None:
+        assert self._cap is not None
+        if self.realtime and self._t0 is not None:
+            late = time.time() - (self._t0 + self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+            while late > 2 * self._frame_period() and self._cap.grab():
+                self.skipped += 1
+                self.seq += 1
+                late -= self._frame_period()
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            if not self.loop:
+                self.ended = True
+                return None
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._t0 = None
+            ok, image = self._cap.read()
+            if not ok:
+                self.ended = True
+                return None
+        pos = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if not self.realtime:
+            t = time.time()
+        else:
+            if self._t0 is None:
+                self._t0 = time.time() - pos
+            t = self._t0 + pos
+        self.seq += 1
+        return CapturedFrame(image=image, seq=self.seq - 1, t_capture=t)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

@@ -1,0 +1,78 @@
+"""``realtime export``: a recording to BVH, CSV or JSON, one file per track unless one is chosen."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("bvh", "csv", "json")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", metavar="PATH.mcap", help="a recording made by `realtime run --record`")
+    p.add_argument("--format", choices=FORMATS, help="default: from --output's suffix")
+    p.add_argument("--output", required=True, metavar="PATH",
+                   help="file to write; without --track, one file per track: PATH with _<id> before the suffix")
+    p.add_argument("--track", type=int, help="export only this track id")
+    p.add_argument("--source", help="source name, when the recording holds several")
+
+
+def output_path(output: Path, track_id: int | None) -> Path:
+    return output if track_id is None else output.with_name(f"{output.stem}_{track_id}{output.suffix}")
+
+
+def export(recording_path: str | Path, output: str | Path, fmt: str, track: int | None = None,
+           source: str | None = None) -> list[Path]:
+    """Write the export; returns the files written."""
+    from realtime.export.tracks import ExportError, load_tracks
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+    recording = load_tracks(recording_path, track, source)
+    output = Path(output)
+    written = []
+    for tid, t in sorted(recording.tracks.items()):
+        path = output_path(output, None if track is not None else tid)
+        if fmt == "bvh":
+            _write_bvh(path, recording, t)
+        else:
+            from realtime.export import tabular
+            (tabular.write_csv if fmt == "csv" else tabular.write_json)(path, recording, [t])
+        written.append(path)
+    return written
+
+
+def _write_bvh(path: Path, recording, track) -> None:
+    """One BVH frame per source frame from the track's first to last pose; gaps hold the last pose."""
+    from realtime.export.bvh import write_bvh
+    from realtime.rig import HumanoidRig
+    skel = recording.skeleton
+    if skel is not None and len(skel.rest_offsets) == len(recording.joint_names):
+        rig = HumanoidRig.from_offsets(skel.rest_offsets, recording.joint_names, skel.parents)
+    else:
+        rig = HumanoidRig.from_joints(track.joints[0], recording.joint_names)
+    by_time = dict(zip(track.times, track.joints))
+    span = [t for t in recording.frame_times if track.times[0] <= t <= track.times[-1]]
+    poses, pose = [], None
+    for t in span:
+        if t in by_time:
+            pose = rig.pose(by_time[t])
+        poses.append(pose)
+    write_bvh(path, rig, poses, recording.frame_time)
+
+
+def run(args: argparse.Namespace) -> int:
+    from realtime.export.tracks import ExportError
+    from realtime.rig import RigError
+    fmt = args.format or Path(args.output).suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        print(f"realtime export: cannot tell the format from {args.output!r}; give --format "
+              f"{'|'.join(FORMATS)}", file=sys.stderr)
+        return 2
+    try:
+        written = export(args.recording, args.output, fmt, args.track, args.source)
+    except (ExportError, RigError, OSError) as e:
+        print(f"realtime export: {e}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0

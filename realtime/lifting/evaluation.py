@@ -1,0 +1,101 @@
+"""Synthetic 2D views of mocap poses and 3D error metrics, shared by training, benchmark and tests.
+
+Poses are seen by random perspective cameras (azimuth all round, a pitch range, varied focal
+lengths and distances); the ground truth is returned in the same level camera frame the lifter
+outputs (pelvis-relative, y up, rotated only about the vertical).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.lifting.prior import ROOT_INDEX, bone_sum_squares, rotate_y
+from realtime.skeleton import JOINTS3D, LSP14
+
+_N2D = len(LSP14)
+_STATURE_CHAIN = [("head_top", "neck"), ("neck", "thorax"), ("thorax", "pelvis")]
+_LEGS = [("r_hip", "r_knee"), ("r_knee", "r_ankle"), ("l_hip", "l_knee"), ("l_knee", "l_ankle")]
+
+
+def stature(poses: np.ndarray) -> np.ndarray:
+    """Pose-independent height (m): head-to-pelvis chain plus mean leg length, (N,)."""
+    seg = lambda a, b: np.linalg.norm(poses[:, JOINTS3D.index(a)] - poses[:, JOINTS3D.index(b)], axis=-1)  # noqa: E731
+    return sum(seg(a, b) for a, b in _STATURE_CHAIN) + 0.5 * sum(seg(a, b) for a, b in _LEGS)
+
+
+@dataclass(frozen=True)
+class Views:
+    keypoints2d: np.ndarray   # (N,14,2) px, image y down
+    confidence: np.ndarray    # (N,14)
+    truth: np.ndarray         # (N,16,3) m, pelvis-relative, level camera frame
+    elevation_deg: np.ndarray  # (N,)
+    height_px: np.ndarray     # (N,)
+
+
+def random_views(poses: np.ndarray, rng: np.random.Generator, elevation_deg: tuple[float, float] = (-20.0, 40.0),
+                 focal_px: tuple[float, float] = (500.0, 2000.0), height_px: tuple[float, float] = (150.0, 600.0),
+                 image_size: tuple[int, int] = (1920, 1080)) -> Views:
+    """Project (N,16,3) metre poses with one random perspective camera each."""
+    n = len(poses)
+    centred = poses - poses[:, ROOT_INDEX : ROOT_INDEX + 1]
+    level = rotate_y(centred, rng.uniform(0, 2 * np.pi, n))
+    phi = np.radians(rng.uniform(*elevation_deg, n))
+    f = rng.uniform(*focal_px, n)
+    tall = stature(poses)
+    dist = f * tall / rng.uniform(*height_px, n)
+    c, s = np.cos(phi)[:, None], np.sin(phi)[:, None]
+    cam = level.copy()
+    cam[..., 1] = c * level[..., 1] - s * level[..., 2]
+    cam[..., 2] = s * level[..., 1] + c * level[..., 2]
+    offset = rng.uniform(-0.1, 0.1, (n, 2)) * dist[:, None]
+    depth = dist[:, None] - cam[..., 2]
+    u = image_size[0] / 2 + f[:, None] * (cam[..., 0] + offset[:, :1]) / depth
+    v = image_size[1] / 2 - f[:, None] * (cam[..., 1] + offset[:, 1:]) / depth
+    kp = np.stack([u, v], -1)[:, :_N2D]
+    return Views(kp, np.ones((n, _N2D)), level, np.degrees(phi), f * tall / dist)
+
+
+def add_noise(views: Views, fraction: float, rng: np.random.Generator) -> Views:
+    """Gaussian 2D noise with std ``fraction`` of each person's height in pixels."""
+    noise = rng.normal(size=views.keypoints2d.shape) * (fraction * views.height_px)[:, None, None]
+    return Views(views.keypoints2d + noise, views.confidence, views.truth, views.elevation_deg, views.height_px)
+
+
+def drop_joints(views: Views, count: int, rng: np.random.Generator) -> Views:
+    """Mark ``count`` random joints per person missing (confidence 0, coordinates garbage)."""
+    n = len(views.keypoints2d)
+    missing = np.argsort(rng.random((n, _N2D)), axis=1)[:, :count]
+    conf = views.confidence.copy()
+    kp = views.keypoints2d.copy()
+    rows = np.arange(n)[:, None]
+    conf[rows, missing] = 0.0
+    kp[rows, missing] = rng.uniform(-5000, 5000, (n, count, 2))
+    return Views(kp, conf, views.truth, views.elevation_deg, views.height_px)
+
+
+def _scale_to_truth(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Scale each prediction so its limb-length size matches the truth's (the metric 'true height')."""
+    return pred * np.sqrt(bone_sum_squares(truth) / bone_sum_squares(pred))[:, None, None]
+
+
+def mpjpe(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Mean per-joint position error (m) over the 14 LSP joints, pelvis-relative, after size scaling."""
+    pred = pred - pred[:, ROOT_INDEX : ROOT_INDEX + 1]
+    truth = truth - truth[:, ROOT_INDEX : ROOT_INDEX + 1]
+    pred = _scale_to_truth(pred, truth)
+    return np.linalg.norm(pred[:, :_N2D] - truth[:, :_N2D], axis=-1).mean(1)
+
+
+def pa_mpjpe(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """MPJPE (m) over the 14 LSP joints after Procrustes alignment (rotation, scale, translation)."""
+    p = pred[:, :_N2D] - pred[:, :_N2D].mean(1, keepdims=True)
+    t = truth[:, :_N2D] - truth[:, :_N2D].mean(1, keepdims=True)
+    u, sv, vt = np.linalg.svd(np.einsum("nlx,nly->nxy", p, t))
+    d = np.sign(np.linalg.det(u @ vt))
+    sv[:, -1] *= d
+    u[:, :, -1] *= d[:, None]
+    rot = u @ vt
+    scale = sv.sum(1) / (p**2).sum((1, 2))
+    aligned = scale[:, None, None] * np.einsum("nlx,nxy->nly", p, rot)
+    return np.linalg.norm(aligned - t, axis=-1).mean(1)

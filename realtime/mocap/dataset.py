@@ -1,0 +1,257 @@
+"""Mocap clips as JOINTS3D positions, and the CMU dataset split by subject.
+
+A clip is named ``<subject>_<trial>`` (CMU's own naming, e.g. ``02_01.amc``, ``113_25.bvh``).
+The same (subject, trial) may exist as AMC and as BVH: the AMC (CMU's native recording) is kept.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from realtime.config import REPO_ROOT
+
+from .asf_amc import AsfSkeleton, read_amc, read_asf
+from .bvh import parse_bvh
+from .errors import MocapError
+from .joints import CMU, Convention, convention_of, to_joints3d
+
+log = logging.getLogger(__name__)
+
+#: CMU records at 120 fps; AMC files do not state their rate.
+AMC_FPS = 120.0
+
+_NAME = re.compile(r"^(\d+)_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One mocap clip as 3D joints (see ``realtime.skeleton.JOINTS3D``)."""
+
+    path: Path
+    subject: str
+    trial: str
+    fps: float
+    joints: np.ndarray  # (T, 16, 3) float32, metres, y up, JOINTS3D order, world frame as recorded
+    convention: str     # the source skeleton convention (realtime.mocap.joints)
+
+    @property
+    def frames(self) -> int:
+        return len(self.joints)
+
+    def subsample(self, fps: float) -> Clip:
+        """Every n-th frame, n = round(self.fps / fps) (at least 1), so the rate is about ``fps``."""
+        step = max(1, round(self.fps / fps))
+        return dataclasses.replace(self, joints=self.joints[::step], fps=self.fps / step)
+
+
+def clip_id(path: str | Path) -> tuple[str, str]:
+    """(subject, trial) from a CMU file name such as ``02_01.bvh``."""
+    match = _NAME.match(Path(path).stem)
+    if match is None:
+        raise MocapError(path, "file name is not <subject>_<trial> (e.g. 02_01.bvh)")
+    return match.group(1), match.group(2)
+
+
+def load_clip(path: str | Path) -> Clip:
+    """Read a .bvh, or a .amc with its subject's .asf from the same folder, as JOINTS3D."""
+    path = Path(path)
+    subject, trial = clip_id(path)
+    suffix = path.suffix.lower()
+    if suffix == ".bvh":
+        bvh = parse_bvh(path)
+        convention = _convention(path, bvh.names)
+        motion = convention.repair(bvh).motion()
+    elif suffix == ".amc":
+        convention = CMU
+        motion = read_amc(path, _asf_for(path), fps=AMC_FPS)
+    else:
+        raise MocapError(path, f"not a mocap file ({suffix or 'no suffix'}; expected .bvh or .amc)")
+    missing = convention.missing(motion.names)
+    if missing:
+        raise MocapError(path, f"{convention.name} skeleton lacks {', '.join(missing)}")
+    joints = to_joints3d(motion, convention)[convention.rest_frames:]
+    if len(joints) == 0:
+        raise MocapError(path, "no motion frames")
+    if not np.isfinite(joints).all():
+        bad = int(np.flatnonzero(~np.isfinite(joints).all(axis=(1, 2)))[0])
+        raise MocapError(path, f"frame {bad + 1 + convention.rest_frames} has non-finite values")
+    return Clip(path=path, subject=subject, trial=trial, fps=motion.fps, joints=joints,
+                convention=convention.name)
+
+
+def _convention(path: Path, names: tuple[str, ...]) -> Convention:
+    convention = convention_of(names)
+    if convention is None:
+        raise MocapError(path, f"unknown skeleton convention (joints {', '.join(names[:8])}...)")
+    return convention
+
+
+def _asf_for(amc: Path) -> AsfSkeleton:
+    subject, _ = clip_id(amc)
+    own = amc.with_name(f"{subject}.asf")
+    if own.exists():
+        return _read_asf_cached(own)
+    found = sorted(amc.parent.glob("*.asf"))
+    if len(found) != 1:
+        raise MocapError(amc, f"needs its skeleton {own.name} in the same folder")
+    return _read_asf_cached(found[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _read_asf_cached(path: Path) -> AsfSkeleton:
+    return read_asf(path)
+
+
+# -- the cache --------------------------------------------------------------------------------
+
+#: Loading all of ../shared/data/mocap/cmu parses ~140k frames (about 15 s of CPU), so
+#: load_dataset keeps each clip's full-rate joints here (gitignored).
+DEFAULT_CACHE_DIR = REPO_ROOT / "engines" / "cache" / "mocap"
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    """Hash of the readers and joint tables: a change to either invalidates cached clips."""
+    digest = hashlib.sha1()
+    for name in ("asf_amc.py", "bvh.py", "dataset.py", "joints.py", "kinematics.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _cache_file(cache_dir: Path, path: Path) -> Path:
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_code_version()}"
+    return cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+
+
+def _load_cached(path: Path, cache_dir: Path | None) -> Clip:
+    if cache_dir is None:
+        return load_clip(path)
+    file = _cache_file(cache_dir, path)
+    if file.exists():
+        try:
+            with np.load(file) as data:
+                subject, trial = clip_id(path)
+                return Clip(path=path, subject=subject, trial=trial, fps=float(data["fps"]),
+                            joints=data["joints"], convention=str(data["convention"]))
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("ignoring unreadable cache file %s: %s", file, e)
+    clip = load_clip(path)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".npz", delete=False) as tmp:
+            np.savez(tmp, joints=clip.joints, fps=clip.fps, convention=clip.convention)
+        os.replace(tmp.name, file)
+    except OSError as e:
+        log.warning("cannot cache %s in %s: %s", path.name, cache_dir, e)
+    return clip
+
+
+# -- the dataset ------------------------------------------------------------------------------
+
+#: The fixed split of the CMU subjects in ../shared: 70/15/15 % of the frames at 10 fps
+#: (``tools/bench_mocap.py`` prints it). Validation has uneven-terrain walking, walks, jump-and-grab,
+#: kicks and dance; test has walk, run, jumps and five subjects of the walking set (the tracking
+#: benchmark animates walking people). Subjects not listed fall back to a hash of their number.
+SPLIT: dict[str, str] = {
+    **dict.fromkeys(("03", "05", "08", "10", "12", "14"), "val"),
+    **dict.fromkeys(("09", "13", "16", "43", "55", "113", "133", "136"), "test"),
+    **dict.fromkeys(("01", "02", "06", "07", "26", "27", "29", "32", "35", "38", "39", "45", "46",
+                     "47", "49", "114"), "train"),
+}
+
+
+def subject_split(subject: str) -> str:
+    """"train", "val" or "test" for a subject: fixed, by subject, never by frame."""
+    subject = subject.lstrip("0").zfill(2)
+    if subject in SPLIT:
+        return SPLIT[subject]
+    bucket = zlib.crc32(subject.encode()) % 100
+    return "train" if bucket < 70 else "val" if bucket < 85 else "test"
+
+
+@dataclass
+class Dataset:
+    """Clips loaded from a folder tree; bad files are in ``skipped`` with the reason."""
+
+    clips: list[Clip]
+    skipped: list[tuple[Path, str]]
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.clips)
+
+    def joints(self) -> np.ndarray:
+        """All frames of all clips, (N, 16, 3) float32."""
+        if not self.clips:
+            return np.zeros((0, 16, 3), np.float32)
+        return np.concatenate([c.joints for c in self.clips])
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({c.subject for c in self.clips}, key=lambda s: (len(s), s))
+
+
+def find_clips(root: str | Path) -> list[Path]:
+    """Every .amc and .bvh under ``root``, one per (subject, trial), AMC preferred over BVH."""
+    root = Path(root)
+    chosen: dict[tuple[str, str], Path] = {}
+    for path in sorted(root.rglob("*.amc")) + sorted(root.rglob("*.bvh")):
+        try:
+            key = clip_id(path)
+        except MocapError:
+            key = (path.stem, str(path))
+        chosen.setdefault(key, path)
+    return sorted(chosen.values(), key=lambda p: (p.stem, p.suffix))
+
+
+def load_dataset(root: str | Path, fps: float | None = 10.0, subjects: Iterable[str] | None = None,
+                 split: str | None = None, progress: bool = True,
+                 cache_dir: str | Path | None = DEFAULT_CACHE_DIR) -> Dataset:
+    """Load every clip under ``root`` subsampled to about ``fps`` (None = every frame).
+
+    ``subjects`` and ``split`` ("train" | "val" | "test") filter by subject. A clip that cannot
+    be read is logged, listed in ``Dataset.skipped`` and does not stop the load. Clips are
+    cached in ``cache_dir`` (None = no cache), keyed by file, size, mtime and reader code.
+    """
+    from tqdm import tqdm
+
+    root = Path(root)
+    if not root.is_dir():
+        raise MocapError(root, "mocap folder not found")
+    if split not in (None, "train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val', 'test' or None, not {split!r}")
+    wanted = None if subjects is None else {s.lstrip("0").zfill(2) for s in subjects}
+    paths = []
+    for path in find_clips(root):
+        try:
+            subject, _ = clip_id(path)
+        except MocapError:
+            paths.append(path)  # reported as skipped below
+            continue
+        subject = subject.lstrip("0").zfill(2)
+        if (wanted is None or subject in wanted) and (split is None or subject_split(subject) == split):
+            paths.append(path)
+    clips: list[Clip] = []
+    skipped: list[tuple[Path, str]] = []
+    for path in tqdm(paths, desc="mocap", unit="clip", disable=not progress):
+        try:
+            clip = _load_cached(path, None if cache_dir is None else Path(cache_dir))
+        except (MocapError, ValueError, IndexError, KeyError) as e:
+            reason = str(e) if isinstance(e, MocapError) else f"{path.name}: {type(e).__name__}: {e}"
+            log.warning("skipped %s", reason)
+            skipped.append((path, reason))
+            continue
+        clips.append(clip if fps is None else clip.subsample(fps))
+    return Dataset(clips=clips, skipped=skipped)

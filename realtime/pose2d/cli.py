@@ -1,0 +1,103 @@
+"""``realtime estimate IMAGE [IMAGE ...]``: every person's 2D (and, with a pose prior, 3D) pose in still images.
+
+A bad file gets one error line and the others still run; the exit status is 1 if any image failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+MODELS = ("cpm", "blazepose-lite", "blazepose-full", "blazepose-heavy")
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--model", choices=MODELS, help="2D keypoint model (default: [pose2d] model)")
+    p.add_argument("--backend", choices=BACKENDS, help="inference backend (default: [pose2d] backend)")
+    p.add_argument("--config", help="config.toml to read (default: the repository's)")
+    p.add_argument("--no-3d", action="store_true", help="skip 3D lifting even when a pose prior is available")
+
+
+def run(args: argparse.Namespace) -> int:
+    from realtime.config import ConfigError, load_config
+    from realtime.pose2d import ImageError, PoseEstimator2D, load_image
+
+    try:
+        config = load_config(args.config)
+        pose2d = config.replace("pose2d", **{k: v for k, v in (("model", args.model), ("backend", args.backend))
+                                             if v}).pose2d
+        estimator = PoseEstimator2D.create(config=pose2d)
+    except (ConfigError, RuntimeError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    lifter, lift_note = (None, "disabled (--no-3d)") if args.no_3d else _lifter(config.lifting)
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            image = load_image(path)
+        except ImageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            results.append({"image": path, "error": str(e)})
+            failed += 1
+            continue
+        estimator.reset()
+        people = estimator.estimate(image)
+        entries = [p.to_dict() for p in people]
+        if lifter is not None and people:
+            _add_3d(lifter, people, entries)
+        results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
+                        "people": entries, "timings_ms": {k: round(v, 2) for k, v in estimator.last_timings.items()}})
+    summary = {"model": pose2d.model, "backend": estimator.backend, "lifting": lift_note, "images": results}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_text(summary)
+    estimator.close()
+    return 1 if failed else 0
+
+
+def _lifter(config: Any) -> tuple[Any, str]:
+    """The 3D lifter when realtime.lifting and a trained prior are present; else None and why not."""
+    try:
+        from realtime.lifting import Lifter
+    except ImportError as e:
+        return None, f"unavailable ({e})"
+    try:
+        return Lifter.from_config(config), "on"
+    except (OSError, ValueError) as e:
+        return None, f"unavailable ({e})"
+
+
+def _add_3d(lifter: Any, people: list, entries: list[dict]) -> None:
+    import numpy as np
+
+    out = lifter.lift(np.stack([p.keypoints for p in people]), np.stack([p.confidence for p in people]))
+    for i, entry in enumerate(entries):
+        if out.valid[i]:
+            entry["joints3d"] = {name: [round(float(v), 4) for v in xyz]
+                                 for name, xyz in zip(out.joint_names, out.joints3d[i])}
+        else:
+            entry["joints3d"] = None
+
+
+def _print_text(summary: dict) -> None:
+    print(f"model {summary['model']} on {summary['backend']}; 3D lifting {summary['lifting']}")
+    for r in summary["images"]:
+        if "error" in r:
+            print(f"{r['image']}: error: {r['error']}")
+            continue
+        print(f"{r['image']}: {r['width']}x{r['height']}, {len(r['people'])} people")
+        for i, p in enumerate(r["people"]):
+            box = ", ".join(f"{v:.0f}" for v in p["bbox"])
+            print(f"  person {i}: score {p['score']:.2f}, box ({box})")
+            for name, (x, y, c) in p["keypoints"].items():
+                xyz = ""
+                if p.get("joints3d"):
+                    xyz = "  3D " + " ".join(f"{v:+.3f}" for v in p["joints3d"][name]) + " m"
+                print(f"    {name:11s} {x:8.1f} {y:8.1f}  conf {c:.2f}{xyz}")
+            if "joints3d" in p and p["joints3d"] is None:
+                print("    3D: too few visible joints")

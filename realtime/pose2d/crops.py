@@ -1,0 +1,87 @@
+"""Aspect-keeping square crops (with zero padding outside the image) and their inverse.
+
+A crop is a similarity transform from image pixels to network-input pixels; keeping it lets every
+keypoint found in a crop go back to the original image exactly. Pixel centres are at integer
+coordinates (OpenCV's convention) on both sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A square region of the image (``centre``, ``side`` in image pixels) resampled to ``size`` x ``size``."""
+
+    centre: tuple[float, float]
+    side: float
+    size: int
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """2x3 affine map image -> crop: ``u = k (x - c) + size/2 - 1/2`` with ``k = size / side``."""
+        k = self.size / self.side
+        off = self.size / 2.0 - 0.5
+        return np.array([[k, 0.0, off - k * self.centre[0]],
+                         [0.0, k, off - k * self.centre[1]]], dtype=np.float64)
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        k = self.size / self.side
+        return (np.asarray(points, np.float64) - self.centre) * k + (self.size / 2.0 - 0.5)
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        k = self.side / self.size
+        return (np.asarray(points, np.float64) - (self.size / 2.0 - 0.5)) * k + self.centre
+
+
+def box_crop(bbox: tuple[float, float, float, float] | np.ndarray, size: int, scale: float = 1.0) -> Crop:
+    """The square around a box's centre whose side is ``scale`` times the box's longer side."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    side = max(x1 - x0, y1 - y0, 1.0) * scale
+    return Crop(((x0 + x1) / 2.0, (y0 + y1) / 2.0), side, size)
+
+
+def letterbox(width: int, height: int, size: int) -> Crop:
+    """The whole image, centred and padded to a square (how detectors expect their input)."""
+    return Crop(((width - 1) / 2.0, (height - 1) / 2.0), float(max(width, height)), size)
+
+
+def warp(image: np.ndarray, crops: list[Crop], out: np.ndarray | None = None) -> np.ndarray:
+    """Resample every crop of a BGR ``uint8`` image into one ``(N, size, size, 3)`` float32 RGB batch (0..255).
+
+    Strong downscaling reads from an image pyramid (each level half the last) so that bilinear
+    sampling never skips pixels: a 1080p frame shrunk to a 224 detector input would otherwise alias.
+    """
+    if not crops:
+        return np.zeros((0, 1, 1, 3), np.float32)
+    size = crops[0].size
+    if out is None:
+        out = np.empty((len(crops), size, size, 3), np.float32)
+    pyramid = [image]
+    for i, crop in enumerate(crops):
+        level = 0
+        while crop.side / crop.size >= 2.0 ** (level + 1) and min(pyramid[level].shape[:2]) >= 2 * MIN_LEVEL_SIDE:
+            level += 1
+            if len(pyramid) <= level:
+                pyramid.append(cv2.pyrDown(pyramid[level - 1]))
+        crop_l = _at_level(crop, level, image.shape, pyramid[level].shape)
+        patch = cv2.warpAffine(pyramid[level], crop_l.matrix, (size, size), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        out[i] = patch[:, :, ::-1]
+    return out
+
+
+#: Pyramid levels stop before an image side falls below this.
+MIN_LEVEL_SIDE = 16
+
+
+def _at_level(crop: Crop, level: int, shape0: tuple, shape: tuple) -> Crop:
+    if level == 0:
+        return crop
+    sx, sy = shape[1] / shape0[1], shape[0] / shape0[0]
+    cx = (crop.centre[0] + 0.5) * sx - 0.5
+    cy = (crop.centre[1] + 0.5) * sy - 0.5
+    return Crop((cx, cy), crop.side * (sx + sy) / 2.0, crop.size)

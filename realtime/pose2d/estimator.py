@@ -1,0 +1,271 @@
+"""PoseEstimator2D: the multi-person, top-down 2D pipeline.
+
+detector -> one aspect-keeping crop per person -> ONE batched keypoint-model call for everyone ->
+belief-map (or landmark) decoding -> LSP-14 keypoints in image pixels with per-joint confidence.
+
+On video the detector is the expensive, jittery part, so (as real-time systems do) each person's
+keypoints in one frame place their crop in the next, and the detector runs only every
+``detect_every`` frames, or at once when a person is lost (mean confidence too low).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from realtime.config import Pose2DConfig
+from realtime.pose2d.crops import Crop, box_crop, warp
+from realtime.pose2d.decode import decode_belief_maps, map_to_crop
+from realtime.pose2d.detector import Detection, PersonDetector
+from realtime.pose2d.images import MIN_SIDE, to_bgr8
+from realtime.pose2d.landmarks import blazepose_to_lsp14
+from realtime.pose2d.models import model_spec
+from realtime.skeleton import LSP14
+
+if TYPE_CHECKING:
+    from realtime.pose2d.backends import Backend
+
+#: Keypoints of two people closer than this fraction of the box diagonal count as the same joint.
+SAME_JOINT = 0.1
+#: Two people sharing more than this fraction of their joints are one person found twice.
+SAME_PERSON = 0.5
+#: The box placing a person's next crop is the keypoint box grown by this fraction on every side
+#: (keypoints are joint centres; limbs, hands and hair reach beyond them).
+BOX_MARGIN = 0.1
+
+
+@dataclass
+class Person2D:
+    """One person in one image: box and LSP-14 keypoints in image pixels, and how sure we are."""
+
+    bbox: np.ndarray          # (4,) x0, y0, x1, y1
+    score: float              # mean keypoint confidence
+    keypoints: np.ndarray     # (14, 2) x, y in LSP14 order
+    confidence: np.ndarray    # (14,) in [0, 1]; 0 = not found
+
+    def to_dict(self) -> dict:
+        return {
+            "bbox": [round(float(v), 2) for v in self.bbox],
+            "score": round(float(self.score), 4),
+            "keypoints": {name: [round(float(x), 2), round(float(y), 2), round(float(c), 4)]
+                          for name, (x, y), c in zip(LSP14, self.keypoints, self.confidence)},
+        }
+
+
+@dataclass(frozen=True)
+class KeypointModel:
+    """How one keypoint network's crops are placed and its outputs read (its input size and pixel
+    range come from the model registry, ``realtime.pose2d.models.model_spec``)."""
+
+    name: str
+    #: Crop side over the person box's longer side.
+    crop_scale: float
+    #: outputs, keypoint_threshold -> keypoints (N, 14, 2) in crop pixels, confidence (N, 14).
+    read: Callable[[dict[str, np.ndarray], float], tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def input_size(self) -> int:
+        return model_spec(self.name).input_size[0]
+
+    def normalise(self, batch: np.ndarray) -> np.ndarray:
+        """RGB 0..255 -> the network's input range, in place."""
+        lo, hi = model_spec(self.name).input_range
+        if (lo, hi) != (0.0, 255.0):
+            batch *= (hi - lo) / 255.0
+            batch += lo
+        return batch
+
+
+def _read_cpm(out: dict[str, np.ndarray], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    (maps,) = out.values()
+    points, confidence = decode_belief_maps(maps, threshold)
+    return map_to_crop(points, maps.shape[1], model_spec("cpm").input_size[0]), confidence
+
+
+def _read_blazepose(out: dict[str, np.ndarray], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    landmarks = [v for v in out.values() if v.ndim == 2 and v.shape[1] == 195]
+    if len(landmarks) != 1:
+        raise ValueError(f"BlazePose outputs hold no single (N, 195) landmark tensor: "
+                         f"{ {k: v.shape for k, v in out.items()} }")
+    points, confidence = blazepose_to_lsp14(landmarks[0])
+    confidence[confidence < threshold] = 0.0
+    return points, confidence
+
+
+#: Crop scales were chosen on the annotated images (tools/bench_2d.py): BlazePose, like MediaPipe's
+#: own region of interest, wants more context around the person than the CPM.
+MODELS: dict[str, KeypointModel] = {
+    "cpm": KeypointModel("cpm", 1.25, _read_cpm),
+    **{f"blazepose-{v}": KeypointModel(f"blazepose-{v}", 1.5, _read_blazepose) for v in ("lite", "full", "heavy")},
+}
+#: The detector's full-body circle is wider than a person's box: its diameter over the box's longer side.
+DETECTION_CIRCLE = 1.15
+
+
+@dataclass
+class _Track:
+    """Where to look for a person in the next frame."""
+
+    box: np.ndarray
+    score: float
+
+
+@dataclass
+class PoseEstimator2D:
+    """Finds every person's LSP-14 keypoints in BGR frames; keeps a little state between video frames."""
+
+    keypoint_backend: "Backend"
+    detector: PersonDetector
+    model: KeypointModel
+    config: Pose2DConfig = field(default_factory=Pose2DConfig)
+    last_timings: dict[str, float] = field(default_factory=dict)
+    frames: int = 0
+    detector_runs: int = 0
+    _tracks: list[_Track] = field(default_factory=list)
+    _since_detect: int = 0
+    _lost: bool = False
+
+    @classmethod
+    def create(cls, backend: str | None = None, model: str | None = None,
+               config: Pose2DConfig | None = None) -> "PoseEstimator2D":
+        """Load the keypoint model and the person detector on one backend (``auto`` = fastest here)."""
+        from realtime.pose2d.backends import create_backend
+
+        config = config or Pose2DConfig()
+        model = model or config.model
+        backend = backend or config.backend
+        if model not in MODELS:
+            raise ValueError(f"unknown 2D model {model!r} (known: {', '.join(MODELS)})")
+        keypoints = create_backend(model, backend=backend, config=config)
+        detector = create_backend("detector", backend=backend, config=config)
+        return cls(keypoints, PersonDetector(detector, config.detector_score, config.detector_tiles), MODELS[model], config)
+
+    @property
+    def backend(self) -> str:
+        return self.keypoint_backend.name
+
+    def reset(self) -> None:
+        """Forget the previous frame (a new video or source): the next call runs the detector."""
+        self._tracks = []
+        self._since_detect = 0
+        self._lost = False
+
+    def seed(self, boxes: np.ndarray, score: float = 1.0) -> None:
+        """Start following people in given boxes (e.g. from an external detector) from the next frame."""
+        self._tracks = [_Track(np.asarray(b, np.float64), score) for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
+        self._lost = False
+
+    def close(self) -> None:
+        self.keypoint_backend.close()
+        self.detector.backend.close()
+
+    def estimate(self, image_bgr: np.ndarray) -> list[Person2D]:
+        """Every person in one frame, best score first. Frames too small to hold a person give []."""
+        t0 = time.perf_counter()
+        if isinstance(image_bgr, np.ndarray) and (image_bgr.ndim < 2 or min(image_bgr.shape[:2]) < MIN_SIDE):
+            self.last_timings = {"detect": 0.0, "crop": 0.0, "infer": 0.0, "decode": 0.0}
+            return []
+        image = to_bgr8(image_bgr)
+        self.frames += 1
+        candidates = [(t.box, t.score) for t in self._tracks]
+        detect = not candidates or self._lost or self._since_detect + 1 >= self.config.detect_every
+        if detect:
+            detections = self.detector.detect(image)
+            self.detector_runs += 1
+            self._since_detect = 0
+            candidates = _merge(candidates, detections)
+        else:
+            self._since_detect += 1
+        candidates = sorted(candidates, key=lambda c: -c[1])[: self.config.max_people]
+        t1 = time.perf_counter()
+
+        crops = [box_crop(box, self.model.input_size, self.model.crop_scale) for box, _ in candidates]
+        batch = self._batch(image, crops)
+        t2 = time.perf_counter()
+        out = self.keypoint_backend.infer(batch) if crops else {}
+        t3 = time.perf_counter()
+        people = self._people(out, crops) if crops else []
+        t4 = time.perf_counter()
+        self.last_timings = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3,
+                             "infer": (t3 - t2) * 1e3, "decode": (t4 - t3) * 1e3}
+        return people
+
+    def estimate_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Person2D]:
+        """Keypoints of the people in given boxes (e.g. ground truth), one per box, in box order,
+        without the detector and without touching the video state."""
+        image = to_bgr8(image_bgr)
+        m = self.model
+        crops = [box_crop(box, m.input_size, m.crop_scale) for box in np.asarray(boxes, np.float64).reshape(-1, 4)]
+        if not crops:
+            return []
+        points, confidence = m.read(self.keypoint_backend.infer(self._batch(image, crops)), self.config.keypoint_threshold)
+        return [_person(crop, p, c) for crop, p, c in zip(crops, points, confidence)]
+
+    def _batch(self, image: np.ndarray, crops: list[Crop]) -> np.ndarray:
+        return self.model.normalise(warp(image, crops))
+
+    def _people(self, out: dict[str, np.ndarray], crops: list[Crop]) -> list[Person2D]:
+        points, confidence = self.model.read(out, self.config.keypoint_threshold)
+        people = [_person(crop, p, c) for crop, p, c in zip(crops, points, confidence)]
+        kept = [p for p in people if p.score >= self.config.person_score]
+        self._lost = len(kept) < len(people)
+        kept = _deduplicate(sorted(kept, key=lambda p: -p.score))
+        self._tracks = [_Track(_grow(p.bbox, BOX_MARGIN), p.score) for p in kept]
+        return kept
+
+
+def _person(crop: Crop, points: np.ndarray, confidence: np.ndarray) -> Person2D:
+    keypoints = crop.to_image(points)
+    return Person2D(_keypoint_box(keypoints, confidence, crop), float(confidence.mean()), keypoints, confidence)
+
+
+def _merge(tracked: list[tuple[np.ndarray, float]], detections: list[Detection]) -> list[tuple[np.ndarray, float]]:
+    """Tracked people keep their keypoint boxes; a detection whose hip centre lies in none of them is new."""
+    merged = list(tracked)
+    for d in detections:
+        hip = d.keypoints[0]
+        if any(b[0] <= hip[0] <= b[2] and b[1] <= hip[1] <= b[3] for b, _ in tracked):
+            continue
+        merged.append((_detection_box(d), d.score))
+    return merged
+
+
+def _detection_box(d: Detection) -> np.ndarray:
+    """A person box (of the size keypoint boxes have) centred on the detector's full-body circle."""
+    box = d.person_box
+    centre = (box[:2] + box[2:]) / 2.0
+    half = (box[2:] - box[:2]) / (2.0 * DETECTION_CIRCLE)
+    return np.concatenate([centre - half, centre + half])
+
+
+def _keypoint_box(keypoints: np.ndarray, confidence: np.ndarray, crop: Crop) -> np.ndarray:
+    found = keypoints[confidence > 0]
+    if len(found) < 2:
+        half = crop.side / 2.0
+        return np.array([crop.centre[0] - half, crop.centre[1] - half, crop.centre[0] + half, crop.centre[1] + half])
+    return np.concatenate([found.min(axis=0), found.max(axis=0)])
+
+
+def _grow(box: np.ndarray, margin: float) -> np.ndarray:
+    pad = (box[2:] - box[:2]) * margin
+    return np.concatenate([box[:2] - pad, box[2:] + pad])
+
+
+def _deduplicate(people: list[Person2D]) -> list[Person2D]:
+    """Drop a person whose joints mostly coincide with a better-scored one (two crops on one body)."""
+    kept: list[Person2D] = []
+    for p in people:
+        if not any(_same_person(p, q) for q in kept):
+            kept.append(p)
+    return kept
+
+
+def _same_person(a: Person2D, b: Person2D) -> bool:
+    both = (a.confidence > 0) & (b.confidence > 0)
+    if not both.any():
+        return False
+    diag = max(float(np.hypot(*(a.bbox[2:] - a.bbox[:2]))), float(np.hypot(*(b.bbox[2:] - b.bbox[:2]))), 1.0)
+    close = np.linalg.norm(a.keypoints[both] - b.keypoints[both], axis=1) < SAME_JOINT * diag
+    return close.sum() > SAME_PERSON * len(LSP14)

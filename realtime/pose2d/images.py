@@ -1,0 +1,74 @@
+"""Image loading and validation: every odd input becomes a clear ``ImageError`` or an 8-bit BGR frame.
+
+Decoders and networks downstream assume ``uint8`` BGR ``(H, W, 3)``; converting grayscale, alpha and
+16-bit images here keeps that assumption true and keeps OpenCV's own errors out of the user's sight.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: Smaller images than this (either side) hold no usable person.
+MIN_SIDE = 8
+
+
+class ImageError(ValueError):
+    """An image file or array cannot be used; the message is one line naming the file or the problem."""
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as 8-bit BGR ``(H, W, 3)``."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if not path.is_file():
+        raise ImageError(f"{path}: not a file")
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise ImageError(f"{path}: empty file")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError(f"{path}: not an image OpenCV can decode")
+    try:
+        return to_bgr8(image)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Convert gray, gray+alpha, BGRA, 16-bit or float arrays to 8-bit BGR; reject what is not an image."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (2, 3, 4)):
+        raise ImageError(f"expected an (H, W) or (H, W, 1|2|3|4) image, got shape {image.shape}")
+    if image.shape[0] < MIN_SIDE or image.shape[1] < MIN_SIDE:
+        raise ImageError(f"image is {image.shape[1]}x{image.shape[0]} pixels, smaller than {MIN_SIDE}x{MIN_SIDE}")
+    image = _to_uint8(image)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 2:
+        return cv2.cvtColor(np.ascontiguousarray(image[:, :, 0]), cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * 255
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.all(np.isfinite(image)):
+            raise ImageError("image has NaN or infinite values")
+        scale = 255.0 if image.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(image * scale, 0, 255).astype(np.uint8)
+    if np.issubdtype(image.dtype, np.integer):
+        return np.clip(image, 0, 255).astype(np.uint8)
+    raise ImageError(f"unsupported pixel type {image.dtype}")

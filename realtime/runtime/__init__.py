@@ -1,0 +1,1 @@
+"""The streaming runtime: supervisor and stage processes (capture, inference, lifting workers, publisher)."""

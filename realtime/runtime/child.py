@@ -1,0 +1,96 @@
+"""What every child process shares: start-up, signals, heartbeats and events to the supervisor.
+
+A stage module provides ``main(child: Child, **kwargs) -> int``. Its loop calls
+``child.beat(**counters)`` each iteration (rate-limited here), so a stage stuck inside a
+call stops beating and the supervisor restarts it. SIGINT is ignored in children: Ctrl-C
+reaches the whole process group, and the supervisor alone decides the shutdown order
+(SIGTERM to each child, captures first).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import zmq
+
+from realtime.config import Config, from_dict
+from realtime.runtime.logs import fields, setup_logging
+from realtime.transport.sockets import Endpoints, make_socket
+
+#: Exit status of a stage that must not be restarted (bad source or config): the run stops.
+EXIT_FATAL = 3
+
+
+@dataclass
+class Child:
+    name: str
+    config: Config
+    endpoints: Endpoints
+    ctx: zmq.Context
+    stop: threading.Event
+    restarts: int = 0
+    _control: zmq.Socket | None = None
+    _last_beat: float = 0.0
+    _counters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger(f"realtime.{self.name.split('-')[0]}")
+
+    def beat(self, force: bool = False, **counters: Any) -> None:
+        """Heartbeat carrying this stage's counters; sent at most every ``[runtime] heartbeat_s``."""
+        self._counters.update(counters)
+        now = time.monotonic()
+        if force or now - self._last_beat >= self.config.runtime.heartbeat_s:
+            self._last_beat = now
+            self._send({"kind": "beat", **self._counters})
+
+    def event(self, event: str, level: int = logging.INFO, **values: Any) -> None:
+        """Log an event here and report it to the supervisor (which counts and shows it)."""
+        self.log.log(level, event, extra=fields(**values))
+        self._send({"kind": "event", "event": event, "level": logging.getLevelName(level).lower(), **values})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._control is not None
+        try:
+            self._control.send(msgpack.packb({"name": self.name, "pid": os.getpid(), "t": time.time(),
+                                              **message}, use_bin_type=True, default=str), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+
+def child_main(role: str, name: str, config: dict[str, Any], endpoints: dict[str, Any],
+               restarts: int, kwargs: dict[str, Any]) -> None:
+    """Process entry point (the multiprocessing target) for the stage module ``realtime.runtime.<role>``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    cfg = from_dict(config)
+    setup_logging(cfg.runtime.log_format, name)
+    ctx = zmq.Context()
+    child = Child(name=name, config=cfg, endpoints=Endpoints.from_dict(endpoints), ctx=ctx, stop=stop,
+                  restarts=restarts)
+    child._control = make_socket(ctx, zmq.PUSH, connect=child.endpoints.control, hwm=100)
+    rc = 1
+    try:
+        module = importlib.import_module(f"realtime.runtime.{role}")
+        rc = int(module.main(child, **kwargs) or 0)
+    except Exception as e:
+        # Failing before the first heartbeat (a model or file that cannot be loaded) would fail
+        # again on every restart: report it as fatal so the run stops with this error.
+        started = child._last_beat > 0
+        child.log.exception("stage failed" if started else "stage could not start")
+        child.event("stage_failed", logging.ERROR, error=f"{type(e).__name__}: {e}", started=started)
+        rc = 1 if started else EXIT_FATAL
+    finally:
+        child._control.close(linger=200)
+        ctx.destroy(linger=0)
+    sys.exit(rc)

@@ -1,0 +1,68 @@
+"""Lifting worker: 2D people of one frame -> 3D poses and a metric root, all people in one batch.
+
+Workers PULL from inference's PUSH (ZeroMQ hands each frame to the next free worker) and
+PUSH results to the publisher, which puts frames back in order. The root is placed in the
+camera frame (x right, y up, z towards the viewer) from the lifter's weak-perspective scale
+``s`` (px per metre) and the projected root ``(u, v)``: ``((u-cx)/s, -(v-cy)/s, -f/s)``,
+with ``f`` from ``[source] focal_px`` or, when unknown, 0.8 x image width (a ~64 degree
+horizontal field of view, typical of webcams) and the principal point at the image centre.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from realtime.runtime.child import Child
+from realtime.skeleton import LSP14
+from realtime.transport.sockets import KIND_EOS, make_socket, pack_header, unpack_header
+
+#: Default focal length as a fraction of the image width when the camera is not calibrated.
+DEFAULT_FOCAL_PER_WIDTH = 0.8
+
+
+def main(child: Child) -> int:
+    from realtime.lifting import Lifter
+
+    lifter = Lifter.from_config(child.config.lifting)
+    lifter.lift(np.zeros((1, len(LSP14), 2)), np.ones((1, len(LSP14))))  # warm-up: the first call is slow
+    pull = make_socket(child.ctx, zmq.PULL, connect=child.endpoints.lift_in, hwm=2)
+    push = make_socket(child.ctx, zmq.PUSH, connect=child.endpoints.lift_out, hwm=8)
+    child.event("worker_started")
+    frames = 0
+    try:
+        while not child.stop.is_set():
+            if pull.poll(100):
+                message = unpack_header(pull.recv())
+                if message["kind"] != KIND_EOS:
+                    lift_frame(lifter, message, child.config.source.focal_px)
+                    frames += 1
+                push.send(pack_header(message))
+            child.beat(frames=frames)
+        return 0
+    finally:
+        pull.close()
+        push.close(linger=500)
+
+
+def lift_frame(lifter: Any, message: dict[str, Any], focal_px: float = 0.0) -> None:
+    """Add ``joints3d``, ``uncertainty`` and ``root`` to each person of ``message`` (in place)."""
+    people = message["people"]
+    n_kp = len(LSP14)
+    if people:
+        kp = np.stack([np.frombuffer(p["keypoints2d"], np.float32).reshape(n_kp, 2) for p in people])
+        conf = np.stack([np.frombuffer(p["confidence"], np.float32).reshape(n_kp) for p in people])
+        out = lifter.lift(kp.astype(np.float64), conf.astype(np.float64))
+        width, height = message["width"], message["height"]
+        f = focal_px if focal_px > 0 else DEFAULT_FOCAL_PER_WIDTH * width
+        cx, cy = width / 2.0, height / 2.0
+        for i, p in enumerate(people):
+            ok = bool(out.valid[i]) and np.all(np.isfinite(out.joints3d[i]))
+            p["joints3d"] = out.joints3d[i].astype(np.float32).tobytes() if ok else None
+            p["uncertainty"] = out.uncertainty[i].astype(np.float32).tobytes() if ok else None
+            s = float(out.scale[i])
+            u, v = (float(x) for x in out.translation[i])
+            p["root"] = [(u - cx) / s, -(v - cy) / s, -f / s] if ok and s > 0 and np.isfinite(u + v) else None
+    message["stages"]["lift"] = time.time()

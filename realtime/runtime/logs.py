@@ -1,0 +1,46 @@
+"""Structured logging for every process of a run: one line per record, text or JSON.
+
+Fields passed as ``extra={"fields": {...}}`` become ``key=value`` pairs (text) or keys of the
+JSON object, so operators can grep and machines can parse the same events.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, fmt: str, process_name: str) -> None:
+        super().__init__()
+        self.json = fmt == "json"
+        self.process_name = process_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = getattr(record, "fields", None) or {}
+        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        if self.json:
+            return json.dumps({"t": t, "level": record.levelname.lower(), "proc": self.process_name,
+                               "logger": record.name, "msg": message, **fields}, default=str)
+        pairs = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"{t} {record.levelname:<7} {self.process_name:<10} {message}" + (f" {pairs}" if pairs else "")
+
+
+def setup_logging(fmt: str, process_name: str, level: int = logging.INFO) -> None:
+    """Route the ``realtime`` loggers of this process to stderr in ``fmt`` ("text" or "json")."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(fmt, process_name))
+    root = logging.getLogger("realtime")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """``log.info("...", extra=fields(a=1))``"""
+    return {"fields": values}

@@ -1,0 +1,350 @@
+"""``realtime run``: start the pipeline's processes, watch them, restart failures, shut down in order.
+
+Processes (each a separate OS process): one capture per source, one inference (the 2D
+backend), ``[runtime] workers`` lifting workers, one tracker/publisher (which also records).
+Children come from a multiprocessing *forkserver* that has already imported the heavy
+libraries (numpy, OpenCV, ONNX Runtime, our stages), so a crashed child is back in well under
+a second instead of paying a fresh interpreter's imports. Each child sends heartbeats with its
+counters; the supervisor restarts a child that exits unexpectedly or stops beating for
+``hang_timeout_s``, prints the status line, and on Ctrl-C/SIGTERM stops the captures first,
+lets the last frames drain to the publisher (which closes the recording), then stops the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+from realtime.config import Config, ConfigError, load_config
+from realtime.runtime.child import EXIT_FATAL, child_main
+from realtime.runtime.logs import fields, setup_logging
+from realtime.transport.sockets import Endpoints, make_socket
+
+log = logging.getLogger("realtime.supervisor")
+
+#: Imported once in the forkserver so that children (and restarts) start fast.
+PRELOAD = ["numpy", "cv2", "zmq", "msgpack", "scipy.optimize", "onnxruntime", "mcap.writer",
+           "realtime.runtime.child", "realtime.runtime.capture", "realtime.runtime.inference",
+           "realtime.runtime.lifting", "realtime.runtime.publisher",
+           "realtime.pose2d", "realtime.lifting", "realtime.tracking"]
+#: A child that has not sent its first heartbeat after this long is restarted (model loading included).
+STARTUP_TIMEOUT_S = 60.0
+#: How long the publisher may take to drain and close after the captures stopped.
+DRAIN_TIMEOUT_S = 10.0
+#: Give up (exit 1) when one child needs more restarts than this within RESTART_WINDOW_S.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
+
+@dataclass
+class ChildState:
+    name: str
+    role: str
+    kwargs: dict[str, Any]
+    process: BaseProcess | None = None
+    restarts: int = 0
+    started: float = 0.0
+    last_beat: float | None = None
+    counters: dict[str, Any] = field(default_factory=dict)
+    finished: bool = False
+    restart_times: list[float] = field(default_factory=list)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", action="append", metavar="SRC",
+                   help="video file, webcam:N, rtsp://..., http://... or 'demo' (repeat for several sources; "
+                        "default: [source] uri)")
+    p.add_argument("--config", metavar="TOML", help="config file (default: config.toml of the repository)")
+    p.add_argument("--record", metavar="PATH.mcap", help="record the published stream to this MCAP file")
+    p.add_argument("--backend", help="2D backend: auto, tensorrt, torch or onnxruntime")
+    p.add_argument("--model", help="2D keypoint model (see [pose2d] model)")
+    p.add_argument("--workers", type=int, help="number of lifting worker processes")
+    p.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N processed frames per source")
+    p.add_argument("--loop", action="store_true", help="restart file sources at their end")
+    p.add_argument("--no-pace", action="store_true",
+                   help="decode files as fast as the pipeline takes them instead of at their frame rate")
+    p.add_argument("--publish", metavar="ENDPOINT", help="ZeroMQ PUB endpoint (default: [transport] publish)")
+    p.add_argument("--log-format", choices=("text", "json"), help="log lines as text or JSON")
+    p.add_argument("--headless", action="store_true",
+                   help="status only as log lines (default on a terminal: one live status line)")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config file with command-line overrides, each validated like the file (Config.replace)."""
+    cfg = load_config(args.config)
+    overrides: dict[str, dict[str, Any]] = {
+        "source": {"uri": args.source[0] if args.source else None, "loop": True if args.loop else None,
+                   "realtime": False if args.no_pace else None},
+        "pose2d": {"backend": args.backend, "model": args.model},
+        "runtime": {"workers": args.workers, "log_format": args.log_format},
+        "record": {"path": args.record},
+        "transport": {"publish": args.publish},
+    }
+    for section, values in overrides.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            cfg = cfg.replace(section, **values)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        print(f"realtime run: {e}", file=sys.stderr)
+        return 2
+    setup_logging(cfg.runtime.log_format, "supervisor")
+    cfg = resolve_backend(cfg)
+    uris = args.source or [cfg.source.uri]
+    try:
+        _check_sources(cfg, uris)
+    except Exception as e:  # SourceError: say which source and why, then stop
+        log.error("%s", e)
+        return 2
+    live = sys.stderr.isatty() and not args.headless
+    return Supervisor(cfg, uris, max_frames=args.max_frames, live_status=live).run()
+
+
+def resolve_backend(cfg: Config) -> Config:
+    """``auto`` without an NVIDIA device is ONNX Runtime: decided here, once, so that no child (nor a
+    restarted one) pays for importing torch just to find there is no GPU."""
+    if cfg.pose2d.backend == "auto" and not any(Path("/dev").glob("nvidia[0-9]*")):
+        return cfg.replace("pose2d", backend="onnxruntime")
+    return cfg
+
+
+def _check_sources(cfg: Config, uris: list[str]) -> None:
+    """Fail fast, before any process starts, on a file source that is missing or not a video."""
+    from realtime.capture import VideoSource, source_kind, resolve_uri
+
+    for uri in uris:
+        if source_kind(resolve_uri(uri)) == "file":
+            VideoSource(uri, realtime=False).close()
+
+
+class Supervisor:
+    def __init__(self, cfg: Config, uris: list[str], max_frames: int = 0, live_status: bool = False) -> None:
+        self.cfg = cfg
+        self.uris = uris
+        self.names = [cfg.source.name if cfg.source.name and len(uris) == 1 else f"cam{i}" for i in range(len(uris))]
+        self.max_frames = max_frames
+        self.live_status = live_status
+        self.endpoints = Endpoints.from_config(cfg.transport, len(uris))
+        self.mp = multiprocessing.get_context("forkserver")
+        gpu = cfg.pose2d.backend in ("auto", "torch", "tensorrt")
+        self.mp.set_forkserver_preload(PRELOAD + (["torch"] if gpu else []))
+        self.children: dict[str, ChildState] = {}
+        self._stopping = False
+        self._failed = False
+        self._status_t = time.monotonic()
+        self._status_counts: dict[str, float] = {}
+        self._events: dict[str, int] = {}
+
+    # ---- children
+    def _plan(self) -> None:
+        record = self.cfg.record.path
+        self._add("publisher", "publisher", sources=self.names, record_path=record)
+        for i in range(self.cfg.runtime.workers):
+            self._add(f"lift-{i}", "lifting")
+        self._add("inference", "inference", sources=self.names)
+        for i, (uri, name) in enumerate(zip(self.uris, self.names)):
+            self._add(f"capture-{i}", "capture", uri=uri, index=i, source_name=name, max_frames=self.max_frames)
+
+    def _add(self, name: str, role: str, **kwargs: Any) -> None:
+        self.children[name] = ChildState(name=name, role=role, kwargs=kwargs)
+
+    def _start(self, c: ChildState) -> None:
+        cfg = self.cfg
+        kwargs = dict(c.kwargs)
+        if c.role == "capture":
+            cfg = cfg.replace("source", uri=kwargs.pop("uri"))
+            if c.counters:  # resume where the crashed capture was, and count frames across restarts
+                kwargs["start_seq"] = int(c.counters.get("seq", 0))
+                kwargs["sent_before"] = int(c.counters.get("sent", 0))
+        config = asdict(cfg)
+        c.process = self.mp.Process(target=child_main, name=c.name, daemon=False,
+                                    args=(c.role, c.name, config, self.endpoints.to_dict(), c.restarts, kwargs))
+        c.process.start()
+        c.started = time.monotonic()
+        c.last_beat = None
+        log.info("started %s", c.name, extra=fields(pid=c.process.pid, restarts=c.restarts))
+
+    def _restart(self, c: ChildState, why: str) -> None:
+        now = time.monotonic()
+        c.restart_times = [t for t in c.restart_times if now - t < RESTART_WINDOW_S] + [now]
+        if len(c.restart_times) > MAX_RESTARTS:
+            log.error("%s failed %d times in %.0f s: giving up", c.name, len(c.restart_times), RESTART_WINDOW_S,
+                      extra=fields(reason=why))
+            self._failed = True
+            self._stopping = True
+            return
+        log.warning("restarting %s", c.name, extra=fields(reason=why, restarts=c.restarts + 1))
+        if c.process is not None and c.process.is_alive():
+            c.process.kill()
+            c.process.join(2.0)
+        c.restarts += 1
+        self._start(c)
+
+    # ---- main loop
+    def run(self) -> int:
+        ctx = zmq.Context()
+        control = make_socket(ctx, zmq.PULL, bind=self.endpoints.control, hwm=1000)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._plan()
+        log.info("run starting", extra=fields(sources=",".join(self.uris), workers=self.cfg.runtime.workers,
+                                               publish=self.endpoints.publish,
+                                               record=self.cfg.record.path or "-",
+                                               backend=self.cfg.pose2d.backend))
+        try:
+            for c in self.children.values():
+                self._start(c)
+            while not self._stopping:
+                self._receive(control, 100)
+                self._watch()
+                self._status()
+                if self.children["publisher"].finished:
+                    log.info("end of stream: all frames published")
+                    break
+            self._shutdown(control)
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            control.close()
+            ctx.destroy(linger=0)
+            if self.endpoints.ipc_dir and not self.cfg.transport.ipc_dir:
+                _remove_ipc_dir(self.endpoints.ipc_dir)
+        self._status(force=True)
+        return 1 if self._failed else 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stopping:
+            return
+        log.info("%s: shutting down", signal.Signals(signum).name)
+        self._stopping = True
+
+    def _receive(self, control: zmq.Socket, timeout_ms: int) -> None:
+        if not control.poll(timeout_ms):
+            return
+        while control.poll(0):
+            try:
+                m = msgpack.unpackb(control.recv(), raw=False)
+                c = self.children.get(m.get("name"))
+            except Exception:
+                continue
+            if c is None or c.process is None or m.get("pid") != c.process.pid:
+                continue  # from a process that has since been replaced
+            c.last_beat = time.monotonic()
+            if m.get("kind") == "beat":
+                c.counters.update({k: v for k, v in m.items() if k not in ("kind", "name", "pid", "t")})
+            elif m.get("kind") == "event":
+                self._events[m["event"]] = self._events.get(m["event"], 0) + 1
+                if m["event"] == "end_of_stream":
+                    c.finished = True
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        for c in self.children.values():
+            p = c.process
+            if p is None or c.finished:
+                continue
+            if p.exitcode is not None:
+                if p.exitcode == 0:
+                    c.finished = True
+                    log.info("%s finished", c.name)
+                elif p.exitcode == EXIT_FATAL:
+                    log.error("%s cannot continue (see its error above): stopping the run", c.name)
+                    self._failed = True
+                    self._stopping = True
+                else:
+                    self._restart(c, _exit_reason(p.exitcode))
+            elif c.last_beat is None and now - c.started > STARTUP_TIMEOUT_S:
+                self._restart(c, f"no heartbeat {STARTUP_TIMEOUT_S:.0f} s after start")
+            elif c.last_beat is not None and now - c.last_beat > self.cfg.runtime.hang_timeout_s:
+                self._restart(c, f"hung: no heartbeat for {now - c.last_beat:.1f} s")
+
+    def _shutdown(self, control: zmq.Socket) -> None:
+        """Captures first (they send end-of-stream downstream), then drain, then everyone else."""
+        captures = [c for c in self.children.values() if c.role == "capture"]
+        for c in captures:
+            _terminate(c)
+        publisher = self.children["publisher"]
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline and publisher.process is not None and publisher.process.is_alive():
+            self._receive(control, 100)
+            if publisher.finished:
+                break
+        order = ["inference"] + [n for n in self.children if n.startswith("lift-")] + ["publisher"]
+        for name in order:
+            _terminate(self.children[name])
+        for c in self.children.values():
+            if c.process is not None:
+                c.process.join(5.0)
+                if c.process.is_alive():
+                    log.warning("%s did not stop: killing it", c.name)
+                    c.process.kill()
+                    c.process.join(1.0)
+        log.info("stopped", extra=fields(published=self.children["publisher"].counters.get("published", 0)))
+
+    # ---- status line
+    def _status(self, force: bool = False) -> None:
+        every = self.cfg.runtime.status_every_s
+        now = time.monotonic()
+        if not force and (every <= 0 or now - self._status_t < every):
+            return
+        dt = max(now - self._status_t, 1e-6)
+        self._status_t = now
+        counts = {
+            "capture": sum(c.counters.get("sent", 0) for c in self.children.values() if c.role == "capture"),
+            "pose2d": self.children["inference"].counters.get("frames", 0),
+            "lift": sum(c.counters.get("frames", 0) for c in self.children.values() if c.role == "lifting"),
+            "publish": self.children["publisher"].counters.get("published", 0),
+        }
+        fps = {k: (v - self._status_counts.get(k, 0)) / dt for k, v in counts.items()}
+        self._status_counts = counts
+        pub = self.children["publisher"].counters
+        total = pub.get("latency", {}).get("total", {})
+        people = pub.get("people", 0) / max(pub.get("published", 0), 1)
+        drops = sum(c.counters.get("dropped", 0) for c in self.children.values()) + pub.get("lost", 0)
+        line = ("fps " + " ".join(f"{k}={v:.1f}" for k, v in fps.items())
+                + f" | latency p50={total.get('p50', float('nan')):.0f}ms p95={total.get('p95', float('nan')):.0f}ms"
+                + f" | people/frame={people:.1f} | dropped={drops}"
+                + (f" | restarts={sum(c.restarts for c in self.children.values())}"))
+        if self.live_status:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        else:
+            log.info("status %s", line, extra=fields(fps={k: round(v, 2) for k, v in fps.items()},
+                                                     latency_ms=pub.get("latency", {}), dropped=drops))
+
+
+def _terminate(c: ChildState) -> None:
+    if c.process is not None and c.process.is_alive():
+        c.process.terminate()
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
+
+
+def _remove_ipc_dir(path: str) -> None:
+    for name in os.listdir(path):
+        try:
+            os.unlink(os.path.join(path, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass

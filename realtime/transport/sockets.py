@@ -1,0 +1,107 @@
+"""Internal sockets between our processes: endpoints from ``[transport]``, framing of messages.
+
+Every internal message is a ZeroMQ multipart message whose first part is a msgpack header map.
+Raw images travel as one extra part sent with ``copy=False`` and received as a numpy
+view of the ZeroMQ buffer, so a 1080p frame is never pickled or copied by Python.
+Each socket has a small high-water mark: a slow stage makes the fast one drop (and count)
+instead of building a queue.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import zmq
+
+from realtime.config import TransportConfig
+
+#: Internal message kinds (header["kind"]).
+KIND_FRAME = "frame"
+KIND_EOS = "eos"
+KIND_READY = b"ready"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Addresses of the internal sockets. Who binds: capture (frames), inference (lift_in),
+    tracker (lift_out), supervisor (control); the others connect."""
+
+    control: str
+    lift_in: str
+    lift_out: str
+    frames: tuple[str, ...]
+    publish: str
+    ipc_dir: str = ""
+
+    @classmethod
+    def from_config(cls, cfg: TransportConfig, n_sources: int) -> "Endpoints":
+        if cfg.scheme == "ipc":
+            root = Path(cfg.ipc_dir) if cfg.ipc_dir else Path(tempfile.mkdtemp(prefix="realtime-"))
+            root.mkdir(parents=True, exist_ok=True)
+            return cls(control=f"ipc://{root}/control", lift_in=f"ipc://{root}/lift_in",
+                       lift_out=f"ipc://{root}/lift_out",
+                       frames=tuple(f"ipc://{root}/frames{i}" for i in range(n_sources)),
+                       publish=cfg.publish, ipc_dir=str(root))
+        host, port = cfg.host, cfg.base_port
+        return cls(control=f"tcp://{host}:{port}", lift_in=f"tcp://{host}:{port + 1}",
+                   lift_out=f"tcp://{host}:{port + 2}",
+                   frames=tuple(f"tcp://{host}:{port + 3 + i}" for i in range(n_sources)),
+                   publish=cfg.publish)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"control": self.control, "lift_in": self.lift_in, "lift_out": self.lift_out,
+                "frames": list(self.frames), "publish": self.publish, "ipc_dir": self.ipc_dir}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Endpoints":
+        return cls(**{**d, "frames": tuple(d["frames"])})
+
+
+def make_socket(ctx: zmq.Context, kind: int, *, bind: str | None = None, connect: str | None = None,
+                hwm: int = 2) -> zmq.Socket:
+    """A socket with bounded queues and no linger (a dead peer never blocks shutdown)."""
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    if bind:
+        sock.bind(bind)
+    if connect:
+        sock.connect(connect)
+    return sock
+
+
+def pack_header(header: dict[str, Any]) -> bytes:
+    return msgpack.packb(header, use_bin_type=True)
+
+
+def unpack_header(data: bytes | memoryview) -> dict[str, Any]:
+    header = msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
+    if not isinstance(header, dict) or "kind" not in header:
+        raise ValueError("internal message header is not a map with a 'kind'")
+    return header
+
+
+def send_frame(sock: zmq.Socket, header: dict[str, Any], image: np.ndarray | None,
+               prefix: list[bytes] | None = None, flags: int = 0) -> None:
+    """``[*prefix, header, image bytes]``; the image part is sent without copying."""
+    parts: list[Any] = list(prefix or [])
+    if image is None:
+        sock.send_multipart([*parts, pack_header(header)], flags=flags)
+        return
+    image = np.ascontiguousarray(image)
+    header = {**header, "shape": list(image.shape), "dtype": image.dtype.str}
+    sock.send_multipart([*parts, pack_header(header), image], copy=False, flags=flags)
+
+
+def recv_frame(parts: list[zmq.Frame]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Header and image (a view of the received buffer, not a copy) from ``[header, image?]``."""
+    header = unpack_header(parts[0].buffer)
+    if len(parts) < 2:
+        return header, None
+    image = np.frombuffer(parts[1].buffer, dtype=np.dtype(header["dtype"])).reshape(header["shape"])
+    return header, image

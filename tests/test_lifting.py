@@ -1,0 +1,174 @@
+"""The lifter: the closed-form solve against a brute-force reference, missing joints, recovery."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import least_squares
+
+from realtime.config import LiftingConfig
+from realtime.lifting import Lifter, PosePrior
+from realtime.lifting.evaluation import drop_joints, mpjpe, pa_mpjpe, random_views
+from realtime.lifting.lifter import _rot_x, _rot_y
+from realtime.skeleton import JOINTS3D, LSP14
+from test_prior import articulated_poses
+
+
+@pytest.fixture(scope="module")
+def prior() -> PosePrior:
+    return PosePrior.fit(articulated_poses(1500, np.random.default_rng(0)), n_components=3, n_basis=5,
+                         progress=False, em_iters=15)
+
+
+def _project(prior, k, coeff, theta, phi, scale, shift):
+    model = prior.means[k] + prior.bases[k] @ coeff
+    cam = model @ (_rot_x(np.array(phi)) @ _rot_y(np.array(theta))).T
+    return (cam[:14, :2] * scale + shift) * [1, -1], model
+
+
+def _objective(prior, lifter, k, theta, phi, y_up, w):
+    """Pixel-space residuals of the regularised problem for one view and component (reference)."""
+    proj = (_rot_x(np.array(phi)) @ _rot_y(np.array(theta)))[:2]
+    lam = lifter._lam[k]
+
+    def residuals(params):
+        s, t, a = params[0], params[1:3], params[3:]
+        model = prior.means[k, :14] + prior.bases[k, :14] @ a
+        r = (y_up - (s * model @ proj.T + t)) * np.sqrt(w)[:, None]
+        return np.concatenate([r.ravel(), np.sqrt(lam) * s * a])
+    return residuals
+
+
+def _pose_like(prior, rng, n_missing=0):
+    """A noisy projection of a random model pose, with random confidences and missing joints."""
+    kp, _ = _project(prior, int(rng.integers(prior.n_components)), rng.normal(size=prior.n_basis),
+                     rng.uniform(0, 2 * np.pi), math.radians(rng.uniform(-10, 30)), rng.uniform(150, 400),
+                     rng.uniform(-300, 300, 2))
+    kp = kp + rng.normal(0, 5.0, kp.shape)
+    conf = rng.uniform(0.3, 1.0, 14)
+    conf[rng.choice(14, n_missing, replace=False)] = 0.0
+    return kp, conf
+
+
+def _reference(prior, lifter, k, theta, phi, kp, conf):
+    """scipy's solution and posterior energy for one view and component."""
+    w = np.where(conf >= lifter.min_confidence, np.round(conf / 0.05) * 0.05, 0.0)
+    w = w / w[w > 0].mean()
+    y_up = kp * [1, -1]
+    ref = least_squares(_objective(prior, lifter, k, theta, phi, y_up, w),
+                        np.r_[200.0, (w[:, None] * y_up).sum(0) / w.sum(), np.zeros(prior.n_basis)], method="lm",
+                        xtol=1e-12, ftol=1e-12)
+    s2lam = ref.x[0] ** 2 * lifter._lam[k]
+    energy = 2 * ref.cost / (2 * s2lam) + w.sum() * np.log(s2lam) - np.log(prior.weights[k])
+    return ref.x, energy
+
+
+def test_solve_matches_brute_force_least_squares(prior):
+    rng = np.random.default_rng(1)
+    lifter = Lifter(prior, rotations=16, camera_pitch_deg=10.0)
+    for trial in range(3):
+        kp, conf = _pose_like(prior, rng, n_missing=trial)
+        out = lifter.lift(kp[None], conf[None])
+        assert out.valid[0]
+        k, theta, phi = out.component[0], math.radians(out.rotation_deg[0]), math.radians(out.elevation_deg[0])
+        ref, _ = _reference(prior, lifter, k, theta, phi, kp, conf)
+        assert out.scale[0] * prior.metric_scale == pytest.approx(ref[0], rel=1e-5)
+        assert np.allclose(out.translation[0] * [1, -1], ref[1:3], atol=1e-3)
+        assert np.allclose(out.coefficients[0], ref[3:], atol=1e-5)
+        model = prior.means[k] + prior.bases[k] @ ref[3:]
+        proj = (_rot_x(np.array(phi)) @ _rot_y(np.array(theta)))[:2]
+        assert np.allclose(out.reprojected2d[0], (ref[0] * model[:14] @ proj.T + ref[1:3]) * [1, -1], atol=1e-3)
+
+
+def test_selection_is_the_best_over_all_views_and_components(prior):
+    """Brute force: solve every (rotation, elevation, component) with scipy and take the lowest energy."""
+    rng = np.random.default_rng(2)
+    lifter = Lifter(prior, rotations=12, camera_pitch_deg=None, elevations_deg=(0.0, 20.0))
+    kp, conf = _pose_like(prior, rng, n_missing=1)
+    out = lifter.lift(kp[None], conf[None])
+    energies = {}
+    for phi in (0.0, 20.0):
+        for theta in np.linspace(0, 360, 12, endpoint=False):
+            for k in range(prior.n_components):
+                x, e = _reference(prior, lifter, k, math.radians(theta), math.radians(phi), kp, conf)
+                energies[(theta, phi, k)] = e if x[0] > 0 else np.inf
+    theta, phi, k = min(energies, key=energies.get)
+    assert (out.rotation_deg[0], out.elevation_deg[0], out.component[0]) == pytest.approx((theta, phi, k))
+
+
+def test_exact_model_pose_is_recovered(prior):
+    rng = np.random.default_rng(3)
+    coeff = rng.normal(size=prior.n_basis) * 0.5
+    theta, phi = 2 * math.pi * 7 / 80, math.radians(15)
+    kp, model = _project(prior, 0, coeff, theta, phi, 400.0, np.array([640.0, -360.0]))
+    out = Lifter(prior, camera_pitch_deg=15.0).lift(kp[None], np.ones((1, 14)))
+    truth = (model @ _rot_y(np.array(theta)).T) * prior.metric_scale
+    assert out.joint_names == list(JOINTS3D) and out.joint_names[:14] == list(LSP14)
+    assert np.abs(out.joints3d[0] - truth).max() < 0.1
+    assert np.abs(out.reprojected2d[0] - kp).max() < 8.0
+    assert out.translation[0] == pytest.approx([640.0, 360.0], abs=1.0)
+    assert out.scale[0] * prior.metric_scale == pytest.approx(400.0, rel=0.01)
+    assert (out.uncertainty[0, :14] > 0).all() and out.uncertainty[0, JOINTS3D.index("pelvis")] == 0
+
+
+def test_missing_joint_has_no_influence_and_too_few_is_invalid(prior):
+    rng = np.random.default_rng(4)
+    lifter = Lifter(prior, min_visible_joints=6, min_confidence=0.05)
+    kp = rng.uniform(100, 500, (1, 14, 2))
+    conf = np.ones((1, 14))
+    conf[0, 5] = 0.0
+    base = lifter.lift(kp, conf)
+    assert base.valid[0]
+    for value, c in (([1e6, -1e6], 0.0), ([np.nan, np.nan], 0.0), ([0.0, 0.0], 0.01), ([np.nan, 3.0], 1.0)):
+        moved, moved_conf = kp.copy(), conf.copy()
+        moved[0, 5], moved_conf[0, 5] = value, c
+        out = lifter.lift(moved, moved_conf)
+        assert np.allclose(out.joints3d, base.joints3d) and np.allclose(out.cost, base.cost)
+    few = np.zeros((2, 14))
+    few[0, :5] = 1.0
+    few[1, :6] = 1.0
+    res = lifter.lift(np.repeat(kp, 2, axis=0), few)
+    assert res.valid.tolist() == [False, True]
+    assert np.isnan(res.joints3d[0]).all() and np.isfinite(res.joints3d[1]).all()
+    assert res.component[0] == -1
+
+
+def test_batch_equals_single_and_groups_by_pattern(prior):
+    views = drop_joints(random_views(articulated_poses(12, np.random.default_rng(5)), np.random.default_rng(6)),
+                        2, np.random.default_rng(7))
+    conf = views.confidence.copy()
+    conf[:4] = np.where(conf[:4] > 0, 1.0, 0.0)
+    conf[4:8] = 1.0
+    lifter = Lifter(prior)
+    batch = lifter.lift(views.keypoints2d, conf)
+    for i in range(len(conf)):
+        one = lifter.lift(views.keypoints2d[i : i + 1], conf[i : i + 1])
+        assert np.allclose(one.joints3d, batch.joints3d[i : i + 1], atol=1e-9)
+        assert np.allclose(one.uncertainty, batch.uncertainty[i : i + 1], atol=1e-9)
+
+
+def test_lifting_projected_poses_recovers_them(prior):
+    poses = articulated_poses(200, np.random.default_rng(8))
+    views = random_views(poses, np.random.default_rng(9), elevation_deg=(20.0, 20.0))
+    out = Lifter(prior, camera_pitch_deg=20.0).lift(views.keypoints2d, views.confidence)
+    assert out.valid.all()
+    assert np.median(pa_mpjpe(out.joints3d, views.truth)) < 0.06
+    assert np.median(mpjpe(out.joints3d, views.truth)) < 0.10
+
+
+def test_bad_input_shapes_are_named(prior):
+    lifter = Lifter(prior)
+    with pytest.raises(ValueError, match="keypoints2d"):
+        lifter.lift(np.zeros((2, 17, 2)), np.ones((2, 17)))
+    with pytest.raises(ValueError, match="confidence"):
+        lifter.lift(np.zeros((2, 14, 2)), np.ones((2, 13)))
+    empty = lifter.lift(np.zeros((0, 14, 2)), np.zeros((0, 14)))
+    assert empty.joints3d.shape == (0, 16, 3)
+
+
+def test_from_config(prior):
+    lifter = Lifter.from_config(LiftingConfig(rotations=40, camera_pitch_deg=12.0), prior=prior)
+    assert len(lifter._theta) == 40 and lifter.camera_pitch_deg == 12.0
+    searching = Lifter.from_config(LiftingConfig(rotations=10), prior=prior)
+    assert len(searching._theta) == 10 * len(LiftingConfig().elevations_deg)

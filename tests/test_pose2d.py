@@ -1,0 +1,296 @@
+"""The multi-person 2D pipeline on real photos, annotated images and video from ../shared."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime.config import Pose2DConfig
+from realtime.pose2d import ImageError, PoseEstimator2D, load_image
+from realtime.pose2d.crops import Crop, box_crop, letterbox, warp
+from realtime.pose2d.decode import decode_belief_maps, map_to_crop
+from realtime.pose2d.detector import PersonDetector, anchors
+from realtime.pose2d.landmarks import blazepose_to_lsp14
+from realtime.skeleton import LSP14
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import bench_2d  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cpm() -> PoseEstimator2D:
+    est = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
+    yield est
+    est.close()
+
+
+@pytest.fixture(scope="module")
+def detector(cpm) -> PersonDetector:
+    return cpm.detector
+
+
+@pytest.fixture(scope="module")
+def lsp(annotated_dir) -> list[bench_2d.Sample]:
+    return [s for s in bench_2d.load_annotated(annotated_dir) if s.dataset == "lsp"]
+
+
+# --- belief-map decoding -------------------------------------------------------------------------
+
+def _gaussian_maps(peaks: list[tuple[float, float]], size: int = 96, sigma: float = 2.0, height: float = 0.8):
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    maps = np.stack([height * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2)) for x, y in peaks], -1)
+    return maps[None]
+
+
+def test_decode_recovers_a_subpixel_gaussian_peak():
+    peaks = [(37.3, 51.7), (10.5, 80.25), (60.0, 20.0), (0.0, 95.0)]
+    keypoints, confidence = decode_belief_maps(_gaussian_maps(peaks))
+    np.testing.assert_allclose(keypoints[0, :3], peaks[:3], atol=0.02)
+    # A peak on the border cannot be refined but must stay on its pixel.
+    np.testing.assert_allclose(keypoints[0, 3], peaks[3], atol=0.5)
+    np.testing.assert_allclose(confidence[0], 0.8, atol=1e-3)
+
+
+def test_decode_threshold_and_clipping():
+    maps = _gaussian_maps([(20.0, 20.0), (40.0, 40.0)])
+    maps[..., 0] *= 1.5 / 0.8    # peak 1.5 -> clipped to 1
+    maps[..., 1] *= 0.05 / 0.8   # below the threshold -> 0
+    _, confidence = decode_belief_maps(maps, threshold=0.1)
+    assert confidence[0].tolist() == [1.0, 0.0]
+
+
+def test_map_to_crop_centres():
+    # Map pixel 0 covers crop pixels 0 and 1 (centre 0.5); the last covers 190 and 191.
+    np.testing.assert_allclose(map_to_crop(np.array([0.0, 95.0]), 96, 192), [0.5, 190.5])
+
+
+# --- crops ---------------------------------------------------------------------------------------
+
+def test_crop_round_trip():
+    crop = box_crop((100.0, 50.0, 180.0, 250.0), 192, 1.25)
+    assert crop.side == pytest.approx(250.0)
+    points = np.array([[100.0, 50.0], [180.0, 250.0], [140.0, 150.0], [-3.0, 400.0]])
+    np.testing.assert_allclose(crop.to_image(crop.to_crop(points)), points, atol=1e-9)
+    np.testing.assert_allclose(crop.to_crop([[140.0, 150.0]]), [[95.5, 95.5]])
+    m = crop.matrix
+    np.testing.assert_allclose(points @ m[:, :2].T + m[:, 2], crop.to_crop(points))
+
+
+@pytest.mark.parametrize("crop", [Crop((60.0, 40.0), 64.0, 192),       # upsampling
+                                  Crop((300.0, 200.0), 600.0, 192),    # strong downsampling (pyramid)
+                                  letterbox(640, 360, 224)])           # whole frame, padded
+def test_warp_puts_image_points_where_the_crop_says(crop):
+    image = np.zeros((360, 640, 3), np.uint8)
+    x, y = 75, 55
+    cv2.circle(image, (x, y), 6, (0, 0, 255), -1)   # red in BGR
+    batch = warp(image, [crop])
+    assert batch.shape == (1, crop.size, crop.size, 3) and batch.dtype == np.float32
+    red = batch[0, :, :, 0]                            # RGB out: channel 0 is red
+    ys, xs = np.nonzero(red > red.max() / 2)
+    found = np.array([xs.mean(), ys.mean()])
+    np.testing.assert_allclose(found, crop.to_crop([[x, y]])[0], atol=0.6)
+    assert batch[0, :, :, 1].max() == 0             # no green: colours are not swapped
+
+
+def test_letterbox_pads_with_zeros():
+    image = np.full((100, 200, 3), 200, np.uint8)
+    batch = warp(image, [letterbox(200, 100, 224)])
+    assert batch[0, :40].max() == 0 and batch[0, -40:].max() == 0
+    assert batch[0, 112, 112, 0] == pytest.approx(200)
+
+
+# --- detector ------------------------------------------------------------------------------------
+
+def test_anchor_layout():
+    a = anchors()
+    assert a.shape == (2254, 2)
+    np.testing.assert_allclose(a[0], [0.5 / 28, 0.5 / 28])
+    np.testing.assert_allclose(a[1], a[0])            # two anchors per location
+    np.testing.assert_allclose(a[2], [1.5 / 28, 0.5 / 28])
+    np.testing.assert_allclose(a[-1], [6.5 / 7, 6.5 / 7])
+
+
+@pytest.mark.parametrize("name, count", [("p1.jpg", 1), ("golf.jpg", 1), ("singer.jpg", 1), ("nadal.png", 1),
+                                         ("p2.jpg", 2), ("p3.jpg", 3)])
+def test_detector_finds_the_people(detector, photos_dir, name, count):
+    image = load_image(photos_dir / name)
+    h, w = image.shape[:2]
+    found = detector.detect(image)
+    assert len(found) == count, [d.person_box.round() for d in found]
+    for d in found:
+        assert d.score >= 0.5
+        box = d.person_box
+        hip = d.keypoints[0]
+        assert 0 <= hip[0] < w and 0 <= hip[1] < h           # the body centre is in the picture
+        assert 0.2 * h < box[3] - box[1] < 3.0 * h            # a person-sized box
+        face = d.face
+        assert box[0] <= (face[0] + face[2]) / 2 <= box[2] and (face[1] + face[3]) / 2 < hip[1]   # head up
+
+
+def test_detector_separates_people_left_to_right(detector, photos_dir):
+    found = sorted(detector.detect(load_image(photos_dir / "p2.jpg")), key=lambda d: d.keypoints[0, 0])
+    assert found[0].keypoints[0, 0] < 250 < found[1].keypoints[0, 0]
+
+
+def test_tiles_find_small_people_in_a_wide_shot(detector, demo_video):
+    cap = cv2.VideoCapture(str(demo_video))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    whole = PersonDetector(detector.backend, 0.5, tiles=1)
+    assert len(detector.regions(1920, 1080)) > 1
+    assert len(detector.detect(frame)) >= len(whole.detect(frame)) + 2
+
+
+# --- keypoints -----------------------------------------------------------------------------------
+
+def test_cpm_on_lsp_with_ground_truth_boxes(cpm, lsp):
+    errors = []
+    for s in lsp:
+        (person,) = cpm.estimate_in_boxes(load_image(s.image), s.box)
+        assert person.keypoints.shape == (14, 2) and person.confidence.shape == (14,)
+        errors.append(np.linalg.norm(person.keypoints - s.keypoints, axis=1))
+    errors = np.array(errors)
+    im1640 = [i for i, s in enumerate(lsp) if s.image.name == "im1640.jpg"][0]
+    assert errors[im1640].mean() < 6.0, errors[im1640]
+    diag = np.array([np.hypot(*(s.box[2:] - s.box[:2])) for s in lsp])
+    assert (errors <= 0.2 * diag[:, None]).mean() >= 0.7
+
+
+def test_cpm_matches_upstream_litert(cpm, lsp, models_dir):
+    pytest.importorskip("ai_edge_litert")
+    upstream = bench_2d.estimator_on(bench_2d.LiteRTModel(bench_2d.tflite_path(models_dir, "cpm")),
+                                     cpm.detector.backend, "cpm")
+    for s in lsp:
+        image = load_image(s.image)
+        ours = cpm.estimate_in_boxes(image, s.box)[0]
+        theirs = upstream.estimate_in_boxes(image, s.box)[0]
+        np.testing.assert_allclose(ours.keypoints, theirs.keypoints, atol=0.05)
+        np.testing.assert_allclose(ours.confidence, theirs.confidence, atol=1e-3)
+
+
+def test_estimate_a_still_photo(cpm, photos_dir):
+    cpm.reset()
+    people = cpm.estimate(load_image(photos_dir / "p2.jpg"))
+    assert len(people) == 2
+    assert set(cpm.last_timings) == {"detect", "crop", "infer", "decode"}
+    for p in people:
+        assert p.bbox.shape == (4,) and p.keypoints.shape == (14, 2) and p.confidence.shape == (14,)
+        assert 0.0 < p.score <= 1.0 and ((p.confidence >= 0) & (p.confidence <= 1)).all()
+        found = p.keypoints[p.confidence > 0]
+        assert (found >= p.bbox[:2] - 1e-6).all() and (found <= p.bbox[2:] + 1e-6).all()
+        # Upright people: the head is above the ankles.
+        assert p.keypoints[LSP14.index("head_top"), 1] < p.keypoints[LSP14.index("l_ankle"), 1]
+
+
+def test_max_people_caps_the_batch(photos_dir):
+    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(max_people=1))
+    assert len(est.estimate(load_image(photos_dir / "p2.jpg"))) == 1
+
+
+def test_two_crops_on_one_person_give_one_person(cpm, photos_dir):
+    image = load_image(photos_dir / "p1.jpg")
+    cpm.reset()
+    (person,) = cpm.estimate(image)
+    cpm.seed(np.stack([person.bbox, person.bbox + [3, -4, 5, 2]]))
+    assert len(cpm.estimate(image)) == 1
+    cpm.reset()
+
+
+def test_blazepose_landmarks_map_to_lsp14(photos_dir):
+    est = PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite")
+    (person,) = est.estimate(load_image(photos_dir / "p1.jpg"))
+    k = dict(zip(LSP14, person.keypoints))
+    assert person.score > 0.5
+    assert k["head_top"][1] < k["neck"][1] < k["r_hip"][1] < k["r_knee"][1] < k["r_ankle"][1]
+    # Facing the camera: the person's right is on the image's left.
+    assert k["r_shoulder"][0] < k["l_shoulder"][0] and k["r_hip"][0] < k["l_hip"][0]
+
+
+def test_blazepose_mapping_derives_neck_and_head_top():
+    lm = np.zeros((1, 39, 5))
+    lm[0, :, 3] = 10.0                       # visible
+    lm[0, [11, 12], :2] = [[120, 100], [80, 100]]   # shoulders, mid (100, 100)
+    lm[0, [7, 8], :2] = [[110, 60], [90, 60]]       # ears, mid (100, 60)
+    points, confidence = blazepose_to_lsp14(lm.reshape(1, -1))
+    assert points[0, LSP14.index("neck"), 1] < 100 and points[0, LSP14.index("head_top"), 1] < 60
+    assert points[0, LSP14.index("r_shoulder")].tolist() == [80, 100]
+    assert (confidence > 0.99).all()
+
+
+# --- video ---------------------------------------------------------------------------------------
+
+def _frames(video: Path, count: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(video))
+    frames = [cap.read()[1] for _ in range(count)]
+    cap.release()
+    assert all(f is not None for f in frames)
+    return frames
+
+
+def test_video_runs_the_detector_every_n_frames(demo_video):
+    est = PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite", config=Pose2DConfig(detect_every=3))
+    detected, counts = [], []
+    for frame in _frames(demo_video, 7):
+        runs = est.detector_runs
+        counts.append(len(est.estimate(frame)))
+        detected.append(est.detector_runs > runs)
+        assert (est.last_timings["detect"] > 0.5) == detected[-1] or detected[-1]
+    assert detected == [True, False, False, True, False, False, True]
+    assert min(counts) >= 2
+    # Tracked frames place crops from the last keypoints: the same people are followed.
+    est.reset()
+    assert est.estimate(_frames(demo_video, 1)[0]) and est.detector_runs == 4
+
+
+def test_a_lost_person_brings_the_detector_back(cpm, photos_dir):
+    est = PoseEstimator2D(cpm.keypoint_backend, cpm.detector, cpm.model, Pose2DConfig(detect_every=100))
+    image = load_image(photos_dir / "p2.jpg")
+    assert len(est.estimate(image)) == 2 and est.detector_runs == 1
+    assert len(est.estimate(image)) == 2 and est.detector_runs == 1
+    assert est.estimate(np.zeros_like(image)) == [] and est.detector_runs == 1   # tracked crops find nobody
+    assert len(est.estimate(image)) == 2 and est.detector_runs == 2               # so the detector runs again
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_bad_files_give_one_line_errors(tmp_path):
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    cv2.imwrite(str(tmp_path / "one.png"), np.zeros((1, 1, 3), np.uint8))
+    cases = {tmp_path / "missing.jpg": "no such file", tmp_path / "text.jpg": "not an image",
+             tmp_path / "empty.png": "empty file", tmp_path / "one.png": "smaller than", tmp_path: "not a file"}
+    for path, message in cases.items():
+        with pytest.raises(ImageError, match=message) as e:
+            load_image(path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_odd_image_files_are_converted(tmp_path):
+    gray = (np.arange(64 * 48) % 256).astype(np.uint8).reshape(64, 48)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    cv2.imwrite(str(tmp_path / "deep.png"), gray.astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "alpha.png"), np.dstack([gray, gray, gray, np.full_like(gray, 255)]))
+    for name in ("gray.png", "deep.png", "alpha.png"):
+        image = load_image(tmp_path / name)
+        assert image.shape == (64, 48, 3) and image.dtype == np.uint8
+        np.testing.assert_array_equal(image[:, :, 1], gray)
+
+
+def test_odd_arrays_give_empty_results_or_clear_errors(cpm, photos_dir):
+    cpm.reset()
+    assert cpm.estimate(np.zeros((1, 1, 3), np.uint8)) == []
+    assert cpm.estimate(np.zeros((0, 0, 3), np.uint8)) == []
+    photo = load_image(photos_dir / "p1.jpg")
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    for odd in (gray, gray.astype(np.uint16) * 257, photo.astype(np.float32) / 255.0,
+                np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])):
+        cpm.reset()
+        assert len(cpm.estimate(odd)) == 1
+    with pytest.raises(ImageError, match="shape"):
+        cpm.estimate(np.zeros((20, 20, 3, 2), np.uint8))
+    with pytest.raises(ImageError, match="NaN"):
+        cpm.estimate(np.full((20, 20, 3), np.nan, np.float32))

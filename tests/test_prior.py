@@ -1,0 +1,146 @@
+"""The pose prior: normalisation, flip, ground-plane alignment, k-centres, mixture of PPCA, files."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from realtime.lifting import Lifter, PosePrior, PriorError
+from realtime.lifting.prior import (DEFAULT_PRIOR, ROOT_INDEX, _log_gaussians, _ppca, align,
+                                    bone_sum_squares, flip, k_centres, normalise, rotate_y)
+from realtime.skeleton import BONES3D, JOINTS3D
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+J = {n: i for i, n in enumerate(JOINTS3D)}
+
+
+def articulated_poses(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Random but human-shaped poses (metres, y up): limbs swing in the sagittal plane."""
+    p = np.zeros((n, len(JOINTS3D), 3))
+    p[:, J["thorax"]] = [0.0, 0.5, 0.0]
+    p[:, J["thorax"], [0, 2]] += rng.normal(0, 0.05, (n, 2))
+    p[:, J["neck"]] = p[:, J["thorax"]] + [0, 0.1, 0]
+    p[:, J["head_top"]] = p[:, J["neck"]] + [0, 0.2, 0] + rng.normal(0, 0.03, (n, 3))
+    for side, sx in (("r", -1.0), ("l", 1.0)):
+        p[:, J[side + "_shoulder"]] = p[:, J["thorax"]] + [sx * 0.18, 0, 0]
+        p[:, J[side + "_hip"]] = [sx * 0.1, 0, 0]
+        for top, mid, end, lengths, lo, hi in (("_shoulder", "_elbow", "_wrist", (0.28, 0.25), -1.2, 1.2),
+                                               ("_hip", "_knee", "_ankle", (0.42, 0.40), -0.6, 0.9)):
+            a = rng.uniform(lo, hi, n)
+            b = a + rng.uniform(0, 1.3, n) * (1 if top == "_shoulder" else -1)
+            seg = lambda ang: np.stack([np.zeros(n), -np.cos(ang), np.sin(ang)], -1)  # noqa: E731
+            p[:, J[side + mid]] = p[:, J[side + top]] + lengths[0] * seg(a)
+            p[:, J[side + end]] = p[:, J[side + mid]] + lengths[1] * seg(b)
+    p *= rng.normal(1.0, 0.05, (n, 1, 1))
+    return rotate_y(p, rng.uniform(0, 2 * np.pi, n)) + rng.normal(0, 1, (n, 1, 3))
+
+
+def test_normalise_root_centres_and_scales_limbs():
+    poses = articulated_poses(50, np.random.default_rng(0)) * 1.7
+    out = normalise(poses)
+    assert np.allclose(out[:, ROOT_INDEX], 0.0)
+    assert np.allclose(bone_sum_squares(out), 1.0)
+    ratio = np.linalg.norm(out[:, 3] - out[:, 2], axis=-1) / np.linalg.norm(poses[:, 3] - poses[:, 2], axis=-1)
+    assert np.allclose(ratio, 1 / np.sqrt(bone_sum_squares(poses - poses[:, ROOT_INDEX : ROOT_INDEX + 1])))
+
+
+def test_flip_mirrors_x_and_swaps_left_right():
+    poses = articulated_poses(20, np.random.default_rng(1))
+    mirrored = flip(poses)
+    assert np.allclose(flip(mirrored), poses)
+    assert np.allclose(mirrored[:, J["r_wrist"]], poses[:, J["l_wrist"]] * [-1, 1, 1])
+    assert np.allclose(mirrored[:, J["head_top"]], poses[:, J["head_top"]] * [-1, 1, 1])
+    child, parent = np.array(BONES3D).T
+    assert np.allclose(bone_sum_squares(mirrored), bone_sum_squares(poses))
+
+
+def test_alignment_is_invariant_to_ground_plane_rotation():
+    rng = np.random.default_rng(2)
+    x = normalise(articulated_poses(600, rng))
+    turns = rng.uniform(0, 2 * np.pi, len(x))
+    theta = align(np.concatenate([x, rotate_y(x, turns)]), n_basis=3, iters=2)
+    diff = np.angle(np.exp(1j * (theta[len(x):] + turns - theta[: len(x)])))
+    assert np.degrees(np.abs(diff)).max() < 1.0
+
+
+def test_k_centres_one_centre_per_mode_even_when_one_mode_dominates():
+    rng = np.random.default_rng(3)
+    big = rng.normal(0, 0.1, (300, 2))
+    small = rng.normal(0, 0.1, (30, 2)) + [5.0, 0.0]
+    chosen = k_centres(np.concatenate([big, small]), 2)
+    assert sorted(chosen >= 300) == [False, True]
+
+
+def test_ppca_density_matches_dense_gaussian():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
+    w, s2 = _ppca(np.cov(x, rowvar=False, bias=True), 2)
+    mu = x.mean(0)
+    ours = _log_gaussians(x[:5], mu[None], w[None], np.array([s2]))[:, 0]
+    dense = multivariate_normal(mu, w @ w.T + s2 * np.eye(6)).logpdf(x[:5])
+    assert np.allclose(ours, dense)
+
+
+def test_fit_save_load_roundtrip(tmp_path):
+    poses = articulated_poses(800, np.random.default_rng(5))
+    prior = PosePrior.fit(poses, n_components=3, n_basis=4, progress=False, em_iters=10)
+    assert prior.n_components == 3 and prior.n_basis == 4
+    assert np.isclose(prior.weights.sum(), 1.0) and (prior.noise > 0).all()
+    assert np.allclose(prior.means[:, ROOT_INDEX], 0.0)
+    assert prior.metric_scale == pytest.approx(np.sqrt(bone_sum_squares(
+        poses - poses[:, ROOT_INDEX : ROOT_INDEX + 1]).mean()))
+    path = tmp_path / "prior.npz"
+    prior.save(path)
+    again = PosePrior.load(path)
+    assert np.allclose(again.means, prior.means, atol=1e-6) and again.bone_ss_m == prior.bone_ss_m
+    held_out = articulated_poses(50, np.random.default_rng(6))
+    assert np.allclose(again.log_likelihood(held_out), prior.log_likelihood(held_out), atol=1e-3)
+
+
+def test_fit_rejects_bad_input():
+    with pytest.raises(PriorError, match="poses: expected shape"):
+        PosePrior.fit(np.zeros((100, 14, 3)))
+    with pytest.raises(PriorError, match="too few"):
+        PosePrior.fit(articulated_poses(5, np.random.default_rng(0)), n_components=3)
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(PriorError, match="no such pose prior"):
+        PosePrior.load(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(PriorError, match="bad.npz"):
+        PosePrior.load(bad)
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, means=np.zeros((1, 16, 3)))
+    with pytest.raises(PriorError, match="missing field"):
+        PosePrior.load(partial)
+
+
+def test_committed_default_prior_loads_and_lifts():
+    assert DEFAULT_PRIOR.exists(), "engines/pose_prior.npz must be committed"
+    prior = PosePrior.load()
+    assert prior.n_components >= 3 and 1.0 < prior.metric_scale < 2.0
+    assert "command" in prior.info
+    result = Lifter(prior).lift(np.random.default_rng(0).uniform(100, 400, (2, 14, 2)), np.ones((2, 14)))
+    assert result.valid.all() and np.isfinite(result.joints3d).all()
+
+
+def test_train_prior_tool_on_a_small_subset(tmp_path, mocap_dir):
+    out = tmp_path / "small.npz"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "train_prior.py"), "--mocap", str(mocap_dir), "--out", str(out),
+         "--subjects", "02", "05", "--val-subjects", "06", "--fps", "2", "--components", "2", "--basis", "4",
+         "--no-progress"],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "val" in proc.stdout
+    prior = PosePrior.load(out)
+    assert prior.n_components == 2 and prior.n_basis == 4
+    assert prior.info["subjects"] == ["02", "05"]
+    poses = articulated_poses(4, np.random.default_rng(7))
+    lifted = Lifter(prior).lift(poses[:, :14, :2] * [300, -300] + 500, np.ones((4, 14)))
+    assert lifted.valid.all() and np.isfinite(lifted.joints3d).all()

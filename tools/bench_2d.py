@@ -1,0 +1,288 @@
+"""2D accuracy and latency: our keypoint models against the upstream networks run in LiteRT.
+
+Accuracy uses the annotated images in ../shared/data/images/annotated with ground-truth boxes (the
+box of each person's annotated joints), so the detector does not enter it: PCK at 0.2 of the box
+diagonal and mean pixel error, per LSP-14 joint and overall. Every model sees the same crops through
+the same PoseEstimator2D code; only the network and its backend differ, which makes "our CPM in ONNX
+Runtime" vs "upstream CPM in LiteRT" a parity check of the converted model. MoveNet has no neck or
+head top, so it is scored on the 12 limb joints ("body12") only.
+
+Latency: full frames through PoseEstimator2D (detector included) with 1, 4 and 10 people, made by
+tiling a real photo of one person, and the detector alone.
+
+    python tools/bench_2d.py [--json] [--shared ../shared] [--repeats 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from realtime.config import Pose2DConfig  # noqa: E402
+from realtime.pose2d.crops import box_crop, warp  # noqa: E402
+from realtime.pose2d.estimator import MODELS, PoseEstimator2D  # noqa: E402
+from realtime.pose2d.detector import PersonDetector  # noqa: E402
+from realtime.pose2d.images import load_image  # noqa: E402
+from realtime.pose2d.landmarks import coco_to_lsp14  # noqa: E402
+from realtime.skeleton import LSP14  # noqa: E402
+
+PCK_ALPHA = 0.2
+BODY12 = [i for i, n in enumerate(LSP14) if n not in ("head_top", "neck")]
+
+#: Each dataset's joint index for each LSP-14 joint (None: the dataset has no such joint).
+LSP_ORDER = ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist", "r_elbow", "r_shoulder",
+             "l_shoulder", "l_elbow", "l_wrist", "neck", "head_top")
+MPII = {"head_top": 9, "neck": 8, "r_shoulder": 12, "r_elbow": 11, "r_wrist": 10, "l_shoulder": 13,
+        "l_elbow": 14, "l_wrist": 15, "r_hip": 2, "r_knee": 1, "r_ankle": 0, "l_hip": 3, "l_knee": 4, "l_ankle": 5}
+#: Human3.6M's 17 joints (mmpose body3d order); its "neck" is nearer the nose than LSP's upper neck.
+H36M = {"head_top": 10, "neck": None, "r_shoulder": 14, "r_elbow": 15, "r_wrist": 16, "l_shoulder": 11,
+        "l_elbow": 12, "l_wrist": 13, "r_hip": 1, "r_knee": 2, "r_ankle": 3, "l_hip": 4, "l_knee": 5, "l_ankle": 6}
+#: MPI-INF-3DHP's 17 test joints begin with LSP-14 in LSP-14 order.
+MPI_INF_3DHP = {name: i for i, name in enumerate(LSP14)}
+
+
+@dataclass(frozen=True)
+class Sample:
+    dataset: str
+    image: Path
+    keypoints: np.ndarray   # (14, 2)
+    valid: np.ndarray       # (14,) bool
+
+    @property
+    def box(self) -> np.ndarray:
+        p = self.keypoints[self.valid]
+        return np.concatenate([p.min(axis=0), p.max(axis=0)])
+
+
+def _mapped(joints: np.ndarray, visible: np.ndarray, mapping: dict[str, int | None]) -> tuple[np.ndarray, np.ndarray]:
+    kp = np.zeros((14, 2))
+    valid = np.zeros(14, bool)
+    for j, name in enumerate(LSP14):
+        k = mapping[name]
+        if k is not None:
+            kp[j] = joints[k]
+            valid[j] = bool(visible[k])
+    return kp, valid
+
+
+def load_annotated(root: Path) -> list[Sample]:
+    """Every annotated person in the mmpose test-data files under ``root``, in LSP-14."""
+    import scipy.io
+
+    samples = []
+    lsp = scipy.io.loadmat(root / "lsp" / "joints_lsp2000.mat")["joints"]
+    lsp_map = {name: LSP_ORDER.index(name) for name in LSP14}
+    for image in sorted((root / "lsp").glob("im*.jpg")):
+        j = lsp[:, :, int(image.stem[2:]) - 1].T
+        samples.append(Sample("lsp", image, *_mapped(j[:, :2], np.ones(14), lsp_map)))
+    for entry in json.loads((root / "mpii" / "test_mpii.json").read_text()):
+        samples.append(Sample("mpii", root / "mpii" / entry["image"],
+                              *_mapped(np.array(entry["joints"]), np.array(entry["joints_vis"]), MPII)))
+    for name, files, mapping in (("h36m", ["h36m/test_h36m_body3d.npz"], H36M),
+                                 ("mpi_inf_3dhp", ["mpi_inf_3dhp/test_3dhp_test.npz",
+                                                   "mpi_inf_3dhp/test_3dhp_train.npz"], MPI_INF_3DHP)):
+        for f in files:
+            z = np.load(root / f)
+            base = (root / f).parent
+            for img, part in zip(z["imgname"], z["part"]):
+                samples.append(Sample(name, base / str(img), *_mapped(part[:, :2], part[:, 2] > 0, mapping)))
+    return samples
+
+
+def score(samples: list[Sample], predictions: list[np.ndarray], joints: list[int]) -> dict:
+    """PCK@0.2 of the box diagonal and mean pixel error, per joint and overall, over ``joints``."""
+    hits = np.zeros(14)
+    errors = np.zeros(14)
+    counts = np.zeros(14)
+    for s, pred in zip(samples, predictions):
+        diag = float(np.hypot(*(s.box[2:] - s.box[:2])))
+        err = np.linalg.norm(pred - s.keypoints, axis=1)
+        use = s.valid & np.isin(np.arange(14), joints)
+        hits[use] += err[use] <= PCK_ALPHA * diag
+        errors[use] += err[use]
+        counts[use] += 1
+    with np.errstate(invalid="ignore"):
+        per_joint = {LSP14[j]: {"pck": 100 * hits[j] / counts[j], "error_px": errors[j] / counts[j]}
+                     for j in joints if counts[j]}
+    n = counts[joints].sum()
+    return {"pck": 100 * hits[joints].sum() / n, "error_px": errors[joints].sum() / n, "joints": int(n),
+            "per_joint": per_joint}
+
+
+class LiteRTModel:
+    """An upstream tflite file run in LiteRT behind the Backend interface (one image at a time)."""
+
+    name = "litert"
+
+    def __init__(self, path: Path, threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.model = path.stem
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._outputs = self.interpreter.get_output_details()
+        self.input_shape = tuple(int(v) for v in self._input["shape"][1:])
+        self.output_names = [o["name"] for o in self._outputs]
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        results: dict[str, list[np.ndarray]] = {n: [] for n in self.output_names}
+        for x in batch:
+            self.interpreter.set_tensor(self._input["index"], x[None].astype(self._input["dtype"]))
+            self.interpreter.invoke()
+            for o in self._outputs:
+                results[o["name"]].append(self.interpreter.get_tensor(o["index"])[0].copy())
+        return {k: np.stack(v) for k, v in results.items()}
+
+    def close(self) -> None:
+        pass
+
+
+def tflite_path(models_dir: Path, model: str) -> Path:
+    return {"cpm": models_dir / "cpm_pefm" / "model.tflite",
+            "detector": models_dir / "blazepose" / "pose_detection.tflite",
+            "movenet": models_dir / "movenet" / "lite-model_movenet_singlepose_lightning_tflite_int8_4.tflite",
+            }.get(model) or models_dir / "blazepose" / f"pose_landmark_{model.split('-')[1]}.tflite"
+
+
+def estimator_on(backend, detector_backend, model: str) -> PoseEstimator2D:
+    return PoseEstimator2D(backend, PersonDetector(detector_backend), MODELS[model], Pose2DConfig(model=model))
+
+
+def predict_movenet(net: LiteRTModel, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """MoveNet on the same square crop as the CPM; its (y, x) outputs are fractions of the crop."""
+    crop = box_crop(box, 192, MODELS["cpm"].crop_scale)
+    out = next(iter(net.infer(warp(image, [crop])).values()))[0, 0]
+    points = crop.to_image(out[:, [1, 0]] * 192 - 0.5)
+    kp, _ = coco_to_lsp14(points[None], out[None, :, 2])
+    return kp[0]
+
+
+def accuracy(samples: list[Sample], models_dir: Path, ours: list[str]) -> dict:
+    images = {s.image: load_image(s.image) for s in samples}
+    detector = LiteRTModel(tflite_path(models_dir, "detector"))
+    runs: dict[str, object] = {}
+    for model in ours:
+        try:
+            runs[f"{model} (ours, onnxruntime)"] = PoseEstimator2D.create(backend="onnxruntime", model=model)
+        except Exception as e:  # a model not converted yet is reported, not fatal
+            print(f"skipping {model} on onnxruntime: {e}", file=sys.stderr)
+    runs["cpm (upstream, LiteRT)"] = estimator_on(LiteRTModel(tflite_path(models_dir, "cpm")), detector, "cpm")
+    runs["blazepose-full (upstream, LiteRT)"] = estimator_on(
+        LiteRTModel(tflite_path(models_dir, "blazepose-full")), detector, "blazepose-full")
+    movenet = LiteRTModel(tflite_path(models_dir, "movenet"))
+    results = {}
+    for name, est in runs.items():
+        preds = [est.estimate_in_boxes(images[s.image], s.box[None])[0].keypoints for s in samples]
+        results[name] = {"all14": score(samples, preds, list(range(14))), "body12": score(samples, preds, BODY12)}
+    preds = [predict_movenet(movenet, images[s.image], s.box) for s in samples]
+    results["movenet (upstream, LiteRT)"] = {"body12": score(samples, preds, BODY12)}
+    return results
+
+
+def tiled_frame(person: np.ndarray, people: int) -> np.ndarray:
+    """A frame with ``people`` copies of one person photo on a grid (for per-person cost)."""
+    cols = int(np.ceil(np.sqrt(people)))
+    rows = int(np.ceil(people / cols))
+    h, w = person.shape[:2]
+    frame = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for i in range(people):
+        r, c = divmod(i, cols)
+        frame[r * h:(r + 1) * h, c * w:(c + 1) * w] = person
+    return frame
+
+
+def latency(person: np.ndarray, repeats: int, backend: str) -> dict:
+    """Per-frame ms of PoseEstimator2D with 1, 4, 10 people: with the detector (every frame) and
+    tracked (crops placed from the last frame), and the detector alone."""
+    out = {}
+    h, w = person.shape[:2]
+    for people in (1, 4, 10):
+        frame = tiled_frame(person, people)
+        for mode, every in (("detect", 1), ("tracked", 10_000)):
+            est = PoseEstimator2D.create(backend=backend, config=Pose2DConfig(detect_every=every, max_people=16))
+            cols = int(np.ceil(np.sqrt(people)))
+            boxes = np.array([[c * w, r * h, (c + 1) * w, (r + 1) * h] for r, c in
+                              (divmod(i, cols) for i in range(people))], float)
+            est.seed(boxes)
+            times, found, phases = [], [], []
+            for _ in range(repeats + 2):
+                t = time.perf_counter()
+                found.append(len(est.estimate(frame)))
+                times.append((time.perf_counter() - t) * 1e3)
+                phases.append(est.last_timings)
+            times, phases = times[2:], phases[2:]
+            out[f"{people} people, {mode}"] = {
+                "ms_p50": float(np.median(times)), "ms_p95": float(np.percentile(times, 95)),
+                "people_found": int(np.median(found)),
+                **{f"{k}_ms": float(np.median([p[k] for p in phases])) for k in phases[0]}}
+            est.close()
+    est = PoseEstimator2D.create(backend=backend)
+    times = []
+    for _ in range(repeats + 2):
+        t = time.perf_counter()
+        est.detector.detect(person)
+        times.append((time.perf_counter() - t) * 1e3)
+    out["detector alone"] = {"ms_p50": float(np.median(times[2:])), "ms_p95": float(np.percentile(times[2:], 95))}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    p.add_argument("--models", default="cpm,blazepose-lite,blazepose-full,blazepose-heavy",
+                   help="our models to score (comma-separated)")
+    p.add_argument("--backend", default="onnxruntime", help="backend for the latency part")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--skip-latency", action="store_true")
+    args = p.parse_args(argv)
+    samples = load_annotated(args.shared / "data" / "images" / "annotated")
+    result = {"samples": len(samples), "pck_alpha": PCK_ALPHA,
+              "accuracy": accuracy(samples, args.shared / "models", args.models.split(","))}
+    if not args.skip_latency:
+        person = load_image(args.shared / "data" / "images" / "photos" / "p1.jpg")
+        result["latency_backend"] = args.backend
+        result["latency"] = latency(person, args.repeats, args.backend)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_tables(result)
+    return 0
+
+
+def print_tables(result: dict) -> None:
+    acc = result["accuracy"]
+    print(f"Accuracy on {result['samples']} annotated people, ground-truth boxes, PCK@{result['pck_alpha']} of box diagonal")
+    print(f"{'model':40s} {'PCK 14':>7s} {'err px':>7s} {'PCK 12':>7s} {'err px':>7s}")
+    for name, r in acc.items():
+        a14 = r.get("all14")
+        c14 = f"{a14['pck']:7.1f} {a14['error_px']:7.1f}" if a14 else f"{'-':>7s} {'-':>7s}"
+        print(f"{name:40s} {c14} {r['body12']['pck']:7.1f} {r['body12']['error_px']:7.1f}")
+    print("\nPer joint PCK (14 or 12 joints)")
+    names = list(acc)
+    print(f"{'joint':12s} " + " ".join(f"{n.split(' ')[0][:14]:>14s}" for n in names))
+    for joint in LSP14:
+        row = []
+        for n in names:
+            per = (acc[n].get("all14") or acc[n]["body12"])["per_joint"]
+            row.append(f"{per[joint]['pck']:14.1f}" if joint in per else f"{'-':>14s}")
+        print(f"{joint:12s} " + " ".join(row))
+    if "latency" in result:
+        print(f"\nPer-frame latency, PoseEstimator2D on {result['latency_backend']} (ms)")
+        print(f"{'frame':24s} {'p50':>7s} {'p95':>7s} {'found':>6s} {'detect':>7s} {'crop':>7s} {'infer':>7s} {'decode':>7s}")
+        for name, r in result["latency"].items():
+            print(f"{name:24s} {r['ms_p50']:7.2f} {r['ms_p95']:7.2f} {r.get('people_found', ''):>6} "
+                  + " ".join(f"{r[k]:7.2f}" if k in r else f"{'':>7s}" for k in ("detect_ms", "crop_ms", "infer_ms", "decode_ms")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
