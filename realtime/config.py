@@ -74,12 +74,12 @@ class LiftingConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    max_cost: float = opt(1.0, min=0.0)
+    max_cost: float = opt(0.7, min=0.0)
     confirm_frames: int = opt(3, min=1)
     coast_s: float = opt(1.0, min=0.0)
     reid_s: float = opt(3.0, min=0.0)
     keypoint_weight: float = opt(0.5, min=0.0, max=1.0, help="share of keypoint distance vs box overlap in the cost")
-    keypoint_gate: float = opt(0.3, min=0.01, help="largest mean keypoint distance to the prediction, in person heights")
+    keypoint_gate: float = opt(0.25, min=0.01, help="largest mean keypoint distance to the prediction, in person heights")
     min_keypoints: int = opt(3, min=1, max=14, help="detections with fewer usable keypoints are ignored")
     min_confidence: float = opt(0.05, min=0.0, max=1.0, help="keypoints below this confidence count as missing")
 

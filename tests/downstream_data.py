@@ -1,13 +1,14 @@
 """Recordings of real mocap people for the downstream tests (rig, VMC, export, Blender)."""
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 
 from realtime import skeleton as sk
-from realtime.mocap import load_clip
+from realtime.mocap import Clip, load_clip
 from realtime.record import Recorder
 from realtime.transport.schema import Frame, Person, Skeleton, frame_topic, pack
 
@@ -17,9 +18,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CLIPS = ("bvh_cgspeed/02/02_01.bvh", "asf_amc/01/01_02.amc")
 
 
+@functools.cache
+def clip(path: Path) -> Clip:
+    """A mocap clip, read once per test session (several test modules use the same two)."""
+    return load_clip(path)
+
+
 def mocap_people(mocap_dir: Path, fps: float = 30.0, frames: int = 45) -> list[np.ndarray]:
     """(frames, 16, 3) joints per person, world frame, at ``fps``."""
-    return [load_clip(mocap_dir / c).subsample(fps).joints[:frames].astype(np.float64) for c in CLIPS]
+    return [clip(mocap_dir / c).subsample(fps).joints[:frames].astype(np.float64) for c in CLIPS]
 
 
 def write_recording(path: Path, people: list[np.ndarray], fps: float = 30.0, source: str = "cam0",

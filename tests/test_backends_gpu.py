@@ -36,6 +36,15 @@ def real_batch(photos_dir, model: str, n: int) -> np.ndarray:
     return spec.normalise(np.stack(crops))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """PyTorch's CPU threads spin under contention; on these shared 2-core machines one thread is ~20x faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def cpu_cpm(models_dir):
     backend = TorchBackend("cpm", device="cpu")
@@ -51,8 +60,8 @@ def test_torch_cpu_matches_onnxruntime(model, models_dir, photos_dir):
         got, want = tb.infer(x), ort.infer(x)
     for name in want:
         assert got[name].shape == want[name].shape and got[name].dtype == np.float32
-        scale = max(1.0, float(np.abs(want[name]).max()))  # detector regressors are pixels, up to ~800
-        assert np.abs(got[name] - want[name]).max() <= 1e-3 * scale, name
+        # rtol only matters for the detector's regressors (pixels, up to ~800): float32 rounding there
+        np.testing.assert_allclose(got[name], want[name], atol=1e-3, rtol=1e-5, err_msg=name)
 
 
 def test_bucket_padding_returns_exactly_n(models_dir, photos_dir, cpu_cpm):
@@ -132,7 +141,6 @@ def test_torch_cuda_fp16_close_to_fp32_cpu(model, models_dir, photos_dir):
 @pytest.mark.gpu
 def test_torch_cuda_fp32_matches_cpu(models_dir, photos_dir, cpu_cpm):
     x = real_batch(photos_dir, "cpm", 3)
-    torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False  # TF32 convolutions would not be FP32-accurate
     try:
         with TorchBackend("cpm", Pose2DConfig(precision="fp32")) as gpu:
@@ -151,19 +159,19 @@ def test_cuda_graph_path_equals_eager_path(models_dir, photos_dir):
             g, e = graphs.infer(x[:n])["belief_maps"], eager.infer(x[:n])["belief_maps"]
             assert g.shape == e.shape == (n, 96, 96, 14)
             np.testing.assert_allclose(g, e, atol=1e-3)
-        assert sorted(graphs._captured) == [1, 4, 8, 16, 64]
+        assert graphs.captured == [1, 4, 8, 16, 64]
         graphs.infer(x[3:7])  # fills bucket 4's static buffers with other crops
         np.testing.assert_allclose(graphs.infer(x[:3])["belief_maps"], eager.infer(x[:3])["belief_maps"], atol=1e-3)
 
 
 @pytest.mark.gpu
-def test_tensorrt_fp16_close_to_fp32_cpu(models_dir, photos_dir, tmp_path, cpu_cpm):
+def test_tensorrt_fp16_close_to_fp32_cpu(models_dir, photos_dir, cpu_cpm):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed on this GPU machine")
-    config = Pose2DConfig(precision="fp16", max_people=8, engines_dir=str(tmp_path))
+    config = Pose2DConfig(precision="fp16", max_people=8)
     x = real_batch(photos_dir, "cpm", 11)  # > max_people: runs as 8 + 3
     with create_backend("cpm", "tensorrt", config) as trt:
         _check_fp16("cpm", trt.infer(x), cpu_cpm.infer(x))
-    cached = list((tmp_path / "cache").glob("cpm-*.engine"))
-    assert len(cached) == 1
-    with create_backend("cpm", "tensorrt", config) as again:  # loads the cached engine
+        assert trt.engine_path.exists() and "fp16" in trt.engine_path.name
+    with create_backend("cpm", "tensorrt", config) as again:
+        assert not again.built and again.engine_path == trt.engine_path  # loaded from the cache
         assert again.infer(x[:2])["belief_maps"].shape == (2, 96, 96, 14)

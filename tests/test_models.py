@@ -24,8 +24,10 @@ def test_registry_hashes_match_the_mirror(models_dir):
 
 
 def test_unknown_names_are_clear_errors():
-    with pytest.raises(ModelError, match=r"unknown model 'movenet'; known models: cpm, detector, blazepose-lite"):
-        model_spec("movenet")
+    with pytest.raises(ModelError, match=r"unknown model 'openpose'; known models: cpm, detector, blazepose-lite"):
+        model_spec("openpose")
+    with pytest.raises(ModelError, match="movenet is a reference model"):
+        model_path("movenet", "onnx")
     with pytest.raises(ModelError, match="unknown model kind 'tensorrt'"):
         model_path("cpm", "tensorrt")
 
@@ -59,6 +61,9 @@ def test_fetch_extracts_the_npm_tarball(models_dir, tmp_path):
     assert sha256_of(path) == spec.sha256
     with pytest.raises(ModelError, match="has no member package/pose_landmark_full.tflite"):
         fetch("blazepose-full", config)
+    archive.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(ModelError, match=r"not a readable \.tgz .*delete it to download again"):
+        fetch("blazepose-heavy", config)
 
 
 def test_download_verifies_before_keeping(models_dir, tmp_path):
@@ -112,6 +117,13 @@ def test_ir_folds_fp16_and_sparse_weights(models_dir):
     weights = [graph.constants[op.inputs[1]] for op in graph.ops if op.type == "CONV_2D"]
     assert all(w.dtype == np.float32 for w in weights)
     assert any((w == 0).mean() > 0.3 for w in weights)
+
+
+def test_both_emitters_cover_every_supported_op():
+    pytest.importorskip("torch")
+    from realtime.pose2d import to_torch
+    from realtime.pose2d.tflite_ir import SUPPORTED_OPS
+    assert set(to_torch._LAYERS) == SUPPORTED_OPS
 
 
 def test_same_padding_puts_the_odd_pixel_after():

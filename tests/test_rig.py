@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from downstream_data import CLIPS, fixed_lengths
+from downstream_data import clip as load_clip
 
 from realtime import skeleton as sk
-from realtime.mocap import load_clip
 from realtime.rig import BONES, BonePose, HumanoidRig, RigError
 from realtime.rig.humanoid import matrix_from_quat, quat_from_matrix
 
@@ -64,7 +64,8 @@ def test_elbows_and_knees_are_hinges_and_twist_does_not_jump(clip):
     for bone, (axis, side) in hinge_axis.items():
         limb = ("shoulder", "elbow", "wrist") if "Arm" in bone else ("hip", "knee", "ankle")
         a, b, c = (joints[:, sk.JOINTS3D.index(side + n)] for n in limb)
-        sine = np.linalg.norm(np.cross(b - a, c - b), axis=1) / np.linalg.norm(b - a, axis=1) / np.linalg.norm(c - b, axis=1)
+        bend = np.linalg.norm(np.cross(b - a, c - b), axis=1)
+        sine = bend / np.linalg.norm(b - a, axis=1) / np.linalg.norm(c - b, axis=1)
         bent = sine > 0.25  # the limb's plane alone sets the twist
         q = rotations[bent, BONES.index(bone), :3]
         assert len(q) > 10

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -172,11 +174,11 @@ def accuracy(samples: list[Sample], models_dir: Path, ours: list[str]) -> dict:
     runs: dict[str, object] = {}
     for model in ours:
         try:
-            runs[f"{model} (ours, onnxruntime)"] = PoseEstimator2D.create(backend="onnxruntime", model=model)
-        except Exception as e:  # a model not converted yet is reported, not fatal
+            runs[f"{model} ort"] = PoseEstimator2D.create(backend="onnxruntime", model=model)
+        except (RuntimeError, ValueError, OSError) as e:  # a model not built here is reported, not fatal
             print(f"skipping {model} on onnxruntime: {e}", file=sys.stderr)
-    runs["cpm (upstream, LiteRT)"] = estimator_on(LiteRTModel(tflite_path(models_dir, "cpm")), detector, "cpm")
-    runs["blazepose-full (upstream, LiteRT)"] = estimator_on(
+    runs["cpm litert"] = estimator_on(LiteRTModel(tflite_path(models_dir, "cpm")), detector, "cpm")
+    runs["blazepose-full litert"] = estimator_on(
         LiteRTModel(tflite_path(models_dir, "blazepose-full")), detector, "blazepose-full")
     movenet = LiteRTModel(tflite_path(models_dir, "movenet"))
     results = {}
@@ -184,7 +186,7 @@ def accuracy(samples: list[Sample], models_dir: Path, ours: list[str]) -> dict:
         preds = [est.estimate_in_boxes(images[s.image], s.box[None])[0].keypoints for s in samples]
         results[name] = {"all14": score(samples, preds, list(range(14))), "body12": score(samples, preds, BODY12)}
     preds = [predict_movenet(movenet, images[s.image], s.box) for s in samples]
-    results["movenet (upstream, LiteRT)"] = {"body12": score(samples, preds, BODY12)}
+    results["movenet litert"] = {"body12": score(samples, preds, BODY12)}
     return results
 
 
@@ -200,9 +202,19 @@ def tiled_frame(person: np.ndarray, people: int) -> np.ndarray:
     return frame
 
 
-def latency(person: np.ndarray, repeats: int, backend: str) -> dict:
+def _median_ms(fn, repeats: int) -> dict:
+    times = []
+    for _ in range(repeats + 2):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return {"ms_p50": float(np.median(times[2:])), "ms_p95": float(np.percentile(times[2:], 95))}
+
+
+def latency(person: np.ndarray, wide: np.ndarray | None, repeats: int, backend: str) -> dict:
     """Per-frame ms of PoseEstimator2D with 1, 4, 10 people: with the detector (every frame) and
-    tracked (crops placed from the last frame), and the detector alone."""
+    tracked (crops placed from the last frame); and the detector alone on the person photo and, with
+    its tiles, on a wide 1080p frame."""
     out = {}
     h, w = person.shape[:2]
     for people in (1, 4, 10):
@@ -226,12 +238,14 @@ def latency(person: np.ndarray, repeats: int, backend: str) -> dict:
                 **{f"{k}_ms": float(np.median([p[k] for p in phases])) for k in phases[0]}}
             est.close()
     est = PoseEstimator2D.create(backend=backend)
-    times = []
-    for _ in range(repeats + 2):
-        t = time.perf_counter()
-        est.detector.detect(person)
-        times.append((time.perf_counter() - t) * 1e3)
-    out["detector alone"] = {"ms_p50": float(np.median(times[2:])), "ms_p95": float(np.percentile(times[2:], 95))}
+    h, w = person.shape[:2]
+    regions = len(est.detector.regions(w, h))
+    out[f"detector, {w}x{h}, {regions} input"] = _median_ms(lambda: est.detector.detect(person), repeats)
+    if wide is not None:
+        h, w = wide.shape[:2]
+        regions = len(est.detector.regions(w, h))
+        out[f"detector, {w}x{h}, {regions} inputs"] = _median_ms(lambda: est.detector.detect(wide), repeats)
+    est.close()
     return out
 
 
@@ -250,8 +264,13 @@ def main(argv: list[str] | None = None) -> int:
               "accuracy": accuracy(samples, args.shared / "models", args.models.split(","))}
     if not args.skip_latency:
         person = load_image(args.shared / "data" / "images" / "photos" / "p1.jpg")
+        capture = cv2.VideoCapture(str(args.shared / "data" / "video" / "deepstream_Retail02_short.mp4"))
+        wide = capture.read()[1]
+        capture.release()
         result["latency_backend"] = args.backend
-        result["latency"] = latency(person, args.repeats, args.backend)
+        result["latency"] = latency(person, wide, args.repeats, args.backend)
+        result["cpus"] = os.cpu_count()
+        result["load_average_1min"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(result))
     else:
@@ -261,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_tables(result: dict) -> None:
     acc = result["accuracy"]
-    print(f"Accuracy on {result['samples']} annotated people, ground-truth boxes, PCK@{result['pck_alpha']} of box diagonal")
+    print(f"Accuracy on {result['samples']} annotated people, ground-truth boxes, "
+          f"PCK@{result['pck_alpha']} of box diagonal")
+    print("(ort = our converted model in ONNX Runtime; litert = the upstream tflite in LiteRT; same crops)")
     print(f"{'model':40s} {'PCK 14':>7s} {'err px':>7s} {'PCK 12':>7s} {'err px':>7s}")
     for name, r in acc.items():
         a14 = r.get("all14")
@@ -269,19 +290,21 @@ def print_tables(result: dict) -> None:
         print(f"{name:40s} {c14} {r['body12']['pck']:7.1f} {r['body12']['error_px']:7.1f}")
     print("\nPer joint PCK (14 or 12 joints)")
     names = list(acc)
-    print(f"{'joint':12s} " + " ".join(f"{n.split(' ')[0][:14]:>14s}" for n in names))
+    print(f"{'joint':12s} " + " ".join(f"{n:>21s}" for n in names))
     for joint in LSP14:
         row = []
         for n in names:
             per = (acc[n].get("all14") or acc[n]["body12"])["per_joint"]
-            row.append(f"{per[joint]['pck']:14.1f}" if joint in per else f"{'-':>14s}")
+            row.append(f"{per[joint]['pck']:21.1f}" if joint in per else f"{'-':>21s}")
         print(f"{joint:12s} " + " ".join(row))
     if "latency" in result:
-        print(f"\nPer-frame latency, PoseEstimator2D on {result['latency_backend']} (ms)")
-        print(f"{'frame':24s} {'p50':>7s} {'p95':>7s} {'found':>6s} {'detect':>7s} {'crop':>7s} {'infer':>7s} {'decode':>7s}")
+        print(f"\nPer-frame latency, PoseEstimator2D on {result['latency_backend']} (ms); "
+              f"{result['cpus']} CPUs, load average {result['load_average_1min']:.1f} while measuring")
+        phases = ("detect", "crop", "infer", "decode")
+        print(f"{'frame':32s} {'p50':>7s} {'p95':>7s} {'found':>6s} " + " ".join(f"{k:>7s}" for k in phases))
         for name, r in result["latency"].items():
-            print(f"{name:24s} {r['ms_p50']:7.2f} {r['ms_p95']:7.2f} {r.get('people_found', ''):>6} "
-                  + " ".join(f"{r[k]:7.2f}" if k in r else f"{'':>7s}" for k in ("detect_ms", "crop_ms", "infer_ms", "decode_ms")))
+            print(f"{name:32s} {r['ms_p50']:7.2f} {r['ms_p95']:7.2f} {r.get('people_found', ''):>6} "
+                  + " ".join(f"{r[k + '_ms']:7.2f}" if k + "_ms" in r else f"{'':>7s}" for k in phases))
 
 
 if __name__ == "__main__":

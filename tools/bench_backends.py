@@ -9,7 +9,8 @@ Backends: onnxruntime, litert (the upstream .tflite in LiteRT, the reference), t
 torch (CUDA, [pose2d] precision, CUDA graphs), torch-eager (CUDA, no graphs), tensorrt.
 The keypoint model runs at each --batches size, the detector ("detector") at batch 1 only.
 Inputs are real photos resized to the model's input (never zeros). Each cell: warm-up calls, then
-timed calls until --repeats or --max-seconds; latency percentiles are over those calls and
+timed calls until --repeats or --max-seconds, interleaved across backends so all see the same
+machine load; latency percentiles are over those calls and
 crops/s = batch / median latency. --frame-people N also times PoseEstimator2D.estimate on a real
 photo with at least N people, detector included (the estimator is reset before every call).
 """
@@ -87,7 +88,7 @@ def photos() -> list[np.ndarray]:
 
 
 def crops(shape: tuple[int, int, int], n: int, images: list[np.ndarray]) -> np.ndarray:
-    """``n`` crops of the model's input size, RGB float32 0..255, cycling through the photos."""
+    """``n`` crops of the model's input size, RGB 0..255 float32, cycling through the photos."""
     import cv2
 
     h, w, _ = shape
@@ -95,17 +96,21 @@ def crops(shape: tuple[int, int, int], n: int, images: list[np.ndarray]) -> np.n
     return np.ascontiguousarray(np.stack(out), dtype=np.float32)
 
 
-def time_calls(fn: Callable[[], Any], warmup: int, repeats: int, max_seconds: float) -> np.ndarray:
-    """Per-call wall times in ms (each call returns host arrays, so it includes its GPU sync)."""
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
+def time_round_robin(fns: list[Callable[[], Any]], warmup: int, repeats: int, max_seconds: float,
+                     ) -> list[np.ndarray]:
+    """Per-call wall times in ms for each function, calls interleaved (A B C A B C ...) so that all
+    see the same machine load; each call returns host arrays, so it includes its GPU sync."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     start = time.perf_counter()
-    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - start < max_seconds):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return np.asarray(times)
+    while len(times[0]) < repeats and (len(times[0]) < 3 or time.perf_counter() - start < max_seconds * len(fns)):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append((time.perf_counter() - t0) * 1e3)
+    return [np.asarray(t) for t in times]
 
 
 class LiteRT:
@@ -163,31 +168,53 @@ def open_backend(label: str, model: str, config: Pose2DConfig, threads: int) -> 
     raise SystemExit(f"unknown backend {label!r} (known: {', '.join(sorted(set(CPU_BACKENDS + GPU_BACKENDS)))})")
 
 
-def bench_model(label: str, model: str, batches: list[int], config: Pose2DConfig, args: argparse.Namespace,
-                images: list[np.ndarray]) -> list[Cell]:
+def _error(e: Exception) -> str:
+    return f"{type(e).__name__}: {e}".splitlines()[0][:240]
+
+
+def _progress(cell: Cell) -> None:
+    """One line per finished cell on stderr, so a run cut short still shows what it measured."""
+    print("  " + " ".join(cell.row()).strip(), file=sys.stderr, flush=True)
+
+
+def bench_model(labels: list[str], model: str, batches: list[int], config: Pose2DConfig,
+                args: argparse.Namespace, images: list[np.ndarray]) -> list[Cell]:
+    """Every backend on ``model`` at each batch size; backends that fail to load or run get an error cell."""
     from realtime.pose2d import models
 
     if model in SINGLE_BATCH_MODELS:
         batches = [1]
-    try:
-        backend, precision = open_backend(label, model, config, args.threads)
-    except Exception as e:  # one unavailable backend must not lose the others' numbers
-        return [Cell(model, label, b, error=f"{type(e).__name__}: {e}".splitlines()[0][:160]) for b in batches]
     shape = tuple(models.model_spec(model).input_shape)
-    cells = []
+    cells: list[Cell] = []
+    loaded: list[tuple[str, Any, str]] = []
+    for label in labels:
+        try:
+            loaded.append((label, *open_backend(label, model, config, args.threads)))
+        except Exception as e:  # one unavailable backend must not lose the others' numbers
+            cells.append(Cell(model, label, batches[0], error=_error(e)))
+            _progress(cells[-1])
     try:
         for b in batches:
-            x = crops(shape, b, images)
-            try:
-                t = time_calls(lambda: backend.infer(x), args.warmup, args.repeats, args.max_seconds)
-            except Exception as e:
-                cells.append(Cell(model, label, b, precision, error=f"{type(e).__name__}: {e}".splitlines()[0][:160]))
-                continue
-            p50 = float(np.median(t))
-            cells.append(Cell(model, label, b, precision, p50, float(np.percentile(t, 95)), b * 1e3 / p50, len(t)))
+            x = models.model_spec(model).normalise(crops(shape, b, images))
+            ok = []
+            for label, backend, precision in loaded:
+                try:
+                    backend.infer(x)
+                    ok.append((label, backend, precision))
+                except Exception as e:
+                    cells.append(Cell(model, label, b, precision, error=_error(e)))
+                    _progress(cells[-1])
+            times = time_round_robin([lambda be=be: be.infer(x) for _, be, _ in ok],
+                                     args.warmup, args.repeats, args.max_seconds)
+            for (label, _, precision), t in zip(ok, times):
+                p50 = float(np.median(t))
+                cells.append(Cell(model, label, b, precision, p50, float(np.percentile(t, 95)), b * 1e3 / p50, len(t)))
+                _progress(cells[-1])
     finally:
-        backend.close()
-    return cells
+        for _, backend, _ in loaded:
+            backend.close()
+    order = {label: i for i, label in enumerate(labels)}
+    return sorted(cells, key=lambda c: (order[c.backend], c.batch))
 
 
 def bench_frame(label: str, people: int, config: Pose2DConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -202,8 +229,7 @@ def bench_frame(label: str, people: int, config: Pose2DConfig, args: argparse.Na
     image = cv2.imread(str(path))
     if image is None:
         return {"error": f"{path}: cannot read the frame image"}
-    backend = "torch" if label.startswith("torch") and label != "torch-cpu" else label
-    backend = "onnxruntime" if backend in ("torch-cpu", "litert") else backend
+    backend = {"torch-eager": "torch", "torch-cpu": "onnxruntime", "litert": "onnxruntime"}.get(label, label)
     try:
         est = PoseEstimator2D.create(backend=backend, config=config)
         frame, found = image, len(est.estimate(image))
@@ -216,10 +242,10 @@ def bench_frame(label: str, people: int, config: Pose2DConfig, args: argparse.Na
             est.reset()
             est.estimate(frame)
 
-        t = time_calls(once, args.warmup, args.repeats, args.max_seconds)
+        t = time_round_robin([once], args.warmup, args.repeats, args.max_seconds)[0]
         timings = dict(est.last_timings)
     except Exception as e:
-        return {"backend": backend, "error": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
+        return {"backend": backend, "error": _error(e)}
     return {"backend": backend, "image": path.name, "frame_size": [frame.shape[1], frame.shape[0]],
             "people": found, "p50_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)),
             "calls": len(t), "last_timings_ms": timings}
@@ -263,6 +289,17 @@ def checks(report: Report) -> dict[str, Any]:
     return out
 
 
+def save(report: Report, out: str | None) -> str:
+    """The report as one JSON object (checks updated), also written to ``out`` when given."""
+    report.checks = checks(report)
+    doc = json.dumps({"device": report.device, "versions": report.versions, "threads": report.threads,
+                      "results": [_plain(c.__dict__) for c in report.cells], "frame": report.frame,
+                      "checks": report.checks}, allow_nan=False, default=str)
+    if out:
+        Path(out).write_text(doc + "\n", encoding="utf-8")
+    return doc
+
+
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in d.items()}
 
@@ -302,21 +339,18 @@ def main(argv: list[str] | None = None) -> int:
         labels = [b.strip() for b in args.backends.split(",") if b.strip()]
     else:
         labels = list(GPU_BACKENDS if "cuda" in versions else CPU_BACKENDS)
-    config = load_config(args.config).replace("pose2d", ort_threads=args.threads).pose2d
     batches = [int(b) for b in args.batches.split(",")]
+    # TensorRT's optimisation profile must cover the largest batch measured (max_people is its max)
+    config = load_config(args.config).replace("pose2d", ort_threads=args.threads,
+                                              max_people=min(64, max(batches))).pose2d
     report = Report(device, versions, args.threads)
     images = photos()
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-        for label in labels:
-            report.cells += bench_model(label, model, batches, config, args, images)
+        report.cells += bench_model(labels, model, batches, config, args, images)
+        save(report, args.out)  # a run cut short by a time limit keeps what it measured
     if args.frame_people:
         report.frame = bench_frame(labels[0], args.frame_people, config, args)
-    report.checks = checks(report)
-    doc = json.dumps({"device": report.device, "versions": report.versions, "threads": report.threads,
-                      "results": [_plain(c.__dict__) for c in report.cells], "frame": report.frame,
-                      "checks": report.checks}, allow_nan=False, default=str)
-    if args.out:
-        Path(args.out).write_text(doc + "\n", encoding="utf-8")
+    doc = save(report, args.out)
     print(doc if args.json else table(report))
     return 0
 

@@ -51,8 +51,29 @@ def _median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _float64_module(name: str):
+    """The same converted graph evaluated in float64 (torch), as a referee between two float32 runtimes."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from realtime.pose2d.to_torch import load_module
+    module = load_module(name).double()
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            outs = module(torch.from_numpy(x[None].astype(np.float64)))
+        return {k: v.numpy() for k, v in zip(module.output_names, outs)}
+    return run
+
+
 def measure(name: str = "cpm", repeats: int = 50) -> dict:
-    """Median ms per single crop for ONNX Runtime and LiteRT (1 thread each, same crop), and max |diff|."""
+    """Median ms per single crop for ONNX Runtime and LiteRT (1 thread each, same crop), and output differences.
+
+    ``max_scaled_diff`` divides by the output's scale (max(1, max |LiteRT|)): segmentation logits reach ~2000.
+    ``ort_vs_fp64`` / ``litert_vs_fp64``: each runtime's max |diff| to a float64 evaluation of the graph (needs torch),
+    which tells a conversion error (ORT far off) from float32 rounding (both off by similar amounts).
+    """
     from ai_edge_litert.interpreter import Interpreter
     spec = model_spec(name)
     crops = photo_crops(name)
@@ -67,17 +88,28 @@ def measure(name: str = "cpm", repeats: int = 50) -> dict:
         interpreter.invoke()
         return [interpreter.get_tensor(outputs[t]) for t in spec.tflite_outputs]
 
-    max_diff = 0.0
+    exact = _float64_module(name)
+    max_diff = max_scaled = ort_vs_fp64 = litert_vs_fp64 = 0.0
     for x in crops:
         ours = backend.infer(x[None])
-        for key, ref in zip(spec.output_names, run_litert(x)):
-            max_diff = max(max_diff, float(np.abs(ours[key] - ref).max()))
+        refs = dict(zip(spec.output_names, run_litert(x)))
+        for key, ref in refs.items():
+            diff = float(np.abs(ours[key] - ref).max())
+            max_diff = max(max_diff, diff)
+            max_scaled = max(max_scaled, diff / max(1.0, float(np.abs(ref).max())))
+        if exact is not None:
+            for key, value in exact(x).items():
+                ort_vs_fp64 = max(ort_vs_fp64, float(np.abs(ours[key] - value).max()))
+                litert_vs_fp64 = max(litert_vs_fp64, float(np.abs(refs[key] - value).max()))
     one = crops[:1]
     ort_ms = _median_ms(lambda: backend.infer(one), repeats)
     litert_ms = _median_ms(lambda: run_litert(one[0]), repeats)
     backend.close()
     return {"model": name, "onnxruntime_ms": round(ort_ms, 3), "litert_ms": round(litert_ms, 3),
-            "ratio": round(ort_ms / litert_ms, 3), "max_abs_diff": max_diff, "crops": len(crops),
+            "ratio": round(ort_ms / litert_ms, 3), "max_abs_diff": max_diff,
+            "max_scaled_diff": max_scaled,
+            "ort_vs_fp64": ort_vs_fp64 if exact else None, "litert_vs_fp64": litert_vs_fp64 if exact else None,
+            "crops": len(crops),
             "repeats": repeats}
 
 
@@ -91,10 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"bench": "parity", "threads": 1, "results": rows}))
         return 0
-    print(f"{'model':16s} {'ORT ms':>8s} {'LiteRT ms':>10s} {'ORT/LiteRT':>10s} {'max |diff|':>11s}")
+    print(f"{'model':16s} {'ORT ms':>8s} {'LiteRT ms':>10s} {'ORT/LiteRT':>10s} {'max |diff|':>11s} {'scaled':>9s} "
+          f"{'ORT-fp64':>9s} {'LiteRT-fp64':>11s}")
     for r in rows:
+        fp64 = (f"{r['ort_vs_fp64']:9.2e} {r['litert_vs_fp64']:11.2e}" if r["ort_vs_fp64"] is not None
+                else f"{'-':>9s} {'-':>11s}")
         print(f"{r['model']:16s} {r['onnxruntime_ms']:8.2f} {r['litert_ms']:10.2f} {r['ratio']:10.2f} "
-              f"{r['max_abs_diff']:11.2e}")
+              f"{r['max_abs_diff']:11.2e} {r['max_scaled_diff']:9.2e} {fp64}")
     return 0
 
 

@@ -1,58 +1,56 @@
 #!/usr/bin/env bash
-# The GPU check of the 2D backends, in one command that finishes in a few minutes.
+# The GPU check of the 2D backends: one command, a few minutes, results under $OUT.
 #
-#   tools/gpu_check.sh --prepare   on this (CPU) machine: builds the converted models into engines/models and
-#                                  stages what the GPU machine cannot fetch in .device/ (gitignored, never
-#                                  committed): the few ../shared files the check reads and the pure-python
-#                                  `tflite` wheel (the GPU image has flatbuffers but not tflite).
-#   tools/gpu_check.sh             on the GPU machine (repo root, carrying .device and engines/models):
-#                                  runs the gpu-marked tests of tests/test_backends_gpu.py, then
-#                                  tools/bench_backends.py --json on CUDA, writing everything under $OUT
-#                                  (or out/gpu_check when OUT is unset).
+#   tools/gpu_check.sh --prepare   here (CPU machine): builds the cpm and detector models (ONNX + torch) and
+#                                  stages them with the 5 photos the check reads in .device/ (gitignored,
+#                                  never committed), so the GPU machine needs neither ../shared nor tflite.
+#   tools/gpu_check.sh             on the GPU machine, repo root, carrying .device: runs the gpu-marked tests
+#                                  of tests/test_backends_gpu.py, then tools/bench_backends.py on CUDA
+#                                  (torch FP16 with CUDA graphs, torch eager, TensorRT when installed,
+#                                  onnxruntime CPU; batches 1..64; detector at batch 1; a 4-person frame
+#                                  through PoseEstimator2D), writing logs and JSON to $OUT (default out/gpu_check).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+STAGE=.device/gpu_check
+PHOTOS="p1.jpg golf.jpg ski.jpg singer.jpg apink1.jpg"
 
 if [[ "${1:-}" == "--prepare" ]]; then
     set -e
     PY=${PYTHON:-.venv/bin/python}
     SHARED=${REALTIME_SHARED:-../shared}
     $PY -m realtime models build cpm detector
-    rm -rf .device/shared .device/whl
-    mkdir -p .device/shared/models/cpm_pefm .device/shared/models/blazepose .device/shared/data/images .device/whl
-    cp "$SHARED/models/cpm_pefm/model.tflite" .device/shared/models/cpm_pefm/
-    cp "$SHARED/models/blazepose/pose_detection.tflite" .device/shared/models/blazepose/
-    cp -r "$SHARED/data/images/photos" .device/shared/data/images/
-    $PY -m pip download -q --no-deps --only-binary=:all: -d .device/whl "tflite==2.18.0"
-    du -sh .device engines/models
-    echo 'prepared; on the GPU machine run: bash tools/gpu_check.sh   (carry: .device engines/models)'
+    rm -rf "$STAGE"
+    mkdir -p "$STAGE/engines/models" "$STAGE/shared/models" "$STAGE/shared/data/images/photos"
+    for m in cpm detector; do
+        cp engines/models/$m.onnx engines/models/$m.pt "$STAGE/engines/models/"
+    done
+    for p in $PHOTOS; do cp "$SHARED/data/images/photos/$p" "$STAGE/shared/data/images/photos/"; done
+    du -sh "$STAGE"
+    echo "prepared $STAGE; on the GPU machine run: bash tools/gpu_check.sh   (carry: .device)"
     exit 0
 fi
 
 OUT=${OUT:-out/gpu_check}
-mkdir -p "$OUT"
+mkdir -p "$OUT" engines/models
 PY=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1
-if [[ -d .device/shared ]]; then
-    export REALTIME_SHARED="$PWD/.device/shared" REALTIME_MODELS_DIR="$PWD/.device/shared/models"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [[ -d "$STAGE" ]]; then
+    cp -n "$STAGE"/engines/models/* engines/models/
+    export REALTIME_SHARED="$PWD/$STAGE/shared"
 fi
-if compgen -G ".device/whl/*.whl" >/dev/null; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/gpu_check_site .device/whl/*.whl \
-        && export PYTHONPATH="/tmp/gpu_check_site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 {
     date -u
-    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv || true
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
     $PY -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())'
 } 2>&1 | tee "$OUT/env.txt"
 
 status=0
-timeout 240 $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_backends_gpu.py -rA 2>&1 | tee "$OUT/pytest.txt"
+timeout 150 $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_backends_gpu.py -rA 2>&1 | tee "$OUT/pytest.txt"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
-timeout 240 $PY tools/bench_backends.py --out "$OUT/bench_backends.json" \
+timeout 200 $PY tools/bench_backends.py --out "$OUT/bench_backends.json" \
     --backends torch,torch-eager,tensorrt,onnxruntime --models cpm,detector --batches 1,2,4,8,16,32,64 \
-    --threads 8 --repeats 50 --max-seconds 1.5 --frame-people 4 2>&1 | tee "$OUT/bench_backends.txt"
+    --threads 8 --repeats 50 --max-seconds 1.0 --frame-people 4 2>&1 | tee "$OUT/bench_backends.txt"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 exit $status

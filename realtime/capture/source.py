@@ -77,6 +77,7 @@ class VideoSource:
         self._cap: cv2.VideoCapture | None = None
         self._t0: float | None = None          # wall time of the file's position 0 (this loop)
         self._next_retry = 0.0
+        self._grabbed: tuple[int, float] | None = None
         self._backoff = reconnect_initial_s
         self._open_first(start_seq)
 
@@ -153,23 +154,39 @@ class VideoSource:
         return 1.0 / self.fps if self.fps > 0 else 1.0 / 30.0
 
     def read(self) -> CapturedFrame | None:
+        return self.retrieve() if self.grab() else None
+
+    def grab(self) -> bool:
+        """Decode the next frame without converting it to BGR (cheap to drop: see :meth:`retrieve`)."""
+        self._grabbed = None
         if self.ended:
-            return None
+            return False
         if self._cap is None:
             if time.monotonic() < self._next_retry or not self._connect():
                 if self._cap is None and time.monotonic() >= self._next_retry:
                     self._schedule_retry("could not reconnect")
-                return None
+                return False
         if self.kind == "file":
-            return self._read_file()
-        ok, image = self._cap.read()
-        if not ok or image is None:
+            return self._grab_file()
+        if not self._cap.grab():
             self._schedule_retry("read failed")
-            return None
+            return False
+        self._grabbed = (self.seq, time.time())
         self.seq += 1
-        return CapturedFrame(image=image, seq=self.seq - 1, t_capture=time.time())
+        return True
 
-    def _read_file(self) -> CapturedFrame | None:
+    def retrieve(self) -> CapturedFrame | None:
+        """The last grabbed frame as a BGR image (None if there is none or it cannot be converted)."""
+        if self._grabbed is None or self._cap is None:
+            return None
+        seq, t = self._grabbed
+        self._grabbed = None
+        ok, image = self._cap.retrieve()
+        if not ok or image is None:
+            return None
+        return CapturedFrame(image=image, seq=seq, t_capture=t)
+
+    def _grab_file(self) -> bool:
         assert self._cap is not None
         if self.realtime and self._t0 is not None:
             late = time.time() - (self._t0 + self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
@@ -177,17 +194,15 @@ class VideoSource:
                 self.skipped += 1
                 self.seq += 1
                 late -= self._frame_period()
-        ok, image = self._cap.read()
-        if not ok or image is None:
+        if not self._cap.grab():
             if not self.loop:
                 self.ended = True
-                return None
+                return False
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._t0 = None
-            ok, image = self._cap.read()
-            if not ok:
+            if not self._cap.grab():
                 self.ended = True
-                return None
+                return False
         pos = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         if not self.realtime:
             t = time.time()
@@ -195,8 +210,9 @@ class VideoSource:
             if self._t0 is None:
                 self._t0 = time.time() - pos
             t = self._t0 + pos
+        self._grabbed = (self.seq, t)
         self.seq += 1
-        return CapturedFrame(image=image, seq=self.seq - 1, t_capture=t)
+        return True
 
     def close(self) -> None:
         if self._cap is not None:

@@ -45,11 +45,10 @@ def _write_bvh(path: Path, recording, track) -> None:
     """One BVH frame per source frame from the track's first to last pose; gaps hold the last pose."""
     from realtime.export.bvh import write_bvh
     from realtime.rig import HumanoidRig
+    from realtime.skeleton import PARENT_INDEX3D
     skel = recording.skeleton
-    if skel is not None and len(skel.rest_offsets) == len(recording.joint_names):
-        rig = HumanoidRig.from_offsets(skel.rest_offsets, recording.joint_names, skel.parents)
-    else:
-        rig = HumanoidRig.from_joints(track.joints[0], recording.joint_names)
+    rig = HumanoidRig.for_stream(recording.joint_names, skel.parents if skel else PARENT_INDEX3D,
+                                 skel.rest_offsets if skel else [], track.joints[0])
     by_time = dict(zip(track.times, track.joints))
     span = [t for t in recording.frame_times if track.times[0] <= t <= track.times[-1]]
     poses, pose = [], None

@@ -23,7 +23,6 @@ class Track:
     times: list[float] = field(default_factory=list)      # seconds since the recording's first frame
     seqs: list[int] = field(default_factory=list)
     joints: list[np.ndarray] = field(default_factory=list)  # (J, 3) camera frame: root + root-relative joints
-    has_root: bool = True                                 # False when some frame lacked a root position
 
 
 @dataclass
@@ -75,7 +74,6 @@ def load_tracks(path: str | Path, track: int | None = None, source: str | None =
             t.times.append(f.t_capture - t0)
             t.seqs.append(f.seq)
             t.joints.append(p.joints3d + (0.0 if p.root is None else p.root))
-            t.has_root &= p.root is not None
     if track is not None and track not in tracks:
         seen = sorted({p.track_id for f in frames for p in f.people if p.track_id >= 0 and p.joints3d is not None})
         raise ExportError(f"{path}: no track {track} with 3D poses (tracks: {', '.join(map(str, seen)) or 'none'})")

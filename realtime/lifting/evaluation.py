@@ -35,12 +35,16 @@ class Views:
 
 def random_views(poses: np.ndarray, rng: np.random.Generator, elevation_deg: tuple[float, float] = (-20.0, 40.0),
                  focal_px: tuple[float, float] = (500.0, 2000.0), height_px: tuple[float, float] = (150.0, 600.0),
-                 image_size: tuple[int, int] = (1920, 1080)) -> Views:
-    """Project (N,16,3) metre poses with one random perspective camera each."""
+                 image_size: tuple[int, int] = (1920, 1080), elevation_step: float = 0.0) -> Views:
+    """Project (N,16,3) metre poses with one random perspective camera each.
+
+    ``elevation_step`` > 0 rounds pitches to its multiples, so a known-pitch lifter can be built per pitch.
+    """
     n = len(poses)
     centred = poses - poses[:, ROOT_INDEX : ROOT_INDEX + 1]
     level = rotate_y(centred, rng.uniform(0, 2 * np.pi, n))
-    phi = np.radians(rng.uniform(*elevation_deg, n))
+    elevation = rng.uniform(*elevation_deg, n)
+    phi = np.radians(np.round(elevation / elevation_step) * elevation_step if elevation_step else elevation)
     f = rng.uniform(*focal_px, n)
     tall = stature(poses)
     dist = f * tall / rng.uniform(*height_px, n)

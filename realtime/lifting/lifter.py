@@ -2,12 +2,13 @@
 
 Camera: weak perspective, the body rotated about the vertical axis by one of ``rotations``
 quantised angles and seen from a camera pitched down by a known angle (or one of a few searched
-elevations). For each view and mixture component the unknowns z = (s, t_x, t_y, b = s a) enter
-linearly, so the MAP fit of the PPCA coefficients a ~ N(0, I) is a ridge least-squares problem:
+elevations). For each view and mixture component the unknowns (s, t, b = s a) enter linearly, so
+the MAP fit of the PPCA coefficients a ~ N(0, I) is a ridge least-squares problem:
 
     min_z  sum_l w_l |y_l - s P R mu_l - t - P R W_l b|^2 + lambda_k |b|^2,   lambda_k = sigma_k^2 + noise2d^2
 
-(the noise in model units scales with s in the image, which makes the ridge weight independent of s).
+(the noise in model units scales with s in the image, which makes the ridge weight independent of s;
+the translation t is eliminated in closed form).
 Everything that depends only on the model and the view is precomputed; people whose joints are all
 seen with equal confidence share one precomputed inverse per (view, component), other weight
 patterns get their normal equations summed from per-joint outer products and solved once per pattern.
@@ -21,19 +22,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.lifting.prior import ROOT_INDEX, PosePrior
+from realtime.lifting.prior import ROOT_INDEX, PosePrior, rotate_y
 from realtime.skeleton import JOINTS3D, LSP14
 
-#: 2D noise in model units (the prior's size normalisation: sum of squared limb lengths 1, a
-#: standing person is about 1.3 units tall) added to each component's PPCA noise: about 1.5% of
-#: height, which keeps the fit from bending the pose to follow small keypoint errors.
-NOISE2D = 0.02
 #: Confidences are rounded to this step before weighting, so that people with the same visibility
 #: and confidence pattern share one solve.
 WEIGHT_STEP = 0.05
 DEFAULT_ELEVATIONS = (-10.0, 0.0, 10.0, 20.0, 30.0)
 _N2D = len(LSP14)
-_PATTERN_CACHE = 64
+_PATTERN_CACHE = 32
+#: People scored per matrix product: keeps the (people x views x components) block in cache.
+_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class _Solver:
+    """Everything the fit needs for one joint-weight pattern, over all views and components.
+
+    The 2D input is centred on its weighted mean, so with the centred design's G (+ ridge) and
+    ginv = C C^T the regularised residual of the best z is y^T W y - |(W y)^T A C|^2 and the scale
+    is (W y)^T A ginv e_0: two matrix products score all views and components of a batch at once.
+    The chosen solution is then solved exactly with ginv.
+    """
+
+    ginv: np.ndarray        # (V,K,P,P)
+    mean: np.ndarray        # (V,K,2,P) weighted mean of the design over joints: t = -mean z
+    whiten: np.ndarray      # (28, P*V*K) float32, columns ordered (p, v, k)
+    scale_row: np.ndarray   # (28, V*K) float32
+    uncertainty: np.ndarray  # (V,K,16) posterior RMS 3D error per joint (m)
 
 
 @dataclass(frozen=True)
@@ -76,11 +92,15 @@ def _rot_x(phi: np.ndarray) -> np.ndarray:
 
 
 class Lifter:
-    """Batched 2D -> 3D lifting with a :class:`PosePrior` (immutable after construction)."""
+    """Batched 2D -> 3D lifting with a :class:`PosePrior`.
+
+    The model and views are fixed at construction; only a small cache of per-weight-pattern
+    solvers grows, so use one Lifter per thread or process.
+    """
 
     def __init__(self, prior: PosePrior, rotations: int = 80, camera_pitch_deg: float | None = None,
                  elevations_deg: tuple[float, ...] | list[float] = DEFAULT_ELEVATIONS,
-                 min_visible_joints: int = 6, min_confidence: float = 0.05, noise2d: float = NOISE2D):
+                 min_visible_joints: int = 6, min_confidence: float = 0.05, noise2d: float | None = None):
         if rotations < 1:
             raise ValueError(f"rotations: must be >= 1, got {rotations}")
         if not 2 <= min_visible_joints <= _N2D:
@@ -97,31 +117,57 @@ class Lifter:
         thetas = np.linspace(0.0, 2 * np.pi, rotations, endpoint=False)
         self._theta = np.tile(thetas, len(elevations))
         self._phi = np.repeat(np.radians(np.asarray(elevations, float)), rotations)
-        self._yaw = _rot_y(self._theta)
-        proj = (_rot_x(self._phi) @ self._yaw)[:, :2]                      # (V,2,3)
+        proj = (_rot_x(self._phi) @ _rot_y(self._theta))[:, :2]             # (V,2,3)
         k, j = prior.n_components, prior.n_basis
-        self._p = p = 3 + j
-        mu = prior.means[:, :_N2D]                                          # (K,14,3)
-        w = prior.bases[:, :_N2D]                                           # (K,14,3,J)
+        self._p = p = 1 + j
         n_views = len(proj)
-        a = np.zeros((n_views, k, _N2D, 2, p))
-        a[..., 0] = np.einsum("vcx,klx->vklc", proj, mu)
-        a[..., 0, 1] = 1.0
-        a[..., 1, 2] = 1.0
-        a[..., 3:] = np.einsum("vcx,klxj->vklcj", proj, w)
-        self._a = a
-        self._lam = prior.noise + noise2d**2                                # (K,)
+        a = np.empty((n_views, k, _N2D, 2, p))
+        a[..., 0] = np.einsum("vcx,klx->vklc", proj, prior.means[:, :_N2D])
+        a[..., 1:] = np.einsum("vcx,klxj->vklcj", proj, prior.bases[:, :_N2D])
+        self._a = a                                                         # (V,K,14,2,P)
+        self._lam = prior.noise + (prior.noise2d if noise2d is None else noise2d) ** 2  # (K,)
         self._ridge = np.zeros((k, p, p))
-        self._ridge[:, np.arange(3, p), np.arange(3, p)] = self._lam[:, None]
+        self._ridge[:, np.arange(1, p), np.arange(1, p)] = self._lam[:, None]
         self._outer = np.einsum("vklcp,vklcq->vklpq", a, a)                 # (V,K,14,P,P)
-        self._a_flat = np.ascontiguousarray(a.reshape(n_views * k, 2 * _N2D, p).transpose(1, 0, 2)
-                                            .reshape(2 * _N2D, -1))
-        self._full_ginv = np.linalg.inv(self._outer.sum(2) + self._ridge)
-        self._full_solve = np.ascontiguousarray(
-            np.einsum("vkpq,vkrq->rvkp", self._full_ginv, a.reshape(n_views, k, 2 * _N2D, p))
-            .reshape(2 * _N2D, -1))
         self._log_weights = np.log(prior.weights)
-        self._patterns: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._bases_flat = prior.bases.reshape(-1, j)                       # (K*16*3, J)
+        self._lam_vk = np.tile(self._lam, n_views).astype(np.float32)
+        self._log_weights_vk = np.tile(self._log_weights, n_views).astype(np.float32)
+        self._full = self._solver(np.ones(_N2D))
+        self._patterns: OrderedDict[bytes, _Solver] = OrderedDict()
+
+    def _solver(self, weights: np.ndarray) -> "_Solver":
+        """Precomputed scoring matrices for one joint-weight pattern (see :class:`_Solver`).
+
+        The translation is eliminated by its own normal equation, t = -mean_w(A) z, which turns
+        the design into its weighted-centred version and leaves z = (s, b).
+        """
+        mean = np.einsum("l,vklcp->vkcp", weights, self._a) / weights.sum()
+        g = np.einsum("l,vklpq->vkpq", weights, self._outer) + self._ridge \
+            - weights.sum() * np.einsum("vkcp,vkcq->vkpq", mean, mean)
+        ginv = np.linalg.inv(g)
+        chol = np.linalg.cholesky(ginv)                                     # ginv = C C^T
+        design = self._a.reshape(*self._a.shape[:2], 2 * _N2D, -1)
+        whiten = np.einsum("vkrp,vkpq->rqvk", design, chol)                 # A C
+        scale_row = np.einsum("vkrp,vkp->rvk", design, ginv[..., 0])        # A ginv e_0
+        cov_a = ginv[..., 1:, 1:] * self._lam[:, None, None]                # posterior cov of a
+        bases = self.prior.bases
+        var = np.einsum("klxj,vkjm,klxm->vkl", bases, cov_a, bases, optimize=True) + 3 * self.prior.noise[:, None]
+        uncertainty = np.sqrt(var) * self.prior.metric_scale
+        uncertainty[..., ROOT_INDEX] = 0.0
+        return _Solver(ginv, mean, np.ascontiguousarray(whiten.reshape(2 * _N2D, -1), dtype=np.float32),
+                       np.ascontiguousarray(scale_row.reshape(2 * _N2D, -1), dtype=np.float32), uncertainty)
+
+    def _pattern_solver(self, weights: np.ndarray) -> "_Solver":
+        key = weights.tobytes()
+        solver = self._patterns.get(key)
+        if solver is None:
+            solver = self._patterns[key] = self._solver(weights)
+            if len(self._patterns) > _PATTERN_CACHE:
+                self._patterns.popitem(last=False)
+        else:
+            self._patterns.move_to_end(key)
+        return solver
 
     @classmethod
     def from_config(cls, config, prior: PosePrior | None = None) -> "Lifter":
@@ -131,18 +177,6 @@ class Lifter:
                    camera_pitch_deg=None if math.isnan(pitch) else pitch,
                    elevations_deg=tuple(config.elevations_deg),
                    min_visible_joints=config.min_visible_joints, min_confidence=config.min_confidence)
-
-    def _pattern_ginv(self, weights: np.ndarray) -> np.ndarray:
-        key = weights.tobytes()
-        ginv = self._patterns.get(key)
-        if ginv is None:
-            ginv = np.linalg.inv(np.einsum("l,vklpq->vkpq", weights, self._outer) + self._ridge)
-            self._patterns[key] = ginv
-            if len(self._patterns) > _PATTERN_CACHE:
-                self._patterns.popitem(last=False)
-        else:
-            self._patterns.move_to_end(key)
-        return ginv
 
     def lift(self, keypoints2d: np.ndarray, confidence: np.ndarray) -> LiftResult:
         """Lift (N,14,2) pixel keypoints (image y down, LSP-14 order) with (N,14) confidences."""
@@ -172,63 +206,60 @@ class Lifter:
         yn = np.where(seen[idx, :, None], (y - centre[:, None]) / rms[:, None, None], 0.0)
 
         n_views, k, p = len(self._theta), self.prior.n_components, self._p
-        z = np.empty((len(idx), n_views, k, p))
-        cost = np.empty((len(idx), n_views, k))
-        ginvs = [self._full_ginv]
+        wy = (yn * w[..., None]).reshape(len(idx), -1)
+        energy = np.empty((len(idx), n_views * k), np.float32)
+        solvers = [self._full]
         group = np.zeros(len(idx), dtype=np.int64)
         rest = np.flatnonzero(~full)
         if len(rest):
             patterns, inverse = np.unique(w[rest], axis=0, return_inverse=True)
-            ginvs += [self._pattern_ginv(pattern) for pattern in patterns]
+            solvers += [self._pattern_solver(pattern) for pattern in patterns]
             group[rest] = inverse.ravel() + 1
-        for g, ginv in enumerate(ginvs):
+        lam, log_weights = self._lam_vk, self._log_weights_vk
+        ssq = (wy * yn.reshape(len(idx), -1)).sum(1, keepdims=True).astype(np.float32)
+        n_eff = w.sum(1, keepdims=True).astype(np.float32)
+        for g, solver in enumerate(solvers):
             members = np.flatnonzero(group == g)
-            if len(members) == 0:
-                continue
-            ywf = (yn[members] * w[members, :, None]).reshape(len(members), -1)
-            h = (ywf @ self._a_flat).reshape(len(members), n_views, k, p)
-            if g == 0:
-                zm = (ywf @ self._full_solve).reshape(h.shape)
-            else:
-                zm = np.einsum("vkpq,nvkq->nvkp", ginv, h)
-            z[members] = zm
-            cost[members] = (ywf * yn[members].reshape(len(members), -1)).sum(1)[:, None, None] \
-                - np.einsum("nvkp,nvkp->nvk", zm, h)
-
-        s = z[..., 0]
-        n_eff = w.sum(1)[:, None, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            energy = cost / (2 * s**2 * self._lam) + n_eff * np.log(s**2 * self._lam) - self._log_weights
-        energy = np.where(s > 1e-6, energy, np.inf)
-        flat = energy.reshape(len(idx), -1)
-        best = np.argmin(flat, axis=1)
-        plausible = np.isfinite(flat[np.arange(len(idx)), best])
-        view, comp = np.unravel_index(best, (n_views, k))
-        zb = z[np.arange(len(idx)), view, comp]
-        sb, tb, bb = zb[:, 0], zb[:, 1:3], zb[:, 3:]
+            for start in range(0, len(members), _CHUNK):
+                chunk = members[start : start + _CHUNK]
+                ywf = wy[chunk].astype(np.float32)
+                u = ywf @ solver.whiten
+                u *= u
+                cost = ssq[chunk] - np.add.reduce(u.reshape(len(ywf), p, -1), axis=1)
+                s = ywf @ solver.scale_row
+                s2lam = s * s * lam
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    e = cost / (2 * s2lam) + n_eff[chunk] * np.log(s2lam) - log_weights
+                energy[chunk] = np.where(s > 1e-6, e, np.inf)
+        best = np.argmin(energy, axis=1)
+        plausible = np.isfinite(energy[np.arange(len(idx)), best])
+        view, comp = np.divmod(best, k)
+        ginv = np.empty((len(idx), p, p))
+        mean = np.empty((len(idx), 2, p))
+        unc = np.empty((len(idx), len(JOINTS3D)))
+        for g, solver in enumerate(solvers):
+            members = group == g
+            ginv[members] = solver.ginv[view[members], comp[members]]
+            mean[members] = solver.mean[view[members], comp[members]]
+            unc[members] = solver.uncertainty[view[members], comp[members]]
+        h = np.matmul(wy[:, None], self._a[view, comp].reshape(len(idx), 2 * _N2D, p))[:, 0]
+        zb = np.matmul(ginv, h[..., None])[..., 0]
+        sb, bb = zb[:, 0], zb[:, 1:]
+        tb = -np.matmul(mean, zb[..., None])[..., 0]
+        residual = (wy * yn.reshape(len(idx), -1)).sum(1) - (zb * h).sum(1) - self._lam[comp] * (bb**2).sum(1)
         with np.errstate(divide="ignore", invalid="ignore"):
             coeff = bb / sb[:, None]
-        model = self.prior.means[comp] + np.einsum("nlxj,nj->nlx", self.prior.bases[comp], coeff)
-        level = np.einsum("nxy,nly->nlx", self._yaw[view], model) * self.prior.metric_scale
-        level -= level[:, ROOT_INDEX : ROOT_INDEX + 1]
-
-        proj = (_rot_x(self._phi[view]) @ self._yaw[view])[:, :2]
-        reproj = sb[:, None, None] * np.einsum("ncx,nlx->nlc", proj, model[:, :_N2D]) + tb[:, None]
-        reproj = (reproj * rms[:, None, None] + centre[:, None]) * [1.0, -1.0]
+        n_joints = len(JOINTS3D)
+        deform = (coeff @ self._bases_flat.T).reshape(len(idx), k, n_joints, 3)[np.arange(len(idx)), comp]
+        level = rotate_y(self.prior.means[comp] + deform, self._theta[view])   # model units
+        cos_e, sin_e = np.cos(self._phi[view])[:, None], np.sin(self._phi[view])[:, None]
+        image = np.stack([level[:, :_N2D, 0], cos_e * level[:, :_N2D, 1] - sin_e * level[:, :_N2D, 2]], -1)
+        reproj = ((sb[:, None, None] * image + tb[:, None]) * rms[:, None, None] + centre[:, None]) * [1.0, -1.0]
         root_px = (tb * rms[:, None] + centre) * [1.0, -1.0]
-
-        ginv_b = np.empty((len(idx), p - 3, p - 3))
-        for g, ginv in enumerate(ginvs):
-            members = group == g
-            ginv_b[members] = ginv[view[members], comp[members], 3:, 3:]
-        cov_a = ginv_b * self._lam[comp, None, None]
-        bases = self.prior.bases[comp]
-        var = np.einsum("nlxj,njm,nlxm->nl", bases, cov_a, bases) + 3 * self.prior.noise[comp, None]
-        unc = np.sqrt(var) * self.prior.metric_scale
-        unc[:, ROOT_INDEX] = 0.0
+        level = (level - level[:, ROOT_INDEX : ROOT_INDEX + 1]) * self.prior.metric_scale
 
         fields = dict(joints3d=level, uncertainty=unc, component=comp, coefficients=coeff,
-                      cost=(cost[np.arange(len(idx)), view, comp] - self._lam[comp] * (bb**2).sum(1)) / wsum,
+                      cost=residual / wsum,
                       rotation_deg=np.degrees(self._theta[view]), elevation_deg=np.degrees(self._phi[view]),
                       scale=sb * rms / self.prior.metric_scale, translation=root_px, reprojected2d=reproj)
         for name, value in fields.items():

@@ -10,6 +10,7 @@ At run time the prior is a small immutable object loaded from an ``.npz`` file.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ from realtime.skeleton import BONES3D, FLIP3D, JOINTS3D, ROOT
 
 ROOT_INDEX = JOINTS3D.index(ROOT)
 DEFAULT_PRIOR = Path(__file__).resolve().parent.parent.parent / "engines" / "pose_prior.npz"
+#: Default 2D noise (model units; a standing person is about 1.3 units tall) that the lifter adds
+#: to each component's PPCA noise; tools/train_prior.py chooses it on validation subjects.
+NOISE2D = 0.03
 _NONROOT = np.array([j for j in range(len(JOINTS3D)) if j != ROOT_INDEX])
 
 
@@ -160,7 +164,8 @@ class PosePrior:
     coefficients have a standard normal prior), ``noise`` (K,) the isotropic variance sigma^2,
     ``weights`` (K,) mixing proportions. Poses are in model units (sum of squared limb lengths 1);
     ``bone_ss_m`` is the mean training sum of squared limb lengths in m^2, so a model pose times
-    ``metric_scale`` is in metres.
+    ``metric_scale`` is in metres. ``noise2d`` is the 2D keypoint noise (model units) the lifter
+    assumes on top of the PPCA noise.
     """
 
     means: np.ndarray
@@ -168,6 +173,7 @@ class PosePrior:
     noise: np.ndarray
     weights: np.ndarray
     bone_ss_m: float
+    noise2d: float = NOISE2D
     joint_names: tuple[str, ...] = JOINTS3D
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -178,6 +184,10 @@ class PosePrior:
     @property
     def n_basis(self) -> int:
         return self.bases.shape[-1]
+
+    def with_info(self, noise2d: float, info: dict[str, Any]) -> "PosePrior":
+        """A copy with the lifter's 2D noise and extra training metadata."""
+        return dataclasses.replace(self, noise2d=float(noise2d), info={**self.info, **info})
 
     @property
     def metric_scale(self) -> float:
@@ -230,7 +240,7 @@ class PosePrior:
         full_means[:, _NONROOT] = means.reshape(k, -1, 3)
         full_bases[:, _NONROOT] = bases.reshape(k, -1, 3, j)
         return cls(full_means, full_bases, np.asarray(noise, float), np.asarray(weights, float),
-                   float(bone_ss_m), JOINTS3D, info)
+                   float(bone_ss_m), NOISE2D, JOINTS3D, info)
 
     def log_likelihood(self, poses: np.ndarray, rotations: int = 80) -> np.ndarray:
         """Per-pose log density (model units) of metre poses, at their best ground-plane rotation."""
@@ -249,7 +259,7 @@ class PosePrior:
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
             path, means=self.means.astype(np.float32), bases=self.bases.astype(np.float32),
-            noise=self.noise, weights=self.weights, bone_ss_m=self.bone_ss_m,
+            noise=self.noise, weights=self.weights, bone_ss_m=self.bone_ss_m, noise2d=self.noise2d,
             joint_names=np.array(self.joint_names), info=json.dumps(self.info))
 
     @classmethod
@@ -278,8 +288,9 @@ class PosePrior:
         if not (np.isfinite(means).all() and np.isfinite(bases).all() and (data["noise"] > 0).all()):
             raise PriorError(f"{path}: non-finite means/bases or non-positive noise")
         info = json.loads(str(data["info"])) if "info" in data else {}
+        noise2d = float(data["noise2d"]) if "noise2d" in data else NOISE2D
         return cls(means, bases, data["noise"].astype(np.float64), data["weights"].astype(np.float64),
-                   float(data["bone_ss_m"]), names, info)
+                   float(data["bone_ss_m"]), noise2d, names, info)
 
 
 def _m_step(x: np.ndarray, resp: np.ndarray, n_basis: int):

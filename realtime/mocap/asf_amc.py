@@ -56,6 +56,21 @@ def _acclaim_matrix(angles: np.ndarray, order: str) -> np.ndarray:
     return euler_matrices(angles[:, ::-1], order[::-1].upper())
 
 
+def _axis_order(path: Path, line: int, token: str) -> str:
+    if sorted(token.upper()) != ["X", "Y", "Z"]:
+        raise MocapError(path, f"axis order {token!r} is not a permutation of XYZ", line)
+    return token.upper()
+
+
+def _dof(path: Path, line: int, tokens: list[str]) -> tuple[str, ...]:
+    """Degrees of freedom (rx ry rz tx ty tz, and l for bone stretch, which is read and ignored)."""
+    dof = tuple(t.lower() for t in tokens)
+    bad = [d for d in dof if d not in ("rx", "ry", "rz", "tx", "ty", "tz", "l")]
+    if bad:
+        raise MocapError(path, f"unknown degree of freedom {bad[0]!r}", line)
+    return dof
+
+
 def _numbers(path: Path, line: int, tokens: list[str], count: int, what: str) -> np.ndarray:
     if len(tokens) < count:
         raise MocapError(path, f"{what} needs {count} values, got {len(tokens)}", line)
@@ -99,9 +114,9 @@ def read_asf(path: str | Path) -> AsfSkeleton:
                 degrees = len(tokens) < 2 or tokens[1].lower().startswith("deg")
         elif section == ":root":
             if key == "order":
-                root_order = tuple(t.lower() for t in tokens[1:])
+                root_order = _dof(path, number, tokens[1:])
             elif key == "axis" and len(tokens) > 1:
-                root_axis = tokens[1].upper()
+                root_axis = _axis_order(path, number, tokens[1])
             elif key == "position":
                 root_position = _numbers(path, number, tokens[1:], 3, "position")
             elif key == "orientation":
@@ -124,9 +139,9 @@ def read_asf(path: str | Path) -> AsfSkeleton:
                 bone.length = float(_numbers(path, number, tokens[1:], 1, "length")[0])
             elif key == "axis":
                 bone.axis = _numbers(path, number, tokens[1:], 3, "axis")
-                bone.axis_order = tokens[4].upper() if len(tokens) > 4 else "XYZ"
+                bone.axis_order = _axis_order(path, number, tokens[4] if len(tokens) > 4 else "XYZ")
             elif key == "dof":
-                bone.dof = tuple(t.lower() for t in tokens[1:])
+                bone.dof = _dof(path, number, tokens[1:])
         elif section == ":hierarchy" and key not in ("begin", "end"):
             for child in tokens[1:]:
                 children.setdefault(tokens[0], []).append(child)
@@ -143,17 +158,19 @@ def read_asf(path: str | Path) -> AsfSkeleton:
         for child in children.get(names[parent], []):
             if child not in bones:
                 raise MocapError(path, f"hierarchy names unknown bone {child!r}", hierarchy_line)
+            if child in names:
+                raise MocapError(path, f"bone {child!r} has two parents in the hierarchy", hierarchy_line)
             names.append(child)
             parents.append(parent)
             queue.append(len(names) - 1)
     rest = [bones[n] for n in names[1:]]
-    to_rad = 1.0 if degrees else 180.0 / np.pi
+    to_degrees = 1.0 if degrees else 180.0 / np.pi
     return AsfSkeleton(
         names=tuple(names),
         parents=tuple(parents),
         vectors=np.array([np.zeros(3)] + [b.direction * b.length for b in rest]),
-        frames=tuple([_acclaim_matrix(root_orientation * to_rad, root_axis)[0]]
-                     + [_acclaim_matrix(b.axis * to_rad, b.axis_order)[0] for b in rest]),
+        frames=tuple([_acclaim_matrix(root_orientation * to_degrees, root_axis)[0]]
+                     + [_acclaim_matrix(b.axis * to_degrees, b.axis_order)[0] for b in rest]),
         axis_orders=(root_axis,) + tuple(b.axis_order for b in rest),
         dofs=(root_order or ("tx", "ty", "tz", "rx", "ry", "rz"),) + tuple(b.dof for b in rest),
         root_position=root_position,
@@ -184,6 +201,9 @@ def read_amc(path: str | Path, skeleton: AsfSkeleton, fps: float = 120.0) -> Mot
     values = _regular_frames(lines, first, skeleton)
     if values is None:
         values = _frames_line_by_line(path, lines, first, skeleton)
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        raise MocapError(path, f"frame {int(np.argmin(finite)) + 1} has a non-finite value")
     return _kinematics(skeleton, values, degrees, fps)
 
 

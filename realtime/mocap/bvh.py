@@ -214,18 +214,21 @@ def _motion_header(path: Path, lines: list[str], motion_line: int) -> tuple[int,
 
 def _motion_values(path: Path, lines: list[str], first: int, frames: int, width: int) -> np.ndarray:
     """The (frames, width) channel values; a short, long or garbled line is named."""
-    rows = lines[first:first + frames]
-    while rows and len(rows) < frames + 1 and not rows[-1].strip():
+    rows = [row.split() for row in lines[first:first + frames]]
+    while rows and not rows[-1]:
         rows.pop()
-    try:
-        values = np.array(" ".join(rows).split(), dtype=np.float64)
-    except ValueError:
-        values = None
-    if values is not None and values.size == frames * width and len(rows) == frames:
-        return values.reshape(frames, width)
-    for offset, row in enumerate(rows):
-        tokens = row.split()
+    for offset, tokens in enumerate(rows):
         if len(tokens) != width:
             raise MocapError(path, f"expected {width} values, got {len(tokens)}", first + offset + 1)
-        _floats(path, first + offset + 1, tokens, "frame")
-    raise MocapError(path, f"file ends after {len(rows)} of {frames} frames", len(lines))
+    if len(rows) < frames:
+        raise MocapError(path, f"file ends after {len(rows)} of {frames} frames", len(lines))
+    try:
+        values = np.array(rows, dtype=np.float64)
+    except ValueError:
+        for offset, tokens in enumerate(rows):
+            _floats(path, first + offset + 1, tokens, "frame")
+        raise
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        raise MocapError(path, "non-finite value", first + int(np.argmin(finite)) + 1)
+    return values

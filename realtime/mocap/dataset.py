@@ -5,6 +5,7 @@ The same (subject, trial) may exist as AMC and as BVH: the AMC (CMU's native rec
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import hashlib
@@ -20,6 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from realtime.config import REPO_ROOT
+from realtime.skeleton import JOINTS3D
 
 from .asf_amc import AsfSkeleton, read_amc, read_asf
 from .bvh import parse_bvh
@@ -44,6 +46,8 @@ class Clip:
     fps: float
     joints: np.ndarray  # (T, 16, 3) float32, metres, y up, JOINTS3D order, world frame as recorded
     convention: str     # the source skeleton convention (realtime.mocap.joints)
+    #: CMU's description of the clip ("walk", "run/jog", ...) when load_dataset found clip_index.csv.
+    description: str = ""
 
     @property
     def frames(self) -> int:
@@ -51,6 +55,8 @@ class Clip:
 
     def subsample(self, fps: float) -> Clip:
         """Every n-th frame, n = round(self.fps / fps) (at least 1), so the rate is about ``fps``."""
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, not {fps!r}")
         step = max(1, round(self.fps / fps))
         return dataclasses.replace(self, joints=self.joints[::step], fps=self.fps / step)
 
@@ -130,9 +136,14 @@ def _code_version() -> str:
 
 
 def _cache_file(cache_dir: Path, path: Path) -> Path:
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_code_version()}"
-    return cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    """``<name>-<file id>-<version>.npz``: the file id follows symlinks, the version covers the
+    file's size and mtime and the reader code."""
+    real = path.resolve()
+    stat = real.stat()
+    file_id = hashlib.sha1(str(real).encode()).hexdigest()[:10]
+    version = f"{stat.st_size}|{stat.st_mtime_ns}|{_code_version()}"
+    version = hashlib.sha1(version.encode()).hexdigest()[:10]
+    return cache_dir / f"{path.name}-{file_id}-{version}.npz"
 
 
 def _load_cached(path: Path, cache_dir: Path | None) -> Clip:
@@ -153,6 +164,9 @@ def _load_cached(path: Path, cache_dir: Path | None) -> Clip:
         with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".npz", delete=False) as tmp:
             np.savez(tmp, joints=clip.joints, fps=clip.fps, convention=clip.convention)
         os.replace(tmp.name, file)
+        for stale in cache_dir.glob(file.name.rsplit("-", 1)[0] + "-*.npz"):
+            if stale != file:
+                stale.unlink(missing_ok=True)
     except OSError as e:
         log.warning("cannot cache %s in %s: %s", path.name, cache_dir, e)
     return clip
@@ -161,9 +175,9 @@ def _load_cached(path: Path, cache_dir: Path | None) -> Clip:
 # -- the dataset ------------------------------------------------------------------------------
 
 #: The fixed split of the CMU subjects in ../shared: 70/15/15 % of the frames at 10 fps
-#: (``tools/bench_mocap.py`` prints it). Validation has uneven-terrain walking, walks, jump-and-grab,
-#: kicks and dance; test has walk, run, jumps and five subjects of the walking set (the tracking
-#: benchmark animates walking people). Subjects not listed fall back to a hash of their number.
+#: (``tools/bench_mocap.py`` prints it). Validation has walking on uneven terrain, walks and
+#: jump-and-grab; test has runs, jumps, walks and five subjects of the walking set (the tracking
+#: benchmark animates walking people); training keeps the most varied subjects (01, 02). Subjects not listed fall back to a hash of their number.
 SPLIT: dict[str, str] = {
     **dict.fromkeys(("03", "05", "08", "10", "12", "14"), "val"),
     **dict.fromkeys(("09", "13", "16", "43", "55", "113", "133", "136"), "test"),
@@ -173,7 +187,7 @@ SPLIT: dict[str, str] = {
 
 
 def subject_split(subject: str) -> str:
-    """"train", "val" or "test" for a subject: fixed, by subject, never by frame."""
+    """The subject's set, "train", "val" or "test": fixed, by subject, never by frame."""
     subject = subject.lstrip("0").zfill(2)
     if subject in SPLIT:
         return SPLIT[subject]
@@ -195,12 +209,22 @@ class Dataset:
     def joints(self) -> np.ndarray:
         """All frames of all clips, (N, 16, 3) float32."""
         if not self.clips:
-            return np.zeros((0, 16, 3), np.float32)
+            return np.zeros((0, len(JOINTS3D), 3), np.float32)
         return np.concatenate([c.joints for c in self.clips])
 
     @property
     def subjects(self) -> list[str]:
         return sorted({c.subject for c in self.clips}, key=lambda s: (len(s), s))
+
+
+def clip_descriptions(root: str | Path) -> dict[str, str]:
+    """``{"02_01": "walk", ...}`` from CMU's ``clip_index.csv`` in ``root`` (empty when absent)."""
+    index = Path(root) / "clip_index.csv"
+    if not index.exists():
+        return {}
+    with open(index, newline="", encoding="utf-8", errors="replace") as f:
+        return {row[0].strip(): row[1].strip() for row in csv.reader(f)
+                if len(row) > 1 and _NAME.match(row[0].strip())}
 
 
 def find_clips(root: str | Path) -> list[Path]:
@@ -230,6 +254,8 @@ def load_dataset(root: str | Path, fps: float | None = 10.0, subjects: Iterable[
     root = Path(root)
     if not root.is_dir():
         raise MocapError(root, "mocap folder not found")
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be > 0 or None, not {fps!r}")
     if split not in (None, "train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val', 'test' or None, not {split!r}")
     wanted = None if subjects is None else {s.lstrip("0").zfill(2) for s in subjects}
@@ -243,6 +269,7 @@ def load_dataset(root: str | Path, fps: float | None = 10.0, subjects: Iterable[
         subject = subject.lstrip("0").zfill(2)
         if (wanted is None or subject in wanted) and (split is None or subject_split(subject) == split):
             paths.append(path)
+    descriptions = clip_descriptions(root)
     clips: list[Clip] = []
     skipped: list[tuple[Path, str]] = []
     for path in tqdm(paths, desc="mocap", unit="clip", disable=not progress):
@@ -253,5 +280,6 @@ def load_dataset(root: str | Path, fps: float | None = 10.0, subjects: Iterable[
             log.warning("skipped %s", reason)
             skipped.append((path, reason))
             continue
+        clip = dataclasses.replace(clip, description=descriptions.get(path.stem, ""))
         clips.append(clip if fps is None else clip.subsample(fps))
     return Dataset(clips=clips, skipped=skipped)

@@ -20,10 +20,10 @@ Joint definitions, identical in meaning across conventions:
 * ``thorax``: mid-point of the two shoulder joints;
 * ``neck``: the top of the neck (base of the skull: the joint where the head bone starts), as
   LSP's "neck" label sits under the chin rather than at the shoulders;
-* ``head_top``: the neck extended along the head by ``HEAD_TOP`` times the length of the head
-  bone (the rig's head end site), or, where the rig has no head end site, by the neck-to-head
-  segment scaled to the same length; calibrated on subject 02, recorded both as AMC and as
-  MotionBuilder BVH (see docs/mocap.md).
+* ``head_top``: the neck extended along the head bone (neck to the rig's head end site) by
+  ``HEAD_TOP`` times its length: CMU's head bone ends at the level of the head markers, below
+  the crown. The MotionBuilder rig has no head end site; its neck and head top are placed along
+  its chest-to-neck line with factors fitted to the AMC (see ``MOTIONBUILDER`` and docs/mocap.md).
 """
 from __future__ import annotations
 
@@ -37,12 +37,21 @@ from realtime.skeleton import JOINTS3D
 from .bvh import BvhFile
 from .kinematics import Motion
 
-#: head_top = neck + HEAD_TOP * (head end - neck) on rigs with a head end site.
+#: head_top = neck + HEAD_TOP * (head end - neck) on rigs with a head end site: about 12 cm from
+#: the base of the skull for CMU subjects 01-03, whose head bones are 9-10 cm long.
 HEAD_TOP = 1.25
 
 
 def _mid(a: str, b: str) -> dict[str, float]:
     return {a: 0.5, b: 0.5}
+
+
+def _mean(*points: dict[str, float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for point in points:
+        for name, w in point.items():
+            out[name] = out.get(name, 0.0) + w / len(points)
+    return out
 
 
 def _along(start: str, end: str, factor: float) -> dict[str, float]:
@@ -51,6 +60,8 @@ def _along(start: str, end: str, factor: float) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Convention:
+    """A mocap skeleton convention: how to recognise it and where each JOINTS3D joint lies in it."""
+
     name: str
     #: Names that identify the convention (all must be present in the file).
     markers: tuple[str, ...]
@@ -95,6 +106,7 @@ class Convention:
         return dataclasses.replace(bvh, offsets=offsets)
 
     def missing(self, names: tuple[str, ...]) -> list[str]:
+        """Points the table needs that a file lacks (a renamed or cut-down rig)."""
         have = set(names)
         return sorted({p for spec in self.table.values() for p in spec} - have)
 
@@ -137,35 +149,32 @@ CGSPEED = Convention(
 )
 
 #: The MotionBuilder files are retargeted onto one template rig (the same OFFSETs for every
-#: subject), whose joints sit elsewhere than CMU's: shoulders 8 cm narrower, knees 6 cm higher,
-#: forearms 5 cm longer, no head end site. These factors move them onto the CMU joints; each
-#: was fitted by least squares on subject 02 and 03 clips recorded as both AMC and MotionBuilder
-#: BVH (tools/bench_mocap.py reports the agreement).
-MB_SHOULDER = 1.8    # along collar -> shoulder joint
-MB_WRIST = 0.8       # along elbow -> hand joint
-MB_KNEE = 1.12       # along hip -> knee joint
-MB_NECK = 1.5        # along chest -> neck joint (the rig's neck is the base of the neck)
-MB_HEAD_TOP = 2.0    # along chest -> neck joint
+#: subject) whose joints sit elsewhere than CMU's: narrower and lower shoulders, higher knees,
+#: longer forearms, the neck joint at the base of the neck, no head end site.
+#: The weights below move them onto the CMU joints. Shoulders, elbows, neck and head top are
+#: least-squares fits of pelvis-centred positions on the subject 02 and 03 clips recorded both as
+#: AMC and as MotionBuilder BVH (``tools/bench_mocap.py --fit-motionbuilder``); knee and wrist
+#: scale the bone to CMU's mean length (a position fit shrinks them, as the retarget also changed
+#: the joint angles).
+def _mb_shoulder(side: str) -> dict[str, float]:
+    return {f"{side}Collar": -0.13, f"{side}Shldr": 1.72, "chest": -0.31, "neck": -0.28}
+
 
 MOTIONBUILDER = Convention(
     name="motionbuilder",
     markers=("rThigh", "lThigh", "rShldr", "lShldr", "chest", "neck"),
     metres_per_unit=0.01,
     table={
-        "r_shoulder": _along("rCollar", "rShldr", MB_SHOULDER),
-        "l_shoulder": _along("lCollar", "lShldr", MB_SHOULDER),
-        "r_elbow": {"rForeArm": 1.0}, "l_elbow": {"lForeArm": 1.0},
-        "r_wrist": _along("rForeArm", "rHand", MB_WRIST),
-        "l_wrist": _along("lForeArm", "lHand", MB_WRIST),
+        "r_shoulder": _mb_shoulder("r"), "l_shoulder": _mb_shoulder("l"),
+        "r_elbow": _along("rShldr", "rForeArm", 0.95), "l_elbow": _along("lShldr", "lForeArm", 0.95),
+        "r_wrist": _along("rForeArm", "rHand", 0.8), "l_wrist": _along("lForeArm", "lHand", 0.8),
         "r_hip": {"rThigh": 1.0}, "l_hip": {"lThigh": 1.0},
-        "r_knee": _along("rThigh", "rShin", MB_KNEE),
-        "l_knee": _along("lThigh", "lShin", MB_KNEE),
+        "r_knee": _along("rThigh", "rShin", 1.12), "l_knee": _along("lThigh", "lShin", 1.12),
         "r_ankle": {"rFoot": 1.0}, "l_ankle": {"lFoot": 1.0},
         "pelvis": _mid("lThigh", "rThigh"),
-        "thorax": {"rCollar": 0.5 * (1 - MB_SHOULDER), "rShldr": 0.5 * MB_SHOULDER,
-                   "lCollar": 0.5 * (1 - MB_SHOULDER), "lShldr": 0.5 * MB_SHOULDER},
-        "neck": _along("chest", "neck", MB_NECK),
-        "head_top": _along("chest", "neck", MB_HEAD_TOP),
+        "thorax": _mean(_mb_shoulder("r"), _mb_shoulder("l")),
+        "neck": _along("chest", "neck", 1.53),
+        "head_top": _along("chest", "neck", 2.02),
     },
     rest_frames=1,
 )

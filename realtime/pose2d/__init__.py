@@ -1,5 +1,24 @@
-"""Multi-person 2D pose: person detector, crops, batched keypoint model, belief-map decoding."""
-from realtime.pose2d.estimator import Person2D, PoseEstimator2D
-from realtime.pose2d.images import ImageError, load_image
+"""Multi-person 2D pose: person detector, crops, batched keypoint model, belief-map decoding.
 
-__all__ = ["ImageError", "Person2D", "PoseEstimator2D", "load_image"]
+Names are imported on first use, so ``realtime --help`` (which loads the ``estimate`` and ``models``
+subcommands from this package) does not pay for OpenCV and the pipeline.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "PoseEstimator2D": "realtime.pose2d.estimator",
+    "Person2D": "realtime.pose2d.estimator",
+    "ImageError": "realtime.pose2d.images",
+    "load_image": "realtime.pose2d.images",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'realtime.pose2d' has no attribute {name!r}")

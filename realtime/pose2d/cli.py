@@ -5,19 +5,21 @@ A bad file gets one error line and the others still run; the exit status is 1 if
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
 
-MODELS = ("cpm", "blazepose-lite", "blazepose-full", "blazepose-heavy")
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from realtime.config import Pose2DConfig
+
+    choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(Pose2DConfig)}
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--model", choices=MODELS, help="2D keypoint model (default: [pose2d] model)")
-    p.add_argument("--backend", choices=BACKENDS, help="inference backend (default: [pose2d] backend)")
+    p.add_argument("--model", choices=choices["model"], help="2D keypoint model (default: [pose2d] model)")
+    p.add_argument("--backend", choices=choices["backend"], help="inference backend (default: [pose2d] backend)")
     p.add_argument("--config", help="config.toml to read (default: the repository's)")
     p.add_argument("--no-3d", action="store_true", help="skip 3D lifting even when a pose prior is available")
 

@@ -60,6 +60,7 @@ def warp(image: np.ndarray, crops: list[Crop], out: np.ndarray | None = None) ->
     size = crops[0].size
     if out is None:
         out = np.empty((len(crops), size, size, 3), np.float32)
+    bgr = np.empty((len(crops), size, size, 3), np.uint8)
     pyramid = [image]
     for i, crop in enumerate(crops):
         level = 0
@@ -68,9 +69,10 @@ def warp(image: np.ndarray, crops: list[Crop], out: np.ndarray | None = None) ->
             if len(pyramid) <= level:
                 pyramid.append(cv2.pyrDown(pyramid[level - 1]))
         crop_l = _at_level(crop, level, image.shape, pyramid[level].shape)
-        patch = cv2.warpAffine(pyramid[level], crop_l.matrix, (size, size), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        out[i] = patch[:, :, ::-1]
+        cv2.warpAffine(pyramid[level], crop_l.matrix, (size, size), dst=bgr[i], flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    rgb = cv2.cvtColor(bgr.reshape(-1, size, 3), cv2.COLOR_BGR2RGB)
+    out[...] = rgb.reshape(bgr.shape)
     return out
 
 

@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 SAME_JOINT = 0.1
 #: Two people sharing more than this fraction of their joints are one person found twice.
 SAME_PERSON = 0.5
-#: The box placing a person's next crop is the keypoint box grown by this fraction on every side
-#: (keypoints are joint centres; limbs, hands and hair reach beyond them).
-BOX_MARGIN = 0.1
+#: A tracked person's box shrinks to no less than this fraction of the last one per frame.
+SHRINK = 0.85
+#: A detection is a tracked person when its body centre is in their box and its size within this factor.
+SAME_SIZE = 2.0
 
 
 @dataclass
@@ -85,11 +86,15 @@ def _read_cpm(out: dict[str, np.ndarray], threshold: float) -> tuple[np.ndarray,
 
 
 def _read_blazepose(out: dict[str, np.ndarray], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Landmark visibility times the pose-presence flag: visibility alone stays high on a crop that
+    holds no person (the model assumes one is there), the flag is what MediaPipe tracks with."""
     landmarks = [v for v in out.values() if v.ndim == 2 and v.shape[1] == 195]
-    if len(landmarks) != 1:
-        raise ValueError(f"BlazePose outputs hold no single (N, 195) landmark tensor: "
+    flags = [v for v in out.values() if v.ndim == 2 and v.shape[1] == 1]
+    if len(landmarks) != 1 or len(flags) != 1:
+        raise ValueError(f"BlazePose outputs hold no single (N, 195) landmark and (N, 1) presence tensor: "
                          f"{ {k: v.shape for k, v in out.items()} }")
     points, confidence = blazepose_to_lsp14(landmarks[0])
+    confidence *= np.clip(flags[0], 0.0, 1.0).astype(np.float32)
     confidence[confidence < threshold] = 0.0
     return points, confidence
 
@@ -100,8 +105,9 @@ MODELS: dict[str, KeypointModel] = {
     "cpm": KeypointModel("cpm", 1.25, _read_cpm),
     **{f"blazepose-{v}": KeypointModel(f"blazepose-{v}", 1.5, _read_blazepose) for v in ("lite", "full", "heavy")},
 }
-#: The detector's full-body circle is wider than a person's box: its diameter over the box's longer side.
-DETECTION_CIRCLE = 1.15
+#: The detector's full-body circle is wider than a person's keypoint box: the median ratio of its
+#: diameter to the box's longer side on the annotated images.
+DETECTION_CIRCLE = 1.3
 
 
 @dataclass
@@ -121,7 +127,6 @@ class PoseEstimator2D:
     model: KeypointModel
     config: Pose2DConfig = field(default_factory=Pose2DConfig)
     last_timings: dict[str, float] = field(default_factory=dict)
-    frames: int = 0
     detector_runs: int = 0
     _tracks: list[_Track] = field(default_factory=list)
     _since_detect: int = 0
@@ -140,11 +145,17 @@ class PoseEstimator2D:
             raise ValueError(f"unknown 2D model {model!r} (known: {', '.join(MODELS)})")
         keypoints = create_backend(model, backend=backend, config=config)
         detector = create_backend("detector", backend=backend, config=config)
-        return cls(keypoints, PersonDetector(detector, config.detector_score, config.detector_tiles), MODELS[model], config)
+        person_detector = PersonDetector(detector, config.detector_score, config.detector_tiles)
+        return cls(keypoints, person_detector, MODELS[model], config)
 
     @property
     def backend(self) -> str:
         return self.keypoint_backend.name
+
+    @property
+    def lost(self) -> bool:
+        """Someone was dropped in the last frame (confidence too low): the detector runs on the next."""
+        return self._lost
 
     def reset(self) -> None:
         """Forget the previous frame (a new video or source): the next call runs the detector."""
@@ -168,7 +179,6 @@ class PoseEstimator2D:
             self.last_timings = {"detect": 0.0, "crop": 0.0, "infer": 0.0, "decode": 0.0}
             return []
         image = to_bgr8(image_bgr)
-        self.frames += 1
         candidates = [(t.box, t.score) for t in self._tracks]
         detect = not candidates or self._lost or self._since_detect + 1 >= self.config.detect_every
         if detect:
@@ -186,7 +196,7 @@ class PoseEstimator2D:
         t2 = time.perf_counter()
         out = self.keypoint_backend.infer(batch) if crops else {}
         t3 = time.perf_counter()
-        people = self._people(out, crops) if crops else []
+        people = self._people(out, crops, [box for box, _ in candidates]) if crops else []
         t4 = time.perf_counter()
         self.last_timings = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3,
                              "infer": (t3 - t2) * 1e3, "decode": (t4 - t3) * 1e3}
@@ -200,20 +210,21 @@ class PoseEstimator2D:
         crops = [box_crop(box, m.input_size, m.crop_scale) for box in np.asarray(boxes, np.float64).reshape(-1, 4)]
         if not crops:
             return []
-        points, confidence = m.read(self.keypoint_backend.infer(self._batch(image, crops)), self.config.keypoint_threshold)
+        out = self.keypoint_backend.infer(self._batch(image, crops))
+        points, confidence = m.read(out, self.config.keypoint_threshold)
         return [_person(crop, p, c) for crop, p, c in zip(crops, points, confidence)]
 
     def _batch(self, image: np.ndarray, crops: list[Crop]) -> np.ndarray:
         return self.model.normalise(warp(image, crops))
 
-    def _people(self, out: dict[str, np.ndarray], crops: list[Crop]) -> list[Person2D]:
+    def _people(self, out: dict[str, np.ndarray], crops: list[Crop], boxes: list[np.ndarray]) -> list[Person2D]:
         points, confidence = self.model.read(out, self.config.keypoint_threshold)
-        people = [_person(crop, p, c) for crop, p, c in zip(crops, points, confidence)]
-        kept = [p for p in people if p.score >= self.config.person_score]
+        people = [(_person(crop, p, c), box) for crop, p, c, box in zip(crops, points, confidence, boxes)]
+        kept = [(p, box) for p, box in people if p.score >= self.config.person_score]
         self._lost = len(kept) < len(people)
-        kept = _deduplicate(sorted(kept, key=lambda p: -p.score))
-        self._tracks = [_Track(_grow(p.bbox, BOX_MARGIN), p.score) for p in kept]
-        return kept
+        kept = _deduplicate(sorted(kept, key=lambda pb: -pb[0].score))
+        self._tracks = [_Track(_next_box(p.bbox, box), p.score) for p, box in kept]
+        return [p for p, _ in kept]
 
 
 def _person(crop: Crop, points: np.ndarray, confidence: np.ndarray) -> Person2D:
@@ -222,14 +233,19 @@ def _person(crop: Crop, points: np.ndarray, confidence: np.ndarray) -> Person2D:
 
 
 def _merge(tracked: list[tuple[np.ndarray, float]], detections: list[Detection]) -> list[tuple[np.ndarray, float]]:
-    """Tracked people keep their keypoint boxes; a detection whose hip centre lies in none of them is new."""
+    """Tracked people keep their keypoint boxes (tighter than a detection's); other detections are new."""
     merged = list(tracked)
     for d in detections:
-        hip = d.keypoints[0]
-        if any(b[0] <= hip[0] <= b[2] and b[1] <= hip[1] <= b[3] for b, _ in tracked):
-            continue
-        merged.append((_detection_box(d), d.score))
+        box = _detection_box(d)
+        if not any(_same_place(box, d.keypoints[0], b) for b, _ in tracked):
+            merged.append((box, d.score))
     return merged
+
+
+def _same_place(box: np.ndarray, centre: np.ndarray, tracked: np.ndarray) -> bool:
+    inside = tracked[0] <= centre[0] <= tracked[2] and tracked[1] <= centre[1] <= tracked[3]
+    size, tracked_size = max(box[2:] - box[:2]), max(max(tracked[2:] - tracked[:2]), 1.0)
+    return bool(inside and 1.0 / SAME_SIZE <= size / tracked_size <= SAME_SIZE)
 
 
 def _detection_box(d: Detection) -> np.ndarray:
@@ -248,17 +264,20 @@ def _keypoint_box(keypoints: np.ndarray, confidence: np.ndarray, crop: Crop) -> 
     return np.concatenate([found.min(axis=0), found.max(axis=0)])
 
 
-def _grow(box: np.ndarray, margin: float) -> np.ndarray:
-    pad = (box[2:] - box[:2]) * margin
-    return np.concatenate([box[:2] - pad, box[2:] + pad])
+def _next_box(found: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Where to look next frame: the keypoint box, shrinking by at most SHRINK per frame. A person
+    whose legs go unseen would otherwise get a tighter crop each frame until the crop holds a hand."""
+    centre = (found[:2] + found[2:]) / 2.0
+    half = np.maximum(found[2:] - found[:2], SHRINK * (previous[2:] - previous[:2])) / 2.0
+    return np.concatenate([centre - half, centre + half])
 
 
-def _deduplicate(people: list[Person2D]) -> list[Person2D]:
+def _deduplicate(people: list[tuple[Person2D, np.ndarray]]) -> list[tuple[Person2D, np.ndarray]]:
     """Drop a person whose joints mostly coincide with a better-scored one (two crops on one body)."""
-    kept: list[Person2D] = []
-    for p in people:
-        if not any(_same_person(p, q) for q in kept):
-            kept.append(p)
+    kept: list[tuple[Person2D, np.ndarray]] = []
+    for p, box in people:
+        if not any(_same_person(p, q) for q, _ in kept):
+            kept.append((p, box))
     return kept
 
 

@@ -18,10 +18,14 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from realtime.config import REPO_ROOT, ConfigError, Pose2DConfig, load_config
+
+if TYPE_CHECKING:
+    from realtime.pose2d.tflite_ir import Graph
 
 #: Bump when the IR or an emitter changes what a built file contains: every built file is then rebuilt.
 CONVERTER_VERSION = 1
@@ -51,6 +55,7 @@ class ModelSpec:
     description: str
     member: str = ""                    # file inside the downloaded archive
     archive_sha256: str = ""
+    convertible: bool = True            # False: reference model, run only as .tflite in LiteRT
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -69,7 +74,7 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec(
         "cpm", "cpm_pefm/model.tflite",
         "2cc9d188e5d116a9d1cb08c86d743a3d2ad0a0c3052e6860a10bded18862da93",
-        "https://github.com/edvardHua/PoseEstimationForMobile/raw/master/release/cpm_model/model.tflite",
+        "https://raw.githubusercontent.com/edvardHua/PoseEstimationForMobile/HEAD/release/cpm_model/model.tflite",
         (192, 192), (0.0, 255.0), ("belief_maps",), ("Convolutional_Pose_Machine/stage_5_out",),
         "Convolutional Pose Machine (PoseEstimationForMobile): 96x96x14 belief maps, LSP-14 order"),
     ModelSpec(
@@ -86,6 +91,14 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
       for v, sha in (("lite", "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61"),
                      ("full", "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f"),
                      ("heavy", "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe"))),
+    ModelSpec(
+        "movenet", "movenet/lite-model_movenet_singlepose_lightning_tflite_int8_4.tflite",
+        "cd7cc22fa946e5d146a7b98d496853e1923e22828d3972d579973f27f91bb105",
+        "https://raw.githubusercontent.com/Kazuhito00/MoveNet-Python-Example/HEAD/tflite/"
+        "lite-model_movenet_singlepose_lightning_tflite_int8_4.tflite",
+        (192, 192), (0.0, 255.0), ("keypoints",), ("StatefulPartitionedCall:0",),
+        "MoveNet SinglePose Lightning int8 (uint8 input): 17 COCO keypoints (y, x, score); benchmarks only",
+        convertible=False),
 )}
 
 
@@ -150,16 +163,19 @@ def _download(url: str, dest: Path, expected: str) -> Path:
 
 
 def _extract(archive: Path, member: str, dest: Path, expected: str) -> Path:
-    with tarfile.open(archive, "r:gz") as tar:
-        try:
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
             src = tar.extractfile(member)
-        except KeyError:
-            raise ModelError(f"{archive}: has no member {member}") from None
-        if src is None:
-            raise ModelError(f"{archive}: {member} is not a regular file")
-        tmp = dest.with_suffix(dest.suffix + ".part")
-        with src, open(tmp, "wb") as out:
-            shutil.copyfileobj(src, out)
+            if src is None:
+                raise ModelError(f"{archive}: {member} is not a regular file")
+            with src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+    except KeyError:
+        raise ModelError(f"{archive}: has no member {member}") from None
+    except (tarfile.TarError, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"{archive}: not a readable .tgz ({e}); delete it to download again") from None
     try:
         _verify(tmp, expected, f"{member} in {archive.name}")
         tmp.replace(dest)
@@ -211,7 +227,7 @@ def _built_path(name: str, kind: str, config: Pose2DConfig | None) -> Path:
     return engines_dir(config) / "models" / f"{name}.{'onnx' if kind == 'onnx' else 'pt'}"
 
 
-def load_graph(name: str, config: Pose2DConfig | None = None):
+def load_graph(name: str, config: Pose2DConfig | None = None) -> "Graph":
     """The parsed IR of the model's tflite, checked against the registry's output contract."""
     from realtime.pose2d.tflite_ir import TfliteError, parse
     spec = model_spec(name)
@@ -230,6 +246,11 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
           force: bool = False) -> dict[str, Path]:
     """Convert the model's tflite into the built files of ``kinds`` (skipping current ones unless ``force``)."""
     spec = model_spec(name)
+    if not spec.convertible:
+        raise ModelError(f"{name} is a reference model (int8 tflite): run it in LiteRT, it is not converted")
+    unknown = [k for k in kinds if k not in ("onnx", "torch")]
+    if unknown:
+        raise ModelError(f"cannot build kind {unknown[0]!r} (buildable: onnx, torch)")
     todo = [k for k in kinds if force or not _is_current(_built_path(name, k, config), spec)]
     paths = {k: _built_path(name, k, config) for k in kinds}
     if not todo:
@@ -240,11 +261,9 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
         if kind == "onnx":
             from realtime.pose2d import to_onnx
             to_onnx.save(graph, path, INPUT_NAME, list(spec.output_names), stamp(spec), doc=spec.description)
-        elif kind == "torch":
+        else:
             from realtime.pose2d import to_torch
             to_torch.save(graph, path, list(spec.output_names), stamp(spec))
-        else:
-            raise ModelError(f"cannot build kind {kind!r} (buildable: onnx, torch)")
     return paths
 
 
@@ -262,7 +281,7 @@ def _status(name: str, config: Pose2DConfig) -> str:
     mirror = models_dir(config)
     source = "mirror" if mirror is not None and (mirror / spec.file).exists() else (
         "downloaded" if (engines_dir(config) / "models" / "upstream" / spec.file).exists() else "not fetched")
-    built = [k for k in ("onnx", "torch") if _is_current(_built_path(name, k, config), spec)]
+    built = [k for k in ("onnx", "torch") if _built_path(name, k, config).exists()]
     return f"{source}; built: {', '.join(built) or 'none'}"
 
 
@@ -281,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    names = args.names or list(REGISTRY)
+    names = args.names or [n for n, s in REGISTRY.items() if s.convertible or args.action != "build"]
     failed = 0
     for name in names:
         try:

@@ -197,6 +197,7 @@ def _pads(padding: int, in_shape: tuple[int, ...], kernel: tuple[int, int], stri
 def parse(path: str | Path) -> Graph:
     """Read a .tflite file into a :class:`Graph` (float32 constants, only :data:`SUPPORTED_OPS`)."""
     import tflite
+    from tflite.TensorType import TensorType
     path = Path(path)
     try:
         model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
@@ -220,7 +221,6 @@ def parse(path: str | Path) -> Graph:
             constants[i] = array
     inputs = tuple(int(graph.Inputs(i)) for i in range(graph.InputsLength()))
     for i in inputs:
-        from tflite.TensorType import TensorType
         if graph.Tensors(i).Type() != TensorType.FLOAT32:
             raise TfliteError(f"{path}: input {names[i]!r} is not float32 (quantised models are not supported)")
     ops: list[Op] = []

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 from pythonosc import osc_bundle, osc_bundle_builder, osc_message_builder, udp_client
@@ -118,10 +119,9 @@ class VmcBridge:
         if len(self.senders) >= (1 if self.track >= 0 else self.max_senders):
             return None
         joint_names = tuple(names) if names else sk.JOINTS3D
-        if self.skeleton is not None and len(self.skeleton.rest_offsets) == len(joint_names):
-            rig = HumanoidRig.from_offsets(self.skeleton.rest_offsets, joint_names, self.skeleton.parents)
-        else:
-            rig = HumanoidRig.from_joints(joints, joint_names)
+        skel = self.skeleton
+        rig = HumanoidRig.for_stream(joint_names, skel.parents if skel else sk.PARENT_INDEX3D,
+                                     skel.rest_offsets if skel else [], joints)
         port = self.port + len(self.senders)
         self.senders[track] = VmcSender(rig, self.host, port)
         log.info("vmc: track %d -> udp %s:%d", track, self.host, port)
@@ -142,40 +142,19 @@ class VmcBridge:
 
     def follow(self, endpoint: str, max_frames: int | None = None, timeout_s: float | None = None) -> int:
         """Subscribe to a live stream (the runtime's ZeroMQ PUB) and send as frames arrive."""
-        for message in _subscribe(endpoint, timeout_s):
-            self.handle(message)
-            if max_frames is not None and isinstance(message, Frame):
-                max_frames -= 1
-                if max_frames <= 0:
+        from realtime.client import Subscriber
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        frames = 0
+        with Subscriber(endpoint) as sub:
+            while deadline is None or time.monotonic() < deadline:
+                received = sub.recv(timeout_s=0.2)
+                if received is None:
+                    continue
+                self.handle(received[1])
+                frames += isinstance(received[1], Frame)
+                if max_frames is not None and frames >= max_frames:
                     break
         return self.sent
-
-
-def _subscribe(endpoint: str, timeout_s: float | None) -> Iterator[Skeleton | Frame]:
-    """Decoded messages from a ZeroMQ PUB; a message that does not decode is logged and skipped."""
-    import zmq
-
-    from realtime.transport.schema import SchemaError, unpack
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            if not sock.poll(200):
-                continue
-            parts = sock.recv_multipart()
-            if len(parts) != 2:
-                log.warning("vmc: message with %d parts skipped (expected [topic, payload])", len(parts))
-                continue
-            try:
-                yield unpack(parts[1])
-            except SchemaError as e:
-                log.warning("vmc: message on %r skipped: %s", parts[0], e)
-    finally:
-        sock.close()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -190,21 +169,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.config import load_config
-    cfg = load_config(args.config).vmc
-    bridge = VmcBridge(host=args.host or cfg.host, port=args.port or cfg.port,
-                       track=cfg.track if args.track is None else args.track, max_senders=cfg.max_senders)
-    if args.recording:
-        from realtime.record import read_recording
-        bridge.replay(read_recording(args.recording), realtime=not args.fast)
-    else:
-        bridge.follow(args.connect)
+    from realtime.config import ConfigError, load_config
+    from realtime.record import RecordingError, read_recording
+    try:
+        cfg = load_config(args.config).vmc
+        bridge = VmcBridge(host=args.host or cfg.host, port=args.port or cfg.port,
+                           track=cfg.track if args.track is None else args.track, max_senders=cfg.max_senders)
+        if args.recording:
+            bridge.replay(read_recording(args.recording), realtime=not args.fast)
+        else:
+            bridge.follow(args.connect)
+    except (ConfigError, RecordingError) as e:
+        print(f"vmc: {e}", file=sys.stderr)
+        return 1
     print(f"vmc: {bridge.sent} bundles sent to {len(bridge.senders)} receiver(s), {bridge.skipped} skipped")
     return 0
 
 
 if __name__ == "__main__":
-    import sys
     parser = argparse.ArgumentParser(prog="python -m realtime.publish.vmc", description=__doc__.splitlines()[0])
     add_arguments(parser)
     sys.exit(run(parser.parse_args()))

@@ -29,6 +29,7 @@ the hand-written matrix <-> quaternion conversions.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -130,7 +131,7 @@ class HumanoidRig:
     rest_joints: np.ndarray  # (J, 3) T-pose joint positions, pelvis at the origin
 
     @classmethod
-    def from_joints(cls, joints: np.ndarray, joint_names: tuple[str, ...] | list[str]) -> "HumanoidRig":
+    def from_joints(cls, joints: np.ndarray, joint_names: tuple[str, ...] | list[str]) -> HumanoidRig:
         """Bone lengths from one pose's joints (J, 3)."""
         names = tuple(joint_names)
         joints = _check_joints(joints, names)
@@ -140,12 +141,14 @@ class HumanoidRig:
 
     @classmethod
     def from_offsets(cls, offsets: np.ndarray | list, joint_names: tuple[str, ...] | list[str],
-                     parents: tuple[int, ...] | list[int]) -> "HumanoidRig":
+                     parents: tuple[int, ...] | list[int]) -> HumanoidRig:
         """Bone lengths from a skeleton's rest offsets (each joint from its parent, (J, 3))."""
         names = tuple(joint_names)
         offsets = np.asarray(offsets, dtype=np.float64)
         if offsets.shape != (len(names), 3):
             raise RigError(f"rest_offsets: expected shape ({len(names)}, 3), got {offsets.shape}")
+        if len(parents) != len(names):
+            raise RigError(f"parents: expected one per joint ({len(names)}), got {len(parents)}")
         _check_names(names)
         lengths = {}
         for j, p in _SEGMENTS.items():
@@ -156,7 +159,16 @@ class HumanoidRig:
         return cls._from_lengths(lengths, names)
 
     @classmethod
-    def _from_lengths(cls, lengths: dict[str, float], names: tuple[str, ...]) -> "HumanoidRig":
+    def for_stream(cls, joint_names: tuple[str, ...] | list[str], parents: tuple[int, ...] | list[int],
+                   rest_offsets: np.ndarray | list, first_joints: np.ndarray) -> HumanoidRig:
+        """The rule every consumer follows: the skeleton message's rest offsets when it has them
+        (one stable rest pose for the stream), else the person's first joints."""
+        if len(rest_offsets) == len(joint_names):
+            return cls.from_offsets(rest_offsets, joint_names, parents)
+        return cls.from_joints(first_joints, joint_names)
+
+    @classmethod
+    def _from_lengths(cls, lengths: dict[str, float], names: tuple[str, ...]) -> HumanoidRig:
         short = [j for j, v in lengths.items() if not v > 1e-4]
         if short:
             raise RigError(f"bone {short[0]!r}-{_SEGMENTS[short[0]]!r} has no length: cannot build a rest pose")
@@ -283,7 +295,7 @@ def _bend_hint(a: np.ndarray, b: np.ndarray, c: np.ndarray, carried: np.ndarray)
     """The limb plane's normal, signed like ``carried`` and blended into it as the limb straightens."""
     upper, lower = b - a, c - b
     normal = _cross(upper, lower)
-    sine = np.linalg.norm(normal) / max(float(np.linalg.norm(upper) * np.linalg.norm(lower)), _EPS)
+    sine = _norm(normal) / max(_norm(upper) * _norm(lower), _EPS)
     if sine < 1e-6:
         return carried
     normal = _unit(normal)
@@ -313,18 +325,22 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
+def _norm(v: np.ndarray) -> float:
+    return math.sqrt(float(v @ v))
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), _EPS)
+    return v / max(_norm(v), _EPS)
 
 
 def _basis(primary: np.ndarray, hint: np.ndarray) -> np.ndarray:
     """Orthonormal frame (columns) with the first axis along ``primary``, the second towards ``hint``."""
     e1 = _unit(primary)
     e2 = hint - (hint @ e1) * e1
-    if np.linalg.norm(e2) < 1e-6:  # hint along the bone: any perpendicular keeps FK exact
+    if _norm(e2) < 1e-6:  # hint along the bone: any perpendicular keeps FK exact
         e2 = _cross(e1, np.eye(3)[int(np.argmin(np.abs(e1)))])
     e2 = _unit(e2)
-    return np.stack([e1, e2, _cross(e1, e2)], axis=1)
+    return np.array([e1, e2, _cross(e1, e2)]).T
 
 
 def _swing(u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -5,12 +5,14 @@ with the newest frame not yet sent. A frame replaced before anyone asked for it 
 counted, so a slow consumer never sees a backlog (ZMQ_CONFLATE cannot do this: it does not
 work with multipart messages, and the image travels as its own part). Files paced in real
 time and live sources decode continuously; an unpaced file decodes only on request, so a
-benchmark of throughput drops nothing.
+benchmark of throughput drops nothing. Frames are decoded on schedule (``grab``) but converted to
+BGR (``retrieve``) only when sent, so a dropped 1080p frame costs just its decoding.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import zmq
 
@@ -24,7 +26,8 @@ _STOP_GRACE_S = 2.0
 
 
 def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, start_seq: int = 0,
-         sent_before: int = 0) -> int:
+         sent_before: int = 0, dropped_before: int = 0) -> int:
+    """``*_before``: counts of the capture process this one replaces, so counters stay monotonic."""
     cfg = child.config.source
     try:
         source = VideoSource(cfg.uri, loop=cfg.loop, realtime=cfg.realtime,
@@ -34,43 +37,54 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
     except SourceError as e:
         child.event("source_error", logging.ERROR, error=str(e))
         return EXIT_FATAL
-    router = make_socket(child.ctx, zmq.ROUTER, bind=child.endpoints.frames[index], hwm=4)
+    router = make_socket(child.ctx, zmq.ROUTER, hwm=4)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a consumer that is gone raises: try the next
+    router.bind(child.endpoints.frames[index])
     child.event("capture_started", uri=source.uri, kind=source.kind, width=source.width,
                 height=source.height, fps=source.fps, start_seq=start_seq)
     on_demand = source.kind == "file" and not cfg.realtime
     pending: list[bytes] = []
-    held: CapturedFrame | None = None
-    sent, dropped = sent_before, 0
+    answered: dict[bytes, int] = {}  # last request number taken from each consumer (a re-ask repeats it)
+    grabbed = False  # a frame is decoded but not yet converted to BGR (nor sent)
+    frame: CapturedFrame | None = None  # converted, waiting for a live consumer
+    sent, dropped = sent_before, dropped_before
     stop_at: float | None = None
     asked_once = False
     try:
         while True:
+            held = grabbed or frame is not None
             finished = source.ended or child.stop.is_set() or (max_frames and sent >= max_frames)
             # A file starts playing when inference first asks, not while its models still load.
             asked_once = asked_once or bool(pending)
             want_read = not finished and (source.kind != "file" or asked_once) and (
-                not on_demand or (pending and held is None))
+                not on_demand or (pending and not held))
             wait = source.wait_s() if want_read else _POLL_S
             if router.poll(min(wait, _POLL_S) * 1000):
                 while router.poll(0):
-                    identity, body = router.recv_multipart()[:2]
-                    if body == KIND_READY and identity not in pending:
+                    identity, body, *number = router.recv_multipart()
+                    request = int(number[0]) if number and number[0].isdigit() else 0
+                    if body == KIND_READY and identity not in pending and request > answered.get(identity, 0):
                         pending.append(identity)
-            if want_read and source.wait_s() == 0:
-                frame = source.read()
-                if frame is not None:
-                    dropped += held is not None
-                    held = frame
-            if pending and held is not None:
-                header = {"kind": KIND_FRAME, "source": source_name, "index": index, "seq": held.seq,
-                          "t_capture": held.t_capture, "dropped": dropped + source.skipped,
-                          "stages": {"capture": held.t_capture, "queued": time.time()}}
-                send_frame(router, header, held.image, prefix=[pending.pop(0)])
-                held = None
-                sent += 1
-            elif finished and pending:
+                        answered[identity] = request
+            if want_read and source.wait_s() == 0 and source.grab():
+                dropped += held
+                grabbed, frame = True, None
+            if pending and grabbed:
+                grabbed = False
+                frame = source.retrieve()
+            if pending and frame is not None:
+                header = {"kind": KIND_FRAME, "source": source_name, "index": index, "seq": frame.seq,
+                          "t_capture": frame.t_capture, "dropped": dropped + source.skipped,
+                          "stages": {"capture": frame.t_capture, "queued": time.time()}}
+                if _send(pending, lambda who: send_frame(router, header, frame.image, prefix=[who],
+                                                                 flags=zmq.NOBLOCK)):
+                    sent += 1
+                    frame = None
+            elif finished and pending and not held:
                 reason = "stopped" if child.stop.is_set() else ("max_frames" if not source.ended else "end_of_source")
-                router.send_multipart([pending.pop(0), _eos(source_name, index, reason)])
+                eos = _eos(source_name, index, reason)
+                if not _send(pending, lambda who: router.send_multipart([who, eos], flags=zmq.NOBLOCK)):
+                    continue
                 child.event("capture_finished", reason=reason, sent=sent)
                 child.beat(force=True, seq=source.seq, sent=sent, dropped=dropped + source.skipped, eos=True)
                 time.sleep(0.2)
@@ -84,6 +98,17 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
     finally:
         source.close()
         router.close()
+
+
+def _send(pending: list[bytes], send: Callable[[bytes], None]) -> bool:
+    """Send to the first consumer in ``pending`` still connected; False if none is."""
+    while pending:
+        try:
+            send(pending.pop(0))
+            return True
+        except zmq.ZMQError:  # EHOSTUNREACH: it was restarted since it asked
+            continue
+    return False
 
 
 def _eos(source_name: str, index: int, reason: str) -> bytes:

@@ -45,12 +45,16 @@ class Child:
     def log(self) -> logging.Logger:
         return logging.getLogger(f"realtime.{self.name.split('-')[0]}")
 
+    @property
+    def beat_due(self) -> bool:
+        """Whether :meth:`beat` would send now (to skip computing costly counters otherwise)."""
+        return time.monotonic() - self._last_beat >= self.config.runtime.heartbeat_s
+
     def beat(self, force: bool = False, **counters: Any) -> None:
         """Heartbeat carrying this stage's counters; sent at most every ``[runtime] heartbeat_s``."""
         self._counters.update(counters)
-        now = time.monotonic()
-        if force or now - self._last_beat >= self.config.runtime.heartbeat_s:
-            self._last_beat = now
+        if force or self.beat_due:
+            self._last_beat = time.monotonic()
             self._send({"kind": "beat", **self._counters})
 
     def event(self, event: str, level: int = logging.INFO, **values: Any) -> None:

@@ -9,12 +9,14 @@ per source, consecutively, so the publisher can tell a late result from a lost o
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
 import zmq
 
 from realtime.runtime.child import Child
+from realtime.runtime.logs import fields
 from realtime.transport.sockets import KIND_EOS, KIND_READY, make_socket, pack_header, recv_frame
 
 #: Ask again when a capture process has not answered for this long (it may have restarted).
@@ -26,9 +28,6 @@ def main(child: Child, *, sources: list[str]) -> int:
 
     cfg = child.config.pose2d
     estimators = [PoseEstimator2D.create(backend=cfg.backend, model=cfg.model, config=cfg) for _ in sources]
-    for est in estimators:  # warm-up: first calls allocate and tune; keep them out of the first frames
-        est.estimate(np.zeros((480, 640, 3), np.uint8))
-        est.reset()
     child.event("inference_started", backend=estimators[0].backend, model=cfg.model, sources=len(sources))
     push = make_socket(child.ctx, zmq.PUSH, bind=child.endpoints.lift_in, hwm=4)
     dealers = [make_socket(child.ctx, zmq.DEALER, connect=ep, hwm=2) for ep in child.endpoints.frames[:len(sources)]]
@@ -39,11 +38,15 @@ def main(child: Child, *, sources: list[str]) -> int:
     iseq = [0] * len(sources)
     asked = [0.0] * len(sources)
     done = [False] * len(sources)
-    frames = people_total = dropped = 0
-    infer_ms: list[float] = []
+    frames = people_total = dropped = failed = 0
+    infer_ms: deque[float] = deque(maxlen=50)
 
-    def ask(i: int) -> None:
-        dealers[i].send(KIND_READY)
+    requests = [0] * len(sources)
+
+    def ask(i: int, again: bool = False) -> None:
+        """Request the newest frame; a repeated request keeps its number, so capture answers it once."""
+        requests[i] += not again
+        dealers[i].send_multipart([KIND_READY, str(requests[i]).encode()])
         asked[i] = time.monotonic()
 
     for i in range(len(sources)):
@@ -54,7 +57,7 @@ def main(child: Child, *, sources: list[str]) -> int:
             for i, d in enumerate(dealers):
                 if d not in events:
                     if not done[i] and time.monotonic() - asked[i] > _REASK_S:
-                        ask(i)
+                        ask(i, again=True)
                     continue
                 header, image = recv_frame(d.recv_multipart(copy=False))
                 out: dict[str, Any] = {"epoch": epoch, "iseq": iseq[i], **header}
@@ -65,7 +68,14 @@ def main(child: Child, *, sources: list[str]) -> int:
                     assert image is not None
                     out["stages"]["received"] = time.time()
                     t0 = time.perf_counter()
-                    people = estimators[i].estimate(image)
+                    try:
+                        people = estimators[i].estimate(image)
+                    except Exception as e:  # one bad frame is published with nobody, never ends the stream
+                        failed += 1
+                        child.log.warning("2D estimation failed: frame published without people",
+                                          extra=fields(seq=header.get("seq"), error=f"{type(e).__name__}: {e}"))
+                        estimators[i].reset()
+                        people = []
                     infer_ms.append((time.perf_counter() - t0) * 1e3)
                     out["stages"]["pose2d"] = time.time()
                     out.update(width=int(image.shape[1]), height=int(image.shape[0]),
@@ -81,9 +91,9 @@ def main(child: Child, *, sources: list[str]) -> int:
                     iseq[i] += 1
                 else:
                     dropped += 1
-            ms = infer_ms[-50:]
-            child.beat(frames=frames, people=people_total, dropped=dropped,
-                       infer_ms_p50=float(np.median(ms)) if ms else 0.0)
+            if child.beat_due:
+                child.beat(frames=frames, people=people_total, dropped=dropped, failed=failed,
+                           infer_ms_p50=float(np.median(infer_ms)) if infer_ms else 0.0)
         if all(done):
             child.event("inference_finished", frames=frames)
             time.sleep(0.2)

@@ -16,6 +16,7 @@ import numpy as np
 import zmq
 
 from realtime.runtime.child import Child
+from realtime.runtime.logs import fields
 from realtime.skeleton import LSP14
 from realtime.transport.sockets import KIND_EOS, make_socket, pack_header, unpack_header
 
@@ -31,20 +32,32 @@ def main(child: Child) -> int:
     pull = make_socket(child.ctx, zmq.PULL, connect=child.endpoints.lift_in, hwm=2)
     push = make_socket(child.ctx, zmq.PUSH, connect=child.endpoints.lift_out, hwm=8)
     child.event("worker_started")
-    frames = 0
+    frames = failed = 0
     try:
         while not child.stop.is_set():
             if pull.poll(100):
                 message = unpack_header(pull.recv())
                 if message["kind"] != KIND_EOS:
-                    lift_frame(lifter, message, child.config.source.focal_px)
+                    try:
+                        lift_frame(lifter, message, child.config.source.focal_px)
+                    except Exception as e:  # one bad frame is published without 3D, never ends the stream
+                        failed += 1
+                        child.log.warning("lifting failed: frame published without 3D",
+                                          extra=fields(seq=message.get("seq"), error=f"{type(e).__name__}: {e}"))
+                        _without_3d(message)
                     frames += 1
                 push.send(pack_header(message))
-            child.beat(frames=frames)
+            child.beat(frames=frames, failed=failed)
         return 0
     finally:
         pull.close()
         push.close(linger=500)
+
+
+def _without_3d(message: dict[str, Any]) -> None:
+    for p in message["people"]:
+        p["joints3d"] = p["uncertainty"] = p["root"] = None
+    message["stages"]["lift"] = time.time()
 
 
 def lift_frame(lifter: Any, message: dict[str, Any], focal_px: float = 0.0) -> None:

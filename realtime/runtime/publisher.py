@@ -10,6 +10,7 @@ beside the first file instead of overwriting it.
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,16 @@ import zmq
 
 from realtime.record import Recorder
 from realtime.runtime.child import Child
+from realtime.runtime.logs import fields
 from realtime.runtime.reorder import Reorder
 from realtime.runtime.stats import LatencyWindow, stage_latencies
-from realtime.skeleton import JOINTS3D, LSP14
+from realtime.skeleton import JOINTS3D, LSP14, PARENT_INDEX3D
 from realtime.transport import schema
 from realtime.transport.sockets import KIND_EOS, make_socket, unpack_header
 
 _POLL_MS = 50
+
+log = logging.getLogger("realtime.publisher")
 
 
 def recording_path(path: str, restarts: int) -> Path:
@@ -35,7 +39,7 @@ def recording_path(path: str, restarts: int) -> Path:
 
 
 class Publisher:
-    """Everything after lifting, for all sources; separated from the sockets so it can be driven directly."""
+    """Everything after lifting, for all sources: re-order, track, filter, publish, record."""
 
     def __init__(self, child: Child, sources: list[str], pub: zmq.Socket, recorder: Recorder | None) -> None:
         from realtime.tracking import TrackFilter, Tracker
@@ -47,11 +51,11 @@ class Publisher:
         self.reorder = {s: Reorder(cfg.runtime.reorder_wait_ms / 1e3) for s in sources}
         self.trackers = {s: Tracker(config=cfg.tracking) for s in sources}
         self.filters = {s: TrackFilter(cfg.filter) for s in sources}
-        self.skeleton = schema.pack(schema.Skeleton())
+        self.skeleton = schema.pack(schema.Skeleton(rest_offsets=rest_offsets(cfg.lifting.prior)))
         self.skeleton_every_s = cfg.transport.skeleton_every_s
         self.latency = LatencyWindow()
         self.finished: set[str] = set()
-        self.published = self.people = 0
+        self.published = self.people = self.failed = 0
         self._last_skeleton = 0.0
 
     def receive(self, message: dict[str, Any], now: float) -> None:
@@ -69,8 +73,12 @@ class Publisher:
             for message in reorder.pop(now):
                 if message["kind"] == KIND_EOS:
                     self.finished.add(source)
-                else:
+                    continue
+                try:
                     self.publish(source, message)
+                except Exception as e:  # a bad result is skipped and counted, the stream goes on
+                    self.failed += 1
+                    log.warning("frame skipped: %s", e, extra=fields(source=source, seq=message.get("seq")))
         if self.recorder is not None:
             self.recorder.tick()
 
@@ -105,6 +113,20 @@ class Publisher:
         self.pub.send_multipart([topic, payload])
         if self.recorder is not None:
             self.recorder.write(topic, int(log_time * 1e9), payload, time.time_ns())
+
+
+def rest_offsets(prior_path: str) -> list[list[float]]:
+    """Offsets from parent (metres) of the pose prior's most probable mean pose; [] without a prior."""
+    from realtime.lifting import PosePrior, PriorError
+
+    try:
+        prior = PosePrior.load(prior_path or None)
+    except PriorError as e:
+        log.warning("skeleton message without rest offsets: %s", e)
+        return []
+    pose = prior.means[int(np.argmax(prior.weights))] * prior.metric_scale
+    return [[0.0, 0.0, 0.0] if parent < 0 else (pose[i] - pose[parent]).round(4).tolist()
+            for i, parent in enumerate(PARENT_INDEX3D)]
 
 
 def _person(p: dict[str, Any]) -> schema.Person:
@@ -144,9 +166,10 @@ def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
                         bad += 1
                         child.log.warning("bad result message skipped: %s", e)
             publisher.flush(time.time())
-            child.beat(published=publisher.published, people=publisher.people, bad=bad,
-                       lost=sum(r.lost for r in publisher.reorder.values()),
-                       latency=publisher.latency.summary())
+            if child.beat_due:
+                child.beat(published=publisher.published, people=publisher.people, bad=bad,
+                           failed=publisher.failed, lost=sum(r.lost for r in publisher.reorder.values()),
+                           latency=publisher.latency.summary())
         if publisher.finished == set(sources):
             child.event("end_of_stream", published=publisher.published)
         return 0

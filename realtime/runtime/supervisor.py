@@ -42,6 +42,8 @@ PRELOAD = ["numpy", "cv2", "zmq", "msgpack", "scipy.optimize", "onnxruntime", "m
 STARTUP_TIMEOUT_S = 60.0
 #: How long the publisher may take to drain and close after the captures stopped.
 DRAIN_TIMEOUT_S = 10.0
+#: Events shown as counts on the status line.
+_COUNTED_EVENTS = ("source_down", "reconnected", "stage_failed")
 #: Give up (exit 1) when one child needs more restarts than this within RESTART_WINDOW_S.
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
@@ -148,8 +150,9 @@ class Supervisor:
         self._stopping = False
         self._failed = False
         self._status_t = time.monotonic()
-        self._status_counts: dict[str, float] = {}
+        self._status_counts: dict[str, int] = {}
         self._events: dict[str, int] = {}
+        self._sources_done_at: float | None = None
 
     # ---- children
     def _plan(self) -> None:
@@ -172,6 +175,7 @@ class Supervisor:
             if c.counters:  # resume where the crashed capture was, and count frames across restarts
                 kwargs["start_seq"] = int(c.counters.get("seq", 0))
                 kwargs["sent_before"] = int(c.counters.get("sent", 0))
+                kwargs["dropped_before"] = int(c.counters.get("dropped", 0))
         config = asdict(cfg)
         c.process = self.mp.Process(target=child_main, name=c.name, daemon=False,
                                     args=(c.role, c.name, config, self.endpoints.to_dict(), c.restarts, kwargs))
@@ -216,6 +220,9 @@ class Supervisor:
                 if self.children["publisher"].finished:
                     log.info("end of stream: all frames published")
                     break
+                if self._sources_done_too_long():
+                    log.warning("sources ended but the end of stream never reached the publisher: stopping")
+                    break
             self._shutdown(control)
         finally:
             for s, h in previous.items():
@@ -225,7 +232,17 @@ class Supervisor:
             if self.endpoints.ipc_dir and not self.cfg.transport.ipc_dir:
                 _remove_ipc_dir(self.endpoints.ipc_dir)
         self._status(force=True)
+        if self.live_status:
+            print(file=sys.stderr)
         return 1 if self._failed else 0
+
+    def _sources_done_too_long(self) -> bool:
+        """All captures ended more than DRAIN_TIMEOUT_S ago (their end-of-stream was lost in a restart)."""
+        captures = [c for c in self.children.values() if c.role == "capture"]
+        if not all(c.finished for c in captures):
+            return False
+        self._sources_done_at = self._sources_done_at or time.monotonic()
+        return time.monotonic() - self._sources_done_at > DRAIN_TIMEOUT_S
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stopping:
@@ -294,6 +311,7 @@ class Supervisor:
                     log.warning("%s did not stop: killing it", c.name)
                     c.process.kill()
                     c.process.join(1.0)
+        self._receive(control, 0)  # the last heartbeats, with final counters
         log.info("stopped", extra=fields(published=self.children["publisher"].counters.get("published", 0)))
 
     # ---- status line
@@ -304,14 +322,14 @@ class Supervisor:
             return
         dt = max(now - self._status_t, 1e-6)
         self._status_t = now
-        counts = {
-            "capture": sum(c.counters.get("sent", 0) for c in self.children.values() if c.role == "capture"),
-            "pose2d": self.children["inference"].counters.get("frames", 0),
-            "lift": sum(c.counters.get("frames", 0) for c in self.children.values() if c.role == "lifting"),
-            "publish": self.children["publisher"].counters.get("published", 0),
-        }
-        fps = {k: (v - self._status_counts.get(k, 0)) / dt for k, v in counts.items()}
-        self._status_counts = counts
+        counted = {"capture": "sent", "inference": "frames", "lifting": "frames", "publisher": "published"}
+        fps = {"capture": 0.0, "pose2d": 0.0, "lift": 0.0, "publish": 0.0}
+        for c in self.children.values():
+            count = c.counters.get(counted[c.role], 0)
+            before = self._status_counts.get(c.name, 0)
+            stage = {"inference": "pose2d", "lifting": "lift", "publisher": "publish"}.get(c.role, c.role)
+            fps[stage] += (count - before if count >= before else count) / dt  # a restart resets counters
+            self._status_counts[c.name] = count
         pub = self.children["publisher"].counters
         total = pub.get("latency", {}).get("total", {})
         people = pub.get("people", 0) / max(pub.get("published", 0), 1)
@@ -319,7 +337,8 @@ class Supervisor:
         line = ("fps " + " ".join(f"{k}={v:.1f}" for k, v in fps.items())
                 + f" | latency p50={total.get('p50', float('nan')):.0f}ms p95={total.get('p95', float('nan')):.0f}ms"
                 + f" | people/frame={people:.1f} | dropped={drops}"
-                + (f" | restarts={sum(c.restarts for c in self.children.values())}"))
+                + f" | restarts={sum(c.restarts for c in self.children.values())}"
+                + "".join(f" | {e}={n}" for e, n in sorted(self._events.items()) if e in _COUNTED_EVENTS))
         if self.live_status:
             print("\r" + line, end="", file=sys.stderr, flush=True)
         else:

@@ -129,8 +129,14 @@ def _occlusion(kp: np.ndarray, depth: np.ndarray, size: np.ndarray, present: np.
 
 
 def make_scene(clips: list[np.ndarray], n_people: int, n_frames: int, rng: np.random.Generator,
-               fps: float = 30.0, camera: Camera = Camera(), noise: Noise = Noise()) -> Scene:
-    """A sequence of ``n_people`` walkers whose paths cross; ``clips`` are (T, 16, 3) at ``fps``."""
+               fps: float = 30.0, camera: Camera = Camera(), noise: Noise = Noise(),
+               area: tuple[float, float, float] = (3.0, 4.5, 10.0)) -> Scene:
+    """A sequence of ``n_people`` walkers whose paths cross; ``clips`` are (T, 16, 3) at ``fps``.
+
+    Each walker passes the middle of its clip at a random point of the ground ``area`` (|x| up to
+    area[0], from area[1] to area[2] metres in front of the camera), mostly walking across the view,
+    at a random time around the middle of the sequence.
+    """
     P, T = n_people, n_frames
     world = np.full((P, T, len(JOINTS3D), 3), np.nan)
     order = rng.permutation(len(clips))
@@ -139,9 +145,9 @@ def make_scene(clips: list[np.ndarray], n_people: int, n_frames: int, rng: np.ra
         length = min(len(clip), T)
         start_clip = int(rng.integers(0, len(clip) - length + 1))
         seg = clip[start_clip:start_clip + length].astype(np.float64)
-        centre = T / 2 + rng.uniform(-0.25, 0.25) * T
+        centre = T / 2 + rng.uniform(-0.3, 0.3) * T
         start = int(np.clip(round(centre - length / 2), 0, T - length))
-        mid_xz = np.array([rng.uniform(-2.0, 2.0), -rng.uniform(5.0, 9.0)])
+        mid_xz = np.array([rng.uniform(-area[0], area[0]), -rng.uniform(*area[1:])])
         heading = rng.choice([0.0, math.pi]) + rng.uniform(-0.7, 0.7)   # mostly across the view: paths cross
         world[p, start:start + length] = _ground_clip(seg, heading, mid_xz, length // 2)
 

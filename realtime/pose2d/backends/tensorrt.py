@@ -72,7 +72,7 @@ class TensorRTBackend(Backend):
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(engine_bytes)
         if self._engine is None:
-            raise BackendError(f"TensorRT could not deserialize the engine for {model!r}")
+            raise BackendError(f"TensorRT could not deserialize {self.engine_path} (delete it to rebuild)")
         self._context = self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -103,7 +103,8 @@ class TensorRTBackend(Backend):
         key = engine_key(onnx_bytes, trt.__version__, torch.cuda.get_device_name(),
                          torch.cuda.get_device_capability(), config.precision, self.max_batch)
         cache = engines_dir(config) / "cache" / f"{self.model}-{key}.engine"
-        if cache.exists():
+        self.engine_path, self.built = cache, not cache.exists()
+        if not self.built:
             return cache.read_bytes()
         log.info("building a TensorRT engine for %s (%s); cached at %s", self.model, config.precision, cache)
         engine_bytes = self._build(onnx_bytes, onnx_path, config.precision)

@@ -85,6 +85,11 @@ class TorchBackend(Backend):
         self._captured: dict[int, _Graph] = {}
         self._stream = torch.cuda.Stream(self.device) if self.cuda else None
 
+    @property
+    def captured(self) -> list[int]:
+        """Buckets whose CUDA graph has been captured so far."""
+        return sorted(self._captured)
+
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if self._module is None:
             raise BackendError(f"{self.model}: the torch backend is closed")
@@ -107,7 +112,7 @@ class TorchBackend(Backend):
 
     def _forward(self, x: Any) -> dict[str, Any]:
         out = self._module(x.to(self.dtype))
-        return {k: v.float() for k, v in zip(self.output_names, _as_tuple(out))}
+        return {k: v.float().contiguous() for k, v in zip(self.output_names, _as_tuple(out))}
 
     def _eager(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch

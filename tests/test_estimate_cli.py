@@ -1,0 +1,97 @@
+"""``realtime estimate``: a real subprocess on real photos, JSON out, bad files reported and skipped."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from realtime.skeleton import JOINTS3D, LSP14
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _estimate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "realtime", "estimate", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_json_with_lsp14_names(photos_dir):
+    done = _estimate(str(photos_dir / "p2.jpg"), str(photos_dir / "p1.jpg"), "--json", "--backend", "onnxruntime")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["model"] == "cpm" and out["backend"] == "onnxruntime"
+    p2, p1 = out["images"]
+    assert (p2["width"], p2["height"]) == (500, 422)
+    assert len(p2["people"]) == 2 and len(p1["people"]) == 1
+    for person in p2["people"] + p1["people"]:
+        assert list(person["keypoints"]) == list(LSP14)
+        x0, y0, x1, y1 = person["bbox"]
+        assert 0 < person["score"] <= 1 and x0 < x1 and y0 < y1
+        for x, y, c in person["keypoints"].values():
+            assert 0 <= c <= 1 and (c == 0 or (x0 - 1 <= x <= x1 + 1 and y0 - 1 <= y <= y1 + 1))
+        if out["lifting"] == "on":
+            assert person["joints3d"] is None or list(person["joints3d"]) == list(JOINTS3D)
+        else:
+            assert "joints3d" not in person
+
+
+def test_bad_files_are_reported_and_skipped(photos_dir, tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    missing = tmp_path / "missing.png"
+    done = _estimate(str(missing), str(tmp_path / "notes.jpg"), str(photos_dir / "p1.jpg"), "--json",
+                     "--backend", "onnxruntime")
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and str(missing) in errors[0] and "notes.jpg" in errors[1]
+    assert "Traceback" not in done.stderr
+    images = json.loads(done.stdout)["images"]
+    assert "no such file" in images[0]["error"] and "not an image" in images[1]["error"]
+    assert len(images[2]["people"]) == 1
+
+
+def test_text_output_with_another_model(photos_dir):
+    done = _estimate(str(photos_dir / "p1.jpg"), "--model", "blazepose-lite", "--backend", "onnxruntime", "--no-3d")
+    assert done.returncode == 0, done.stderr
+    assert "model blazepose-lite" in done.stdout and "1 people" in done.stdout
+    for name in LSP14:
+        assert f"    {name} " in done.stdout
+
+
+def test_unknown_backend_is_a_usage_error(photos_dir):
+    done = _estimate(str(photos_dir / "p1.jpg"), "--backend", "nonsense")
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+@pytest.mark.parametrize("backend", ["tensorrt"])
+def test_unavailable_backend_is_one_error_line(photos_dir, backend):
+    pytest.importorskip("onnxruntime")
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    done = _estimate(str(photos_dir / "p1.jpg"), "--backend", backend)
+    assert done.returncode == 2 and done.stderr.startswith("error:") and "Traceback" not in done.stderr
+
+
+def test_3d_joints_with_a_pose_prior(photos_dir, tmp_path):
+    lifting = pytest.importorskip("realtime.lifting")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    poses = rng.normal(size=(16, 3))[None] * 0.3 + rng.normal(size=(300, 16, 3)) * 0.05
+    prior = lifting.PosePrior.fit(poses, n_components=2, n_basis=4, progress=False, em_iters=5, align_iters=1,
+                                  init_samples=100)
+    prior.save(tmp_path / "prior.npz")
+    (tmp_path / "config.toml").write_text(f'[lifting]\nprior = "{tmp_path / "prior.npz"}"\n')
+    done = _estimate(str(photos_dir / "p1.jpg"), "--json", "--backend", "onnxruntime",
+                     "--config", str(tmp_path / "config.toml"))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["lifting"] == "on"
+    (person,) = out["images"][0]["people"]
+    assert list(person["joints3d"]) == list(JOINTS3D)
+    assert all(len(xyz) == 3 and all(np.isfinite(xyz)) for xyz in person["joints3d"].values())

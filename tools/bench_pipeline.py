@@ -1,0 +1,134 @@
+"""Benchmark the whole streaming pipeline: `realtime run` on the demo video, measured by a subscriber.
+
+Reports processed fps, dropped frames, people per frame, capture->publish latency (p50/p95/p99)
+in total and per stage (from the stage timestamps every frame carries), and the transport cost
+publish -> subscriber receive. With ``--kill CHILD`` it SIGKILLs one child mid-run and reports how
+long publishing paused. Prints a table, or one JSON object with --json.
+
+    .venv/bin/python tools/bench_pipeline.py --frames 300 [--backend onnxruntime] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from realtime.client import Subscriber  # noqa: E402
+from realtime.runtime.stats import STAGE_ORDER, percentiles, stage_latencies  # noqa: E402
+from realtime.transport.schema import Frame  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench(source: str, frames: int, backend: str | None, workers: int | None, skip: int,
+          kill: str | None, extra: list[str]) -> dict:
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    cmd = [sys.executable, "-m", "realtime", "run", "--headless", "--source", source, "--publish", endpoint,
+           "--max-frames", str(frames), *extra]
+    if backend:
+        cmd += ["--backend", backend]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    log: list[str] = []
+    reader = threading.Thread(target=lambda: log.extend(line.rstrip() for line in proc.stderr), daemon=True)
+    reader.start()
+    received: list[tuple[float, Frame]] = []
+    kill_at = kill_gap = None
+    with Subscriber(endpoint) as sub:
+        while proc.poll() is None or sub.sock.poll(0):
+            m = sub.recv(timeout_s=0.5)
+            if m is None or not isinstance(m[1], Frame):
+                continue
+            received.append((sub.received_at, m[1]))
+            if kill and kill_at is None and len(received) == frames // 2:
+                pids = re.findall(rf"started {re.escape(kill)} pid=(\d+)", "\n".join(log))
+                if not pids:
+                    raise SystemExit(f"no child named {kill!r} in the run's log")
+                os.kill(int(pids[-1]), signal.SIGKILL)
+                kill_at = time.time()
+            elif kill_at is not None and kill_gap is None and m[1].t_publish > kill_at:
+                kill_gap = sub.received_at - kill_at
+    rc = proc.wait()
+    reader.join(5)
+    if rc != 0 or not received:
+        raise SystemExit(f"the run failed (exit status {rc}):\n" + "\n".join(log[-30:]))
+    measured = received[skip:] if len(received) > skip + 10 else received
+    published = [f for _, f in measured]
+    span = published[-1].t_publish - published[0].t_publish
+    lat = [stage_latencies(f.stages, f.t_publish) for f in published]
+    stages = {k: percentiles([row[k] for row in lat if k in row], (50, 95, 99))
+              for k in (*STAGE_ORDER[1:], "total") if any(k in row for row in lat)}
+    transport = percentiles([(t - f.t_publish) * 1e3 for t, f in measured], (50, 95, 99))
+    last = received[-1][1]
+    backend_used = re.findall(r"inference_started backend=(\S+)", "\n".join(log))
+    return {
+        "source": source, "frames_requested": frames, "frames_received": len(received),
+        "frames_measured": len(published), "skipped_warmup": len(received) - len(published),
+        "processed_fps": (len(published) - 1) / span if span > 0 else float("nan"),
+        "dropped": last.dropped, "source_frames": last.seq + 1,
+        "people_per_frame": float(np.mean([len(f.people) for f in published])),
+        "people_3d_per_frame": float(np.mean([sum(p.joints3d is not None for p in f.people) for f in published])),
+        "latency_ms": stages, "transport_ms": transport,
+        "backend": backend_used[-1] if backend_used else "?",
+        "workers": workers, "killed": kill, "resume_after_kill_s": kill_gap,
+        "width": last.width, "height": last.height,
+    }
+
+
+def _table(r: dict) -> str:
+    lines = [f"source {r['source']} ({r['width']}x{r['height']}), backend {r['backend']}, "
+             f"{r['frames_measured']} frames measured (first {r['skipped_warmup']} skipped)",
+             f"processed fps        {r['processed_fps']:8.1f}",
+             f"dropped frames       {r['dropped']:8d}  of {r['source_frames']} source frames",
+             f"people per frame     {r['people_per_frame']:8.2f}  (with 3D: {r['people_3d_per_frame']:.2f})",
+             "", f"{'latency (ms)':<22}{'p50':>8}{'p95':>8}{'p99':>8}"]
+    for k, v in r["latency_ms"].items():
+        name = "capture->publish" if k == "total" else k
+        lines.append(f"{name:<22}{v['p50']:8.1f}{v['p95']:8.1f}{v['p99']:8.1f}")
+    t = r["transport_ms"]
+    lines.append(f"{'publish->subscriber':<22}{t['p50']:8.2f}{t['p95']:8.2f}{t['p99']:8.2f}")
+    if r["killed"]:
+        gap = r["resume_after_kill_s"]
+        lines.append(f"\nSIGKILL {r['killed']}: publishing resumed after "
+                     + (f"{gap:.2f} s" if gap is not None else "never (within the run)"))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--source", default="demo")
+    p.add_argument("--frames", type=int, default=300, help="processed frames to run for")
+    p.add_argument("--backend", help="2D backend (default: [pose2d] backend)")
+    p.add_argument("--workers", type=int, help="lifting workers (default: [runtime] workers)")
+    p.add_argument("--skip", type=int, default=10, help="first frames left out of the statistics (start-up)")
+    p.add_argument("--kill", metavar="CHILD", help="SIGKILL this child (e.g. lift-0, inference) half-way")
+    p.add_argument("--config", help="config file passed to realtime run")
+    p.add_argument("--no-pace", action="store_true", help="decode the file as fast as the pipeline takes it")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = p.parse_args()
+    extra = (["--config", args.config] if args.config else []) + (["--no-pace"] if args.no_pace else [])
+    result = bench(args.source, args.frames, args.backend, args.workers, args.skip, args.kill, extra)
+    print(json.dumps(result) if args.json else _table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
