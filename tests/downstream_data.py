@@ -25,8 +25,21 @@ def clip(path: Path) -> Clip:
 
 
 def mocap_people(mocap_dir: Path, fps: float = 30.0, frames: int = 45) -> list[np.ndarray]:
-    """(frames, 16, 3) joints per person, world frame, at ``fps``."""
-    return [clip(mocap_dir / c).subsample(fps).joints[:frames].astype(np.float64) for c in CLIPS]
+    """(frames, 16, 3) world joints of two people at ``fps``: the first as captured (the BVH clip),
+    the second as the lifter sees it (the AMC clip projected into a camera and lifted back)."""
+    captured = [clip(mocap_dir / c).subsample(fps).joints[:frames].astype(np.float64) for c in CLIPS]
+    return [captured[0], lifted(captured[1])]
+
+
+def lifted(joints: np.ndarray, pixels_per_metre: float = 250.0) -> np.ndarray:
+    """Joints (T, 16, 3) seen by a level camera, lifted with the committed pose prior, and put back
+    at the true pelvis: real lifter output (its bone lengths vary from frame to frame)."""
+    from realtime.lifting import Lifter, PosePrior
+    keypoints = np.stack([joints[:, :14, 0], -joints[:, :14, 1]], axis=-1) * pixels_per_metre + (640.0, 360.0)
+    result = Lifter(PosePrior.load(), rotations=40, camera_pitch_deg=0.0).lift(keypoints, np.ones(keypoints.shape[:2]))
+    assert result.valid.all(), "the lifter gave no pose for some frames"
+    pelvis = sk.JOINTS3D.index("pelvis")
+    return result.joints3d - result.joints3d[:, pelvis:pelvis + 1] + joints[:, pelvis:pelvis + 1]
 
 
 def write_recording(path: Path, people: list[np.ndarray], fps: float = 30.0, source: str = "cam0",

@@ -172,3 +172,18 @@ def test_from_config(prior):
     assert len(lifter._theta) == 40 and lifter.camera_pitch_deg == 12.0
     searching = Lifter.from_config(LiftingConfig(rotations=10), prior=prior)
     assert len(searching._theta) == 10 * len(LiftingConfig().elevations_deg)
+
+
+def test_default_prior_recovers_projected_training_poses(mocap_dir):
+    """Real mocap (a training clip) seen by random perspective cameras at a known pitch."""
+    from realtime.mocap import load_clip, subject_split
+
+    clip = load_clip(mocap_dir / "bvh_cgspeed" / "07" / "07_01.bvh").subsample(10.0)
+    assert subject_split(clip.subject) == "train"
+    views = random_views(clip.joints.astype(np.float64), np.random.default_rng(10), elevation_deg=(15.0, 15.0))
+    out = Lifter(PosePrior.load(), camera_pitch_deg=15.0).lift(views.keypoints2d, views.confidence)
+    assert out.valid.all()
+    assert np.median(pa_mpjpe(out.joints3d, views.truth)) < 0.05
+    assert np.median(mpjpe(out.joints3d, views.truth)) < 0.08
+    reprojection = np.linalg.norm(out.reprojected2d - views.keypoints2d, axis=-1).mean(1) / views.height_px
+    assert np.median(reprojection) < 0.02

@@ -164,3 +164,13 @@ def test_build_leaves_no_partial_files(models_dir, tmp_path):
     config = Pose2DConfig(models_dir=str(models_dir), engines_dir=str(tmp_path))
     build("detector", ("onnx",), config)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["detector.onnx"]
+
+
+def test_mirror_directory_precedence(models_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("REALTIME_MODELS_DIR", raising=False)
+    default = REPO_ROOT.parent / "shared" / "models"
+    assert models.models_dir(Pose2DConfig()) == (default if default.is_dir() else None)
+    monkeypatch.setenv("REALTIME_MODELS_DIR", str(tmp_path / "env"))
+    assert models.models_dir(Pose2DConfig()) == tmp_path / "env"
+    assert models.models_dir(Pose2DConfig(models_dir=str(tmp_path / "cfg"))) == tmp_path / "cfg"
+    assert models.models_dir(Pose2DConfig(models_dir="mirror")) == REPO_ROOT / "mirror"

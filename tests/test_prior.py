@@ -11,7 +11,7 @@ from scipy.stats import multivariate_normal
 from realtime.lifting import Lifter, PosePrior, PriorError
 from realtime.lifting.prior import (DEFAULT_PRIOR, ROOT_INDEX, _log_gaussians, _ppca, align,
                                     bone_sum_squares, flip, k_centres, normalise, rotate_y)
-from realtime.skeleton import BONES3D, JOINTS3D
+from realtime.skeleton import JOINTS3D
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
 J = {n: i for i, n in enumerate(JOINTS3D)}
@@ -53,7 +53,6 @@ def test_flip_mirrors_x_and_swaps_left_right():
     assert np.allclose(flip(mirrored), poses)
     assert np.allclose(mirrored[:, J["r_wrist"]], poses[:, J["l_wrist"]] * [-1, 1, 1])
     assert np.allclose(mirrored[:, J["head_top"]], poses[:, J["head_top"]] * [-1, 1, 1])
-    child, parent = np.array(BONES3D).T
     assert np.allclose(bone_sum_squares(mirrored), bone_sum_squares(poses))
 
 

@@ -1,9 +1,9 @@
-"""Humanoid rig: joints -> local rotations -> forward kinematics, on real CMU mocap."""
+"""Humanoid rig: joints -> local rotations -> forward kinematics, on CMU mocap and lifted poses."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from downstream_data import CLIPS, fixed_lengths
+from downstream_data import CLIPS, fixed_lengths, lifted
 from downstream_data import clip as load_clip
 
 from realtime import skeleton as sk
@@ -16,8 +16,16 @@ def clip(request, mocap_dir):
     return load_clip(mocap_dir / request.param)
 
 
-def test_round_trip_reproduces_mocap_joints_within_1mm(clip):
-    joints = fixed_lengths(clip.subsample(30.0).joints[:240])
+@pytest.fixture(scope="module", params=[*CLIPS, "lifted"])
+def poses(request, mocap_dir):
+    """(T, 16, 3) at 30 fps: each mocap clip as captured, and the AMC clip as lifted from 2D."""
+    if request.param == "lifted":
+        return lifted(load_clip(mocap_dir / CLIPS[1]).subsample(30.0).joints[:240].astype(np.float64))
+    return load_clip(mocap_dir / request.param).subsample(30.0).joints[:240].astype(np.float64)
+
+
+def test_round_trip_reproduces_the_joints_within_1mm(poses):
+    joints = fixed_lengths(poses)
     rig = HumanoidRig.from_joints(joints[0], sk.JOINTS3D)
     worst = 0.0
     for j in joints:
@@ -28,8 +36,8 @@ def test_round_trip_reproduces_mocap_joints_within_1mm(clip):
     assert worst < 1e-3, f"round trip error {worst * 1000:.3f} mm"
 
 
-def test_round_trip_places_root_and_keeps_bone_directions_of_raw_mocap(clip):
-    joints = clip.subsample(30.0).joints[:240].astype(np.float64)
+def test_round_trip_places_root_and_keeps_bone_directions_of_varying_lengths(poses):
+    joints = poses
     rig = HumanoidRig.from_joints(joints[0], sk.JOINTS3D)
     root = np.array([0.3, 0.0, -2.5])
     for j in joints[::5]:

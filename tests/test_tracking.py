@@ -208,3 +208,83 @@ def test_track_filter_passes_invalid_poses_through_without_losing_state():
         filt.update(7, 7 / FPS, np.zeros(16))
     off = TrackFilter(FilterConfig(enabled=False))
     np.testing.assert_array_equal(off.update(1, 0.0, j0 + 2.0)[0], j0 + 2.0)
+
+
+# ----------------------------------------------------------------------------------------- metrics
+
+def test_mot_metrics_count_switches_misses_and_idf1():
+    from realtime.tracking.metrics import MotAccumulator
+    box_a, box_b = np.array([0, 0, 10, 20]), np.array([100, 0, 110, 20])
+    acc = MotAccumulator()
+    for t in range(10):
+        hyp = ["x", "y"] if t < 5 else ["y", "x"]            # the ids swap half way
+        acc.update(["A", "B"], np.stack([box_a, box_b]), hyp, np.stack([box_a, box_b]))
+    acc.update(["A", "B"], np.stack([box_a, box_b]), ["y"], box_a[None])   # B missed
+    acc.update(["A"], box_a[None], ["y", "z"], np.stack([box_a, box_b]))   # z is a false positive
+    s = acc.scores()
+    assert (s.gt, s.id_switches, s.misses, s.false_positives) == (23, 2, 1, 1)
+    assert s.mota == pytest.approx(1 - 4 / 23)
+    # best one-to-one pairing: A-y (7 frames: t 5..9, 10, 11), B-x (5 frames); 12 of 23 + 23 detections
+    assert s.idf1 == pytest.approx(2 * 12 / (23 + 23))
+
+
+# ------------------------------------------------------------------------ mocap-driven scenes
+
+@pytest.fixture(scope="module")
+def walking_clips(mocap_dir):
+    from realtime.mocap import load_dataset
+    from realtime.tracking.scenes import PELVIS
+    clips = [c.joints for c in load_dataset(mocap_dir, fps=FPS, split="test", progress=False).clips
+             if len(c.joints) >= 90
+             and np.linalg.norm(c.joints[-1, PELVIS, [0, 2]] - c.joints[0, PELVIS, [0, 2]]) > 1.0]
+    assert len(clips) >= 4
+    return clips
+
+
+def test_people_walking_across_held_out_mocap_keep_their_ids(walking_clips):
+    """Three walkers from held-out subjects cross in front of the camera with realistic detector errors."""
+    from realtime.tracking.metrics import MotAccumulator
+    from realtime.tracking.scenes import Noise, make_scene
+    acc = MotAccumulator()
+    for seed in range(2):
+        scene = make_scene(walking_clips, 3, 150, np.random.default_rng(seed))
+        tracker = Tracker(load_config().tracking)
+        for t in range(scene.n_frames):
+            ids = tracker.update(t / scene.fps, scene.detections[t])
+            gt, boxes = scene.truth_boxes(t, Noise().min_visible)
+            hyp = [(seed, i) for i in ids if i is not None]
+            hyp_boxes = np.array([d["bbox"] for d, i in zip(scene.detections[t], ids) if i is not None])
+            acc.update([(seed, g) for g in gt], boxes, hyp, hyp_boxes.reshape(-1, 4))
+    s = acc.scores()
+    assert s.gt > 400
+    assert s.idf1 >= 0.9 and s.switches_per_100_frames < 1.0, s
+
+
+def test_filtering_in_the_prior_space_reproduces_the_lifter_and_smooths(walking_clips):
+    from realtime.lifting import Lifter, PosePrior, PriorError
+    from realtime.tracking.scenes import make_scene
+    try:
+        prior = PosePrior.load()
+    except PriorError as e:
+        pytest.skip(f"no committed pose prior: {e}")
+    scene = make_scene(walking_clips[:1], 1, 60, np.random.default_rng(3))
+    lifter = Lifter(prior, camera_pitch_deg=scene.camera.pitch_deg)
+    frames = [t for t in range(scene.n_frames) if scene.detections[t] and scene.sources[t][0] == 0]
+    dets = [scene.detections[t][0] for t in frames]
+    out = lifter.lift(np.stack([d["keypoints2d"] for d in dets]), np.stack([d["confidence"] for d in dets]))
+    assert out.valid.all()
+    filt = TrackFilter(FilterConfig(space="coefficients", min_cutoff=0.5, beta=1.0), prior=prior)
+    smoothed = []
+    for i, t in enumerate(frames):
+        j, _ = filt.update(1, t / FPS, out.joints3d[i], component=out.component[i],
+                           coefficients=out.coefficients[i], rotation_deg=out.rotation_deg[i])
+        if i == 0:
+            np.testing.assert_allclose(j, out.joints3d[0], atol=1e-9)   # same pose model as the lifter
+        smoothed.append(j)
+    smoothed = np.array(smoothed)
+
+    def jitter(x):
+        return np.linalg.norm(np.diff(x, 2, axis=0), axis=-1).mean()
+    assert jitter(smoothed) < 0.8 * jitter(out.joints3d)   # less than in joint space: switches restart it
+    fallback, _ = filt.update(2, 0.0, out.joints3d[0])                  # no lift details: joint space
+    np.testing.assert_array_equal(fallback, out.joints3d[0])

@@ -10,7 +10,14 @@ head top, so it is scored on the 12 limb joints ("body12") only.
 Latency: full frames through PoseEstimator2D (detector included) with 1, 4 and 10 people, made by
 tiling a real photo of one person, and the detector alone.
 
-    python tools/bench_2d.py [--json] [--shared ../shared] [--repeats 20]
+``--refine``: the paper's 3D -> 2D feedback (realtime/pose2d/refine.py) on the CPM's maps of the same
+ground-truth crops, for several fusion weights, in the paper's form (one lift of all joints) and
+leave-one-out. The 16 people are split by source: the weight is chosen on one half (LSP + MPII, or
+Human3.6M + MPI-INF-3DHP) and reported on the other, both ways round. Also the CPM's input channel
+order (RGB vs BGR) on the same crops, and the demo video: people per frame and per-person cost with
+and without the feedback (``--video-frames``; ``--draw DIR`` writes a few frames with keypoints).
+
+    python tools/bench_2d.py [--json] [--shared ../shared] [--repeats 20] [--refine [--video-frames 150]]
 """
 from __future__ import annotations
 
@@ -32,9 +39,11 @@ from realtime.config import Pose2DConfig  # noqa: E402
 from realtime.pose2d.crops import box_crop, warp  # noqa: E402
 from realtime.pose2d.estimator import MODELS, PoseEstimator2D  # noqa: E402
 from realtime.pose2d.detector import PersonDetector  # noqa: E402
+from realtime.pose2d.decode import decode_belief_maps, map_to_crop  # noqa: E402
 from realtime.pose2d.images import load_image  # noqa: E402
 from realtime.pose2d.landmarks import coco_to_lsp14  # noqa: E402
-from realtime.skeleton import LSP14  # noqa: E402
+from realtime.pose2d.refine import BeliefRefiner  # noqa: E402
+from realtime.skeleton import LIMBS2D, LSP14  # noqa: E402
 
 PCK_ALPHA = 0.2
 BODY12 = [i for i, n in enumerate(LSP14) if n not in ("head_top", "neck")]
@@ -174,9 +183,12 @@ def accuracy(samples: list[Sample], models_dir: Path, ours: list[str]) -> dict:
     runs: dict[str, object] = {}
     for model in ours:
         try:
-            runs[f"{model} ort"] = PoseEstimator2D.create(backend="onnxruntime", model=model)
+            runs[f"{model} ort"] = PoseEstimator2D.create(
+                backend="onnxruntime", model=model, config=Pose2DConfig(model=model, refine_3d=False))
         except (RuntimeError, ValueError, OSError) as e:  # a model not built here is reported, not fatal
             print(f"skipping {model} on onnxruntime: {e}", file=sys.stderr)
+    if "cpm" in ours:
+        runs["cpm ort + 3D feedback (default)"] = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
     runs["cpm litert"] = estimator_on(LiteRTModel(tflite_path(models_dir, "cpm")), detector, "cpm")
     runs["blazepose-full litert"] = estimator_on(
         LiteRTModel(tflite_path(models_dir, "blazepose-full")), detector, "blazepose-full")

@@ -78,7 +78,7 @@ class NoisySignal:
             joints, root = _truth(scene, p, t)
             joints = joints + self.rng.normal(0, 0.03, joints.shape)
             root = root * (1 + self.rng.normal(0, 0.03)) + np.r_[self.rng.normal(0, 0.025, 2), 0.0]
-            out.append((joints, root))
+            out.append((joints, root, None))
         return out
 
 
@@ -88,6 +88,7 @@ class LifterSignal:
 
     def __init__(self, lifter) -> None:
         self.lifter = lifter
+        self.prior = lifter.prior
 
     def __call__(self, scene: Scene, dets: list[dict], src: list[int], t: int) -> list:
         if not dets:
@@ -104,7 +105,9 @@ class LifterSignal:
             s = res.scale[i]
             u, v = res.translation[i]
             root = np.array([(u - cam.width / 2) / s, -(v - cam.height / 2) / s, -cam.focal / s])
-            out.append((res.joints3d[i], root))
+            lift = {"component": int(res.component[i]), "coefficients": res.coefficients[i],
+                    "rotation_deg": float(res.rotation_deg[i])}
+            out.append((res.joints3d[i], root, lift))
         return out
 
 
@@ -117,11 +120,11 @@ def _truth(scene: Scene, p: int, t: int) -> tuple[np.ndarray, np.ndarray]:
     return level - level[PELVIS], cam[PELVIS]
 
 
-def make_signal(kind: str, rng: np.random.Generator):
+def make_signal(kind: str, rng: np.random.Generator, prior_path: Path | None = None):
     if kind in ("auto", "lifter"):
         try:
             from realtime.lifting import Lifter, PosePrior
-            prior = PosePrior.load()
+            prior = PosePrior.load(prior_path)
         except Exception as e:  # noqa: BLE001 - any reason the prior is unusable means "no lifter"
             if kind == "lifter":
                 raise SystemExit(f"--signal lifter: no usable pose prior ({e})")
@@ -152,14 +155,14 @@ def track_scene(scene: Scene, tracker: Tracker, signal, acc: MotAccumulator, sam
             samples.truth[(p, tid)][t] = _truth(scene, p, t)
 
 
-def filter_samples(samples: Samples, config: FilterConfig, fps: float) -> dict:
+def filter_samples(samples: Samples, config: FilterConfig, fps: float, prior=None) -> dict:
     """Run a TrackFilter over every series in time order (each key is one track id of one person)."""
     out: dict = defaultdict(dict)
     events = sorted((t, key) for key, series in samples.raw.items() for t in series)
-    filt = TrackFilter(config)
+    filt = TrackFilter(config, prior=prior)
     for t, key in events:
-        joints, root = samples.raw[key][t]
-        out[key][t] = filt.update(key, t / fps, joints, root)
+        joints, root, lift = samples.raw[key][t]
+        out[key][t] = filt.update(key, t / fps, joints, root, **(lift or {}))
     return out
 
 
@@ -168,7 +171,7 @@ def score_3d(samples: Samples, series: dict, fps: float) -> dict:
     err, root_err, jit, root_jit = [], [], [], []
     for key, frames in series.items():
         truth = samples.truth[key]
-        for t, (joints, root) in frames.items():
+        for t, (joints, root, *_) in frames.items():
             tj, tr = truth[t]
             err.append(np.linalg.norm(joints - tj, axis=-1).mean())
             root_err.append(np.linalg.norm(root - tr))
@@ -182,9 +185,10 @@ def score_3d(samples: Samples, series: dict, fps: float) -> dict:
 
 
 def evaluate(clips: list[np.ndarray], people: list[int], sequences: int, frames: int, seed: int,
-             signal_kind: str, tracking_config: TrackingConfig, progress: bool = True):
+             signal_kind: str, tracking_config: TrackingConfig, progress: bool = True,
+             prior_path: Path | None = None):
     rng = np.random.default_rng(seed)
-    signal = make_signal(signal_kind, rng)
+    signal = make_signal(signal_kind, rng, prior_path)
     rows, all_samples = [], Samples()
     for n in people:
         acc = MotAccumulator()
@@ -203,31 +207,48 @@ def evaluate(clips: list[np.ndarray], people: list[int], sequences: int, frames:
                      "false_positives": sc.false_positives, "misses": sc.misses})
         if progress:
             print(f"  {n} people: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return rows, all_samples, signal.name
+    return rows, all_samples, signal
 
 
-def filtering_report(samples: Samples, config: FilterConfig) -> dict:
-    truth = {k: {t: v for t, v in series.items()} for k, series in samples.truth.items()}
-    return {"truth": score_3d(samples, truth, FPS),
-            "raw": score_3d(samples, samples.raw, FPS),
-            "filtered": score_3d(samples, filter_samples(samples, config, FPS), FPS)}
+def filtering_report(samples: Samples, config: FilterConfig, prior=None) -> dict:
+    """Scores of the truth, the raw signal, and the filtered signal in joint space (and, with a
+    prior, in its coefficient space)."""
+    report = {"truth": score_3d(samples, samples.truth, FPS),
+              "raw": score_3d(samples, samples.raw, FPS),
+              "joints": score_3d(samples, filter_samples(samples, replace(config, space="joints"), FPS), FPS)}
+    if prior is not None:
+        cfg = replace(config, space="coefficients")
+        report["coefficients"] = score_3d(samples, filter_samples(samples, cfg, FPS, prior), FPS)
+    return report
 
 
 def tune(samples: Samples, base: FilterConfig) -> tuple[FilterConfig, list[dict]]:
-    """Grid search: the lowest MPJPE (then root error) among settings that at least halve jitter."""
+    """Grid search, joints and root apart (their filters are independent): among settings that at
+    least halve the jitter without raising the error, the least jitter within 1 mm (joints) or
+    10 mm (root) of the lowest error."""
     raw = score_3d(samples, samples.raw, FPS)
     grid = []
-    for mc in (0.5, 1.0, 2.0, 4.0):
-        for beta in (0.0, 0.5, 1.0, 2.0, 5.0):
-            for rmc in (0.3, 1.0):
-                for rbeta in (0.0, 1.0):
-                    cfg = replace(base, min_cutoff=mc, beta=beta, root_min_cutoff=rmc, root_beta=rbeta)
-                    sc = score_3d(samples, filter_samples(samples, cfg, FPS), FPS)
-                    grid.append({"min_cutoff": mc, "beta": beta, "root_min_cutoff": rmc, "root_beta": rbeta} | sc)
-    ok = [g for g in grid if g["jitter"] <= 0.5 * raw["jitter"] and g["root_jitter"] <= 0.5 * raw["root_jitter"]]
-    best = min(ok or grid, key=lambda g: (g["mpjpe_mm"] + g["root_error_mm"] / 10))
-    return replace(base, min_cutoff=best["min_cutoff"], beta=best["beta"],
-                   root_min_cutoff=best["root_min_cutoff"], root_beta=best["root_beta"]), grid
+    for mc in (0.25, 0.5, 1.0, 2.0, 4.0):
+        for beta in (0.0, 0.5, 1.0, 2.0, 5.0, 10.0):
+            grid.append({"part": "joints", "min_cutoff": mc, "beta": beta, "root_min_cutoff": base.root_min_cutoff,
+                         "root_beta": base.root_beta})
+    for mc in (0.1, 0.25, 0.5, 1.0, 2.0):
+        for beta in (0.0, 0.25, 0.5, 1.0, 2.0):
+            grid.append({"part": "root", "min_cutoff": base.min_cutoff, "beta": base.beta, "root_min_cutoff": mc,
+                         "root_beta": beta})
+    for g in grid:
+        cfg = replace(base, **{k: v for k, v in g.items() if k != "part"})
+        g |= score_3d(samples, filter_samples(samples, cfg, FPS), FPS)
+
+    def best(part: str, jitter: str, error: str, tolerance: float) -> dict:
+        rows = [g for g in grid if g["part"] == part]
+        ok = [g for g in rows if g[jitter] <= 0.5 * raw[jitter] and g[error] <= raw[error]] or rows
+        lowest = min(g[error] for g in ok)
+        return min((g for g in ok if g[error] <= lowest + tolerance), key=lambda g: g[jitter])
+    j = best("joints", "jitter", "mpjpe_mm", 1.0)
+    r = best("root", "root_jitter", "root_error_mm", 10.0)
+    return replace(base, min_cutoff=j["min_cutoff"], beta=j["beta"], root_min_cutoff=r["root_min_cutoff"],
+                   root_beta=r["root_beta"]), grid
 
 
 # ------------------------------------------------------------------------------------------ timing
@@ -261,6 +282,58 @@ def time_tracker(n_people: int, config: TrackingConfig, frames: int = 300, seed:
             "wall_p95_us": 1e6 * wall[int(0.95 * len(wall))]}
 
 
+# ------------------------------------------------------------------------------------------ overlay
+
+def write_overlay(video: Path, out: Path, max_frames: int, config) -> dict:
+    """Run the real 2D estimator and the tracker on a video and draw each person's id and skeleton."""
+    import cv2
+
+    from realtime.pose2d import PoseEstimator2D
+    from realtime.skeleton import LIMBS2D
+
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise SystemExit(f"{video}: cannot open video")
+    fps = cap.get(cv2.CAP_PROP_FPS) or FPS
+    estimator = PoseEstimator2D.create(config=config.pose2d)
+    tracker = Tracker(config.tracking)
+    writer, frames, seen = None, 0, set()
+    try:
+        while frames < max_frames:
+            ok, image = cap.read()
+            if not ok:
+                break
+            people = estimator.estimate(image)
+            dets = [{"keypoints2d": p.keypoints, "confidence": p.confidence, "bbox": p.bbox} for p in people]
+            ids = tracker.update(frames / fps, dets)
+            for person, tid in zip(people, ids):
+                colour = (160, 160, 160) if tid is None else \
+                    tuple(int(c) for c in np.random.default_rng(tid).integers(64, 256, 3))
+                for a, b in LIMBS2D:
+                    if person.confidence[a] > 0 and person.confidence[b] > 0:
+                        cv2.line(image, tuple(map(int, person.keypoints[a])), tuple(map(int, person.keypoints[b])),
+                                 colour, 2, cv2.LINE_AA)
+                x0, y0, x1, y1 = map(int, person.bbox)
+                cv2.rectangle(image, (x0, y0), (x1, y1), colour, 1)
+                cv2.putText(image, "?" if tid is None else str(tid), (x0, max(y0 - 6, 12)),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.8, colour, 2, cv2.LINE_AA)
+                if tid is not None:
+                    seen.add(tid)
+            if writer is None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (image.shape[1], image.shape[0]))
+            writer.write(image)
+            frames += 1
+    finally:
+        cap.release()
+        estimator.close()
+        if writer is not None:
+            writer.release()
+    return {"video": str(video), "out": str(out), "frames": frames, "ids": len(seen),
+            "backend": estimator.backend}
+
+
 # ------------------------------------------------------------------------------------------ main
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,23 +341,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mocap", type=Path, default=SHARED / "data" / "mocap" / "cmu")
     ap.add_argument("--split", default="test", choices=("train", "val", "test"))
     ap.add_argument("--people", type=int, nargs="+", default=[2, 4, 6, 8])
-    ap.add_argument("--sequences", type=int, default=5, help="sequences per number of people")
-    ap.add_argument("--frames", type=int, default=300, help="frames per sequence (30 fps)")
+    ap.add_argument("--sequences", type=int, default=6, help="sequences per number of people")
+    ap.add_argument("--frames", type=int, default=200, help="frames per sequence (30 fps)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--signal", default="auto", choices=("auto", "lifter", "noise"),
                     help="3D signal to filter: the real lifter (auto = when a prior loads) or true 3D + noise")
+    ap.add_argument("--prior", type=Path, help="pose prior for the lifter (default: the committed one)")
     ap.add_argument("--tune", action="store_true", help="grid-search One Euro settings (use --split val)")
-    ap.add_argument("--overlay-video", type=Path, help="write a video of a demo clip with track ids drawn")
+    ap.add_argument("--overlay-video", type=Path,
+                    help="instead of the benchmark: draw track ids on --video (real 2D estimator) into this file")
     ap.add_argument("--video", type=Path, default=SHARED / "data" / "video" / "deepstream_Retail02_short.mp4")
+    ap.add_argument("--overlay-frames", type=int, default=300, help="frames of the video to overlay")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = ap.parse_args(argv)
 
     cfg = load_config()
+    if args.overlay_video:
+        info = write_overlay(args.video, args.overlay_video, args.overlay_frames, cfg)
+        print(json.dumps(info) if args.json else
+              f"{info['out']}: {info['frames']} frames of {info['video']} ({info['backend']}), {info['ids']} ids")
+        return 0
     clips = walking_clips(args.mocap, args.split)
     print(f"{len(clips)} walking clips from the {args.split} split", file=sys.stderr)
-    rows, samples, signal_name = evaluate(clips, args.people, args.sequences, args.frames, args.seed,
-                                          args.signal, cfg.tracking)
-    result = {"split": args.split, "clips": len(clips), "signal": signal_name, "tracking": rows}
+    rows, samples, signal = evaluate(clips, args.people, args.sequences, args.frames, args.seed,
+                                          args.signal, cfg.tracking, prior_path=args.prior)
+    prior = getattr(signal, "prior", None)
+    result = {"split": args.split, "clips": len(clips), "signal": signal.name, "tracking": rows}
     if args.tune:
         best, grid = tune(samples, cfg.filter)
         result["tune"] = {"best": {k: getattr(best, k) for k in ("min_cutoff", "beta", "root_min_cutoff",
@@ -292,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         filter_cfg = best
     else:
         filter_cfg = cfg.filter
-    result["filter"] = filtering_report(samples, filter_cfg)
+    result["filter"] = filtering_report(samples, filter_cfg, prior)
     result["timing"] = [time_tracker(n, cfg.tracking) for n in (1, 10, 50)]
 
     if args.json:
@@ -305,12 +387,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['people']:>6} {r['idf1']:>6.3f} {r['mota']:>6.3f} {r['id_switches']:>5} "
               f"{r['switches_per_100_frames']:>9.2f} {r['false_positives']:>5} {r['misses']:>6} {r['gt']:>6}")
     f = result["filter"]
-    print(f"\nFiltering ({signal_name}; One Euro min_cutoff={filter_cfg.min_cutoff} beta={filter_cfg.beta}, "
+    print(f"\nFiltering ({signal.name}; One Euro min_cutoff={filter_cfg.min_cutoff} beta={filter_cfg.beta}, "
           f"root {filter_cfg.root_min_cutoff}/{filter_cfg.root_beta})")
-    print(f"{'':>9} {'jitter m/s2':>11} {'root jitter':>11} {'MPJPE mm':>9} {'root err mm':>11}")
-    for name in ("truth", "raw", "filtered"):
-        s = f[name]
-        print(f"{name:>9} {s['jitter']:>11.2f} {s['root_jitter']:>11.2f} {s['mpjpe_mm']:>9.1f} "
+    print(f"{'':>22} {'jitter m/s2':>11} {'root jitter':>11} {'MPJPE mm':>9} {'root err mm':>11}")
+    for name, s in f.items():
+        name = {"joints": "One Euro, joints", "coefficients": "One Euro, prior space"}.get(name, name)
+        print(f"{name:>22} {s['jitter']:>11.2f} {s['root_jitter']:>11.2f} {s['mpjpe_mm']:>9.1f} "
               f"{s['root_error_mm']:>11.1f}")
     if args.tune:
         print(f"\nbest on {args.split}: {result['tune']['best']}")

@@ -32,7 +32,7 @@ DEFAULT_ELEVATIONS = (-10.0, 0.0, 10.0, 20.0, 30.0)
 _N2D = len(LSP14)
 _PATTERN_CACHE = 32
 #: People scored per matrix product: keeps the (people x views x components) block in cache.
-_CHUNK = 64
+_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,9 @@ class LiftResult:
     ``scale`` is pixels per metre and ``translation`` the pixel position of the projected pelvis,
     so a runtime with focal length f (px) can place the pelvis at depth f / scale.
     ``reprojected2d`` (N,14,2) px is the 3D pose projected back into the image (paper 5.4).
+    ``cost`` is the weighted mean squared reprojection residual relative to the person's 2D RMS
+    size; ``component``, ``rotation_deg``, ``elevation_deg`` and ``coefficients`` (N,J) name the
+    chosen solution.
     """
 
     joints3d: np.ndarray
@@ -128,7 +131,10 @@ class Lifter:
         self._lam = prior.noise + (prior.noise2d if noise2d is None else noise2d) ** 2  # (K,)
         self._ridge = np.zeros((k, p, p))
         self._ridge[:, np.arange(1, p), np.arange(1, p)] = self._lam[:, None]
-        self._outer = np.einsum("vklcp,vklcq->vklpq", a, a)                 # (V,K,14,P,P)
+        outer = np.einsum("vklcp,vklcq->vklpq", a, a)                       # (V,K,14,P,P)
+        self._outer_by_joint = np.ascontiguousarray(np.moveaxis(outer, 2, 0).reshape(_N2D, -1))
+        self._a_by_joint = np.ascontiguousarray(np.moveaxis(a, 2, 0).reshape(_N2D, -1))
+        self._bases_by_k = prior.bases.reshape(k, -1, j)                    # (K,48,J)
         self._log_weights = np.log(prior.weights)
         self._bases_flat = prior.bases.reshape(-1, j)                       # (K*16*3, J)
         self._lam_vk = np.tile(self._lam, n_views).astype(np.float32)
@@ -142,18 +148,20 @@ class Lifter:
         The translation is eliminated by its own normal equation, t = -mean_w(A) z, which turns
         the design into its weighted-centred version and leaves z = (s, b).
         """
-        mean = np.einsum("l,vklcp->vkcp", weights, self._a) / weights.sum()
-        g = np.einsum("l,vklpq->vkpq", weights, self._outer) + self._ridge \
-            - weights.sum() * np.einsum("vkcp,vkcq->vkpq", mean, mean)
+        n_views, k, _, _, p = self._a.shape
+        total = weights.sum()
+        mean = (weights @ self._a_by_joint).reshape(n_views, k, 2, p) / total
+        g = (weights @ self._outer_by_joint).reshape(n_views, k, p, p) + self._ridge \
+            - total * np.matmul(mean.transpose(0, 1, 3, 2), mean)
         ginv = np.linalg.inv(g)
         chol = np.linalg.cholesky(ginv)                                     # ginv = C C^T
-        design = self._a.reshape(*self._a.shape[:2], 2 * _N2D, -1)
-        whiten = np.einsum("vkrp,vkpq->rqvk", design, chol)                 # A C
-        scale_row = np.einsum("vkrp,vkp->rvk", design, ginv[..., 0])        # A ginv e_0
+        design = self._a.reshape(n_views, k, 2 * _N2D, p)
+        whiten = np.matmul(design, chol).transpose(2, 3, 0, 1)              # A C, as (r, q, v, k)
+        scale_row = np.matmul(design, ginv[..., :1])[..., 0].transpose(2, 0, 1)   # A ginv e_0
         cov_a = ginv[..., 1:, 1:] * self._lam[:, None, None]                # posterior cov of a
-        bases = self.prior.bases
-        var = np.einsum("klxj,vkjm,klxm->vkl", bases, cov_a, bases, optimize=True) + 3 * self.prior.noise[:, None]
-        uncertainty = np.sqrt(var) * self.prior.metric_scale
+        spread = np.matmul(self._bases_by_k, cov_a)                         # (V,K,48,J)
+        var = (spread * self._bases_by_k).sum(-1).reshape(n_views, k, -1, 3).sum(-1)
+        uncertainty = np.sqrt(var + 3 * self.prior.noise[:, None]) * self.prior.metric_scale
         uncertainty[..., ROOT_INDEX] = 0.0
         return _Solver(ginv, mean, np.ascontiguousarray(whiten.reshape(2 * _N2D, -1), dtype=np.float32),
                        np.ascontiguousarray(scale_row.reshape(2 * _N2D, -1), dtype=np.float32), uncertainty)
@@ -177,6 +185,26 @@ class Lifter:
                    camera_pitch_deg=None if math.isnan(pitch) else pitch,
                    elevations_deg=tuple(config.elevations_deg),
                    min_visible_joints=config.min_visible_joints, min_confidence=config.min_confidence)
+
+    def _energy(self, solvers: list["_Solver"], group: np.ndarray, wy: np.ndarray, ssq: np.ndarray,
+                n_eff: np.ndarray) -> np.ndarray:
+        """Negative log posterior of the best fit for every person x (view, component), float32."""
+        energy = np.empty((len(wy), len(self._lam_vk)), np.float32)
+        ssq, n_eff = ssq.astype(np.float32)[:, None], n_eff.astype(np.float32)[:, None]
+        for g, solver in enumerate(solvers):
+            members = np.flatnonzero(group == g)
+            for start in range(0, len(members), _CHUNK):
+                chunk = members[start : start + _CHUNK]
+                ywf = wy[chunk].astype(np.float32)
+                u = ywf @ solver.whiten
+                u *= u
+                cost = ssq[chunk] - np.add.reduce(u.reshape(len(ywf), self._p, -1), axis=1)
+                s = ywf @ solver.scale_row
+                s2lam = s * s * self._lam_vk
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    e = cost / (2 * s2lam) + n_eff[chunk] * np.log(s2lam) - self._log_weights_vk
+                energy[chunk] = np.where(s > 1e-6, e, np.inf)
+        return energy
 
     def lift(self, keypoints2d: np.ndarray, confidence: np.ndarray) -> LiftResult:
         """Lift (N,14,2) pixel keypoints (image y down, LSP-14 order) with (N,14) confidences."""
@@ -205,9 +233,8 @@ class Lifter:
         rms = np.where(rms > 0, rms, 1.0)
         yn = np.where(seen[idx, :, None], (y - centre[:, None]) / rms[:, None, None], 0.0)
 
-        n_views, k, p = len(self._theta), self.prior.n_components, self._p
+        k, p = self.prior.n_components, self._p
         wy = (yn * w[..., None]).reshape(len(idx), -1)
-        energy = np.empty((len(idx), n_views * k), np.float32)
         solvers = [self._full]
         group = np.zeros(len(idx), dtype=np.int64)
         rest = np.flatnonzero(~full)
@@ -215,22 +242,8 @@ class Lifter:
             patterns, inverse = np.unique(w[rest], axis=0, return_inverse=True)
             solvers += [self._pattern_solver(pattern) for pattern in patterns]
             group[rest] = inverse.ravel() + 1
-        lam, log_weights = self._lam_vk, self._log_weights_vk
-        ssq = (wy * yn.reshape(len(idx), -1)).sum(1, keepdims=True).astype(np.float32)
-        n_eff = w.sum(1, keepdims=True).astype(np.float32)
-        for g, solver in enumerate(solvers):
-            members = np.flatnonzero(group == g)
-            for start in range(0, len(members), _CHUNK):
-                chunk = members[start : start + _CHUNK]
-                ywf = wy[chunk].astype(np.float32)
-                u = ywf @ solver.whiten
-                u *= u
-                cost = ssq[chunk] - np.add.reduce(u.reshape(len(ywf), p, -1), axis=1)
-                s = ywf @ solver.scale_row
-                s2lam = s * s * lam
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    e = cost / (2 * s2lam) + n_eff[chunk] * np.log(s2lam) - log_weights
-                energy[chunk] = np.where(s > 1e-6, e, np.inf)
+        ssq = (wy * yn.reshape(len(idx), -1)).sum(1)
+        energy = self._energy(solvers, group, wy, ssq, w.sum(1))
         best = np.argmin(energy, axis=1)
         plausible = np.isfinite(energy[np.arange(len(idx)), best])
         view, comp = np.divmod(best, k)
@@ -246,7 +259,7 @@ class Lifter:
         zb = np.matmul(ginv, h[..., None])[..., 0]
         sb, bb = zb[:, 0], zb[:, 1:]
         tb = -np.matmul(mean, zb[..., None])[..., 0]
-        residual = (wy * yn.reshape(len(idx), -1)).sum(1) - (zb * h).sum(1) - self._lam[comp] * (bb**2).sum(1)
+        residual = ssq - (zb * h).sum(1) - self._lam[comp] * (bb**2).sum(1)
         with np.errstate(divide="ignore", invalid="ignore"):
             coeff = bb / sb[:, None]
         n_joints = len(JOINTS3D)

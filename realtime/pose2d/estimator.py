@@ -9,6 +9,8 @@ keypoints in one frame place their crop in the next, and the detector runs only 
 """
 from __future__ import annotations
 
+import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -22,10 +24,13 @@ from realtime.pose2d.detector import Detection, PersonDetector
 from realtime.pose2d.images import MIN_SIDE, to_bgr8
 from realtime.pose2d.landmarks import blazepose_to_lsp14
 from realtime.pose2d.models import model_spec
+from realtime.pose2d.refine import BeliefRefiner
 from realtime.skeleton import LSP14
 
 if TYPE_CHECKING:
     from realtime.pose2d.backends import Backend
+
+log = logging.getLogger(__name__)
 
 #: Keypoints of two people closer than this fraction of the box diagonal count as the same joint.
 SAME_JOINT = 0.1
@@ -42,7 +47,7 @@ class Person2D:
     """One person in one image: box and LSP-14 keypoints in image pixels, and how sure we are."""
 
     bbox: np.ndarray          # (4,) x0, y0, x1, y1
-    score: float              # mean keypoint confidence
+    score: float              # mean of the keypoint model's own confidences (before any 3D refinement)
     keypoints: np.ndarray     # (14, 2) x, y in LSP14 order
     confidence: np.ndarray    # (14,) in [0, 1]; 0 = not found
 
@@ -65,13 +70,21 @@ class KeypointModel:
     crop_scale: float
     #: outputs, keypoint_threshold -> keypoints (N, 14, 2) in crop pixels, confidence (N, 14).
     read: Callable[[dict[str, np.ndarray], float], tuple[np.ndarray, np.ndarray]]
+    #: Its output is one (N, H, W, 14) set of belief maps, which the 3D feedback can refine.
+    belief_maps: bool = False
+    #: It takes BGR, not RGB, pixels (the channel order of the images it was trained on).
+    bgr: bool = False
+    #: Default ``[pose2d] person_score``: a person's mean keypoint confidence below this means no person.
+    person_score: float = 0.2
 
     @property
     def input_size(self) -> int:
         return model_spec(self.name).input_size[0]
 
     def normalise(self, batch: np.ndarray) -> np.ndarray:
-        """RGB 0..255 -> the network's input range, in place."""
+        """RGB 0..255 -> the network's channel order and input range."""
+        if self.bgr:
+            batch = np.ascontiguousarray(batch[..., ::-1])
         lo, hi = model_spec(self.name).input_range
         if (lo, hi) != (0.0, 255.0):
             batch *= (hi - lo) / 255.0
@@ -100,9 +113,12 @@ def _read_blazepose(out: dict[str, np.ndarray], threshold: float) -> tuple[np.nd
 
 
 #: Crop scales were chosen on the annotated images (tools/bench_2d.py): BlazePose, like MediaPipe's
-#: own region of interest, wants more context around the person than the CPM.
+#: own region of interest, wants more context around the person than the CPM. The CPM's peak beliefs
+#: are higher with BGR input on 15 of 16 annotated people, 16 of 23 detected people in the photos and
+#: 30 of 34 detections on the shop video, and its PCK is 85.5 vs 81.8 (docs/pose2d.md): it was
+#: trained on BGR images.
 MODELS: dict[str, KeypointModel] = {
-    "cpm": KeypointModel("cpm", 1.25, _read_cpm),
+    "cpm": KeypointModel("cpm", 1.25, _read_cpm, belief_maps=True, bgr=True, person_score=0.12),
     **{f"blazepose-{v}": KeypointModel(f"blazepose-{v}", 1.5, _read_blazepose) for v in ("lite", "full", "heavy")},
 }
 #: The detector's full-body circle is wider than a person's keypoint box: the median ratio of its
@@ -126,6 +142,8 @@ class PoseEstimator2D:
     detector: PersonDetector
     model: KeypointModel
     config: Pose2DConfig = field(default_factory=Pose2DConfig)
+    #: The paper's 3D -> 2D feedback on belief maps (None = off, or a model without belief maps).
+    refiner: BeliefRefiner | None = None
     last_timings: dict[str, float] = field(default_factory=dict)
     detector_runs: int = 0
     _tracks: list[_Track] = field(default_factory=list)
@@ -146,11 +164,17 @@ class PoseEstimator2D:
         keypoints = create_backend(model, backend=backend, config=config)
         detector = create_backend("detector", backend=backend, config=config)
         person_detector = PersonDetector(detector, config.detector_score, config.detector_tiles)
-        return cls(keypoints, person_detector, MODELS[model], config)
+        refiner = _refiner(config) if MODELS[model].belief_maps else None
+        return cls(keypoints, person_detector, MODELS[model], config, refiner)
 
     @property
     def backend(self) -> str:
         return self.keypoint_backend.name
+
+    @property
+    def person_score(self) -> float:
+        """The mean keypoint confidence below which a crop holds no person (config, else the model's)."""
+        return self.model.person_score if math.isnan(self.config.person_score) else self.config.person_score
 
     @property
     def lost(self) -> bool:
@@ -211,25 +235,53 @@ class PoseEstimator2D:
         if not crops:
             return []
         out = self.keypoint_backend.infer(self._batch(image, crops))
-        points, confidence = m.read(out, self.config.keypoint_threshold)
-        return [_person(crop, p, c) for crop, p, c in zip(crops, points, confidence)]
+        points, confidence, evidence = self._read(out, crops)
+        return [_person(crop, p, c, e) for crop, p, c, e in zip(crops, points, confidence, evidence)]
 
     def _batch(self, image: np.ndarray, crops: list[Crop]) -> np.ndarray:
         return self.model.normalise(warp(image, crops))
 
+    def _read(self, out: dict[str, np.ndarray], crops: list[Crop]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keypoints (crop pixels) and confidences, refined when a refiner is set, and the model's own
+        confidences (the image evidence that a person is there, which the feedback must not inflate)."""
+        if self.refiner is None or not self.model.belief_maps:
+            points, confidence = self.model.read(out, self.config.keypoint_threshold)
+            return points, confidence, confidence
+        (maps,) = out.values()
+        r = self.refiner.refine(maps, crops, self.config.keypoint_threshold)
+        return map_to_crop(r.keypoints, maps.shape[1], self.model.input_size), r.confidence, r.cpm_confidence
+
     def _people(self, out: dict[str, np.ndarray], crops: list[Crop], boxes: list[np.ndarray]) -> list[Person2D]:
-        points, confidence = self.model.read(out, self.config.keypoint_threshold)
-        people = [(_person(crop, p, c), box) for crop, p, c, box in zip(crops, points, confidence, boxes)]
-        kept = [(p, box) for p, box in people if p.score >= self.config.person_score]
+        points, confidence, evidence = self._read(out, crops)
+        people = [(_person(crop, p, c, e), box)
+                  for crop, p, c, e, box in zip(crops, points, confidence, evidence, boxes)]
+        kept = [(p, box) for p, box in people if p.score >= self.person_score]
         self._lost = len(kept) < len(people)
         kept = _deduplicate(sorted(kept, key=lambda pb: -pb[0].score))
         self._tracks = [_Track(_next_box(p.bbox, box), p.score) for p, box in kept]
         return [p for p, _ in kept]
 
 
-def _person(crop: Crop, points: np.ndarray, confidence: np.ndarray) -> Person2D:
+def _person(crop: Crop, points: np.ndarray, confidence: np.ndarray, evidence: np.ndarray) -> Person2D:
     keypoints = crop.to_image(points)
-    return Person2D(_keypoint_box(keypoints, confidence, crop), float(confidence.mean()), keypoints, confidence)
+    return Person2D(_keypoint_box(keypoints, confidence, crop), float(evidence.mean()), keypoints, confidence)
+
+
+def _refiner(config: Pose2DConfig) -> BeliefRefiner | None:
+    """The 3D feedback when configured. A missing *default* prior (not yet trained in this checkout)
+    turns it off with a warning; a prior file the user named must load."""
+    if not config.refine_3d:
+        return None
+    from realtime.lifting import PosePrior, PriorError
+
+    try:
+        prior = PosePrior.load(config.refine_prior or None)
+    except PriorError as e:
+        if config.refine_prior:
+            raise PriorError(f"[pose2d] refine_prior: {e}") from None
+        log.warning("3D refinement off: %s", e)
+        return None
+    return BeliefRefiner.create(prior, config.refine_weight, config.refine_sigma, config.refine_iterations)
 
 
 def _merge(tracked: list[tuple[np.ndarray, float]], detections: list[Detection]) -> list[tuple[np.ndarray, float]]:

@@ -287,7 +287,8 @@ def _status(name: str, config: Pose2DConfig) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("list", "fetch", "build"))
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"models (default: all of {', '.join(REGISTRY)})")
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"models (default: all of {', '.join(REGISTRY)}; "
+                   "build skips the reference-only ones)")
     p.add_argument("--config", help="config.toml to read [pose2d] models_dir / engines_dir from")
     p.add_argument("--kinds", default="onnx,torch",
                    help="build: comma-separated kinds (onnx, torch); torch is skipped when PyTorch is absent")

@@ -15,10 +15,10 @@ Twist: a bone's *direction* is fixed by two joints (swing); the turn *about* tha
   * Spine: primary = trunk, secondary = the mean of the hip and shoulder lines (half the twist);
   * Chest: primary = shoulder line, secondary = trunk;
   * Neck, Head: the parent's frame carried by the smallest rotation onto the bone (pure swing);
-  * upper limbs: the normal of the limb's plane (shoulder-elbow-wrist, hip-knee-ankle), signed to
+  * upper arms and legs: the normal of the limb's plane (shoulder-elbow-wrist, hip-knee-ankle), signed to
     agree with the parent's frame; as the limb straightens (plane undefined) it blends into the
     parent's carried frame, so no flip occurs;
-  * lower limbs: the upper limb's hinge axis, so a bent elbow or knee turns about that axis only
+  * forearms and shins: the upper bone's hinge axis, so a bent elbow or knee turns about that axis only
     (3D joints cannot show forearm pronation or shin twist, so none is invented);
   * hands, feet: no joints beyond them, so they follow their parent (identity local rotation).
 Forward kinematics depends only on the primary axes, so joints -> rotations -> FK reproduces every

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +23,7 @@ _CLASSES = {
     "torch": ("realtime.pose2d.backends.torch_cuda", "TorchBackend"),
     "onnxruntime": ("realtime.pose2d.backends.onnxruntime", "OnnxRuntimeBackend"),
 }
+log = logging.getLogger(__name__)
 
 
 class BackendError(RuntimeError):
@@ -64,7 +67,8 @@ class Backend:
 
 
 def _gpu_present() -> bool:
-    if importlib.util.find_spec("torch") is None:
+    """Looks for an NVIDIA device node before importing torch, which takes seconds on a small CPU box."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")) or importlib.util.find_spec("torch") is None:
         return False
     import torch
     return torch.cuda.is_available()
@@ -92,7 +96,16 @@ def create_backend(model: str, backend: str = "auto", config: Pose2DConfig | Non
         found = available_backends()
         if not found:
             raise BackendError("no inference backend is available (install onnxruntime)")
-        backend = found[0]
+        for candidate in found[:-1]:
+            try:
+                return _load(model, candidate, config)
+            except BackendError as e:
+                log.warning("backend %s could not load %s (%s); trying the next one", candidate, model, e)
+        backend = found[-1]
+    return _load(model, backend, config)
+
+
+def _load(model: str, backend: str, config: Pose2DConfig | None) -> Backend:
     if backend not in _CLASSES:
         raise BackendError(f"unknown backend {backend!r}; one of auto, {', '.join(BACKENDS)}")
     module_name, class_name = _CLASSES[backend]

@@ -1,0 +1,165 @@
+"""The paper's 3D -> 2D feedback (Tome et al. 2017, 5.4-5.5) on a pretrained CPM's belief maps.
+
+The 2D pose decoded from the CPM's maps is lifted to the most probable 3D pose under the pose
+prior; that pose, projected back into each crop, is drawn as Gaussian *projected pose belief maps*
+and fused with the CNN's maps, ``b = (1 - w) cpm + w projected`` (5.5), before decoding again.
+Where the CPM has several candidate peaks for a joint (a wrist on the wrong side, left and right
+swapped) the fusion favours the one the plausible 3D pose agrees with; where the CPM finds nothing
+the projection fills the joint in.
+
+The paper learns w end to end inside a CPM it trains; our CPM is pretrained and frozen, so w is a
+hyperparameter (chosen on a validation split, see ``tools/bench_2d.py --refine``) and the fusion
+runs after the last stage instead of between stages.
+
+Confidences come from the fused maps: a joint the CPM found where the 3D pose agrees keeps about
+``(1 - w) c + w``; a joint filled in from the projection alone (CPM belief ~0 there) gets about
+``w`` (the projected map's peak is 1), so filled joints are always marked by a confidence of at
+most ``w`` plus what little the CPM believed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from realtime.pose2d.crops import Crop
+from realtime.pose2d.decode import decode_belief_maps
+
+if TYPE_CHECKING:
+    from realtime.lifting import Lifter, PosePrior
+
+#: Width of the CPM's own peaks in belief-map pixels: the median curvature of the log-belief at
+#: confident peaks on the annotated images is that of a Gaussian with sigma 1.9.
+CPM_SIGMA = 2.0
+#: The feedback needs a plausible reprojection, not the best 3D pose: 24 ground-plane rotations at
+#: one camera elevation (between level photos and CCTV looking down) give the same PCK on the
+#: annotated images as the lifter's default 80 x 5 views. It matters for speed: the lifter sets up
+#: one solve per pattern of missing joints, and on video nearly every person has a new pattern
+#: (47 of 52 detections on the shop video); with 24 views that costs ~2 ms instead of ~100.
+ROTATIONS = 24
+ELEVATIONS_DEG = (10.0,)
+
+
+@dataclass(frozen=True)
+class Refined:
+    """Keypoints in belief-map pixels and confidences after fusion, and which people were lifted."""
+
+    keypoints: np.ndarray       # (N, J, 2) x, y in map pixels
+    confidence: np.ndarray      # (N, J) from the fused maps
+    cpm_confidence: np.ndarray  # (N, J) the CPM's own peak beliefs: the image evidence alone
+    lifted: np.ndarray          # (N,) bool: the 3D pose was valid, so the maps were fused
+
+
+@dataclass(frozen=True)
+class BeliefRefiner:
+    """Fuses projected 3D pose belief maps into a batch of CPM belief maps (paper 5.4-5.5)."""
+
+    lifter: "Lifter"
+    #: Fusion weight of the projected maps: a scalar or one per joint, in [0, 1].
+    weight: float | np.ndarray = 0.3
+    #: Gaussian sigma of the projected maps, in belief-map pixels.
+    sigma: float = CPM_SIGMA
+    #: Lift -> project -> fuse rounds; each lifts the previous round's fused keypoints.
+    iterations: int = 1
+    #: Project each seen joint from a lift of the *other* joints (see ``project``).
+    leave_one_out: bool = False
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weight, np.float64)
+        if w.ndim > 1 or not np.all((w >= 0) & (w <= 1)):
+            raise ValueError(f"refine weight: must be a scalar or per-joint vector in [0, 1], got {self.weight!r}")
+        if not self.sigma > 0:
+            raise ValueError(f"refine sigma: must be > 0 belief-map pixels, got {self.sigma!r}")
+        if self.iterations < 1:
+            raise ValueError(f"refine iterations: must be >= 1, got {self.iterations!r}")
+
+    @classmethod
+    def create(cls, prior: "PosePrior | None" = None, weight: float | np.ndarray = 0.3, sigma: float = CPM_SIGMA,
+               iterations: int = 1, leave_one_out: bool = False) -> "BeliefRefiner":
+        """A refiner with its own light lifter (see ``ROTATIONS``) on ``prior`` (None = the committed default)."""
+        from realtime.lifting import Lifter, PosePrior
+
+        lifter = Lifter(prior or PosePrior.load(), rotations=ROTATIONS, elevations_deg=ELEVATIONS_DEG)
+        return cls(lifter, weight, sigma, iterations, leave_one_out)
+
+    def project(self, keypoints: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the most probable 3D pose puts each joint: ``(N, J, 2)`` image pixels and ``(N, J)``
+        whether that joint has a projection (its lift was valid).
+
+        The paper lifts all joints at once. With a frozen CPM that projection follows a wrong joint
+        (the lift trusts every seen joint, and the prior is flexible enough to reach it), so the
+        fusion would only confirm the mistake. Leaving the joint out of its own lift makes its
+        projection the prediction of the *other* joints under the prior; a missing joint is already
+        left out by the one lift of all seen joints.
+        """
+        base = self.lifter.lift(keypoints, seen.astype(np.float64))
+        projected, has = base.reprojected2d.copy(), np.repeat(base.valid[:, None], seen.shape[1], axis=1)
+        if not self.leave_one_out:
+            return projected, has
+        person, joint = np.nonzero(seen & base.valid[:, None])
+        if len(person):
+            weights = seen[person].astype(np.float64)
+            weights[np.arange(len(person)), joint] = 0.0
+            out = self.lifter.lift(keypoints[person], weights)
+            projected[person, joint] = out.reprojected2d[np.arange(len(person)), joint]
+            has[person, joint] = out.valid
+        return projected, has
+
+    def refine(self, maps: np.ndarray, crops: Sequence[Crop], threshold: float = 0.0) -> Refined:
+        """Fuse and decode ``(N, H, W, J)`` belief maps of ``crops`` (one per map, all of one size)."""
+        maps = np.asarray(maps, np.float32)
+        n, h, w, j = maps.shape
+        if len(crops) != n:
+            raise ValueError(f"refine: {n} belief maps but {len(crops)} crops")
+        keypoints, cpm_confidence = decode_belief_maps(maps, threshold)
+        confidence = cpm_confidence
+        lifted = np.zeros(n, bool)
+        if n == 0 or not np.any(self.weight):
+            return Refined(keypoints, confidence, cpm_confidence, lifted)
+        to_map = _MapFrame(crops, h)
+        for _ in range(self.iterations):
+            projected, has = self.project(to_map.to_image(keypoints), confidence > 0)
+            lifted = has.any(axis=1)
+            if not lifted.any():
+                break
+            weight = np.where(has[lifted], np.asarray(self.weight, np.float32), np.float32(0))[:, None, None, :]
+            projected = to_map.from_image(projected[lifted], lifted)
+            fused = (1.0 - weight) * maps[lifted] + weight * gaussian_maps(projected, h, w, self.sigma)
+            keypoints = keypoints.copy()
+            confidence = confidence.copy()
+            keypoints[lifted], confidence[lifted] = decode_belief_maps(fused, threshold)
+        return Refined(keypoints, confidence, cpm_confidence, lifted)
+
+
+def gaussian_maps(points: np.ndarray, height: int, width: int, sigma: float) -> np.ndarray:
+    """``(N, H, W, J)`` maps with a unit-height Gaussian at each of ``points (N, J, 2)`` (map pixels).
+
+    Separable: the outer product of one row and one column profile per joint, so the cost is one
+    multiply per map pixel.
+    """
+    points = np.asarray(points, np.float32)
+    xs = np.arange(width, dtype=np.float32)
+    ys = np.arange(height, dtype=np.float32)
+    gx = np.exp(-(xs - points[..., 0:1]) ** 2 / np.float32(2 * sigma ** 2))   # (N, J, W)
+    gy = np.exp(-(ys - points[..., 1:2]) ** 2 / np.float32(2 * sigma ** 2))   # (N, J, H)
+    return gy.transpose(0, 2, 1)[:, :, None, :] * gx.transpose(0, 2, 1)[:, None, :, :]
+
+
+class _MapFrame:
+    """Belief-map pixels <-> image pixels for a batch of square crops (vectorised ``Crop`` maths)."""
+
+    def __init__(self, crops: Sequence[Crop], map_size: int):
+        size = crops[0].size
+        self.centre = np.array([c.centre for c in crops], np.float64)[:, None, :]      # (N, 1, 2)
+        self.k = (np.array([c.side for c in crops], np.float64) / size)[:, None, None]  # image px per crop px
+        self.stride = size / map_size
+        self.half = size / 2.0 - 0.5
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        crop = (points + 0.5) * self.stride - 0.5
+        return (crop - self.half) * self.k + self.centre
+
+    def from_image(self, points: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        crop = (points - self.centre[rows]) / self.k[rows] + self.half
+        return (crop + 0.5) / self.stride - 0.5

@@ -1,0 +1,174 @@
+"""The 3D -> 2D feedback (paper 5.4-5.5) on real CPM belief maps of annotated LSP people."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.config import Pose2DConfig
+from realtime.lifting import PosePrior, PriorError
+from realtime.pose2d import PoseEstimator2D, load_image
+from realtime.pose2d.crops import box_crop, warp
+from realtime.pose2d.decode import decode_belief_maps, map_to_crop
+from realtime.pose2d.refine import BeliefRefiner, gaussian_maps
+from realtime.skeleton import LSP14
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import bench_2d  # noqa: E402
+
+R_WRIST, L_WRIST, L_ANKLE = LSP14.index("r_wrist"), LSP14.index("l_wrist"), LSP14.index("l_ankle")
+THRESHOLD = Pose2DConfig().keypoint_threshold
+
+
+@pytest.fixture(scope="module")
+def cpm() -> PoseEstimator2D:
+    est = PoseEstimator2D.create(backend="onnxruntime", model="cpm", config=Pose2DConfig(refine_3d=False))
+    yield est
+    est.close()
+
+
+@pytest.fixture(scope="module")
+def refiner() -> BeliefRefiner:
+    return BeliefRefiner.create(PosePrior.load(), weight=0.3)
+
+
+@pytest.fixture(scope="module")
+def person(cpm, annotated_dir):
+    """LSP im1640 (the CPM finds every joint within a few pixels): its sample, crop and CPM maps."""
+    (sample,) = [s for s in bench_2d.load_annotated(annotated_dir) if s.image.name == "im1640.jpg"]
+    crop = box_crop(sample.box, cpm.model.input_size, cpm.model.crop_scale)
+    batch = cpm.model.normalise(warp(load_image(sample.image), [crop]))
+    (maps,) = cpm.keypoint_backend.infer(batch).values()
+    return sample, crop, maps
+
+
+def _to_image(crop, points: np.ndarray) -> np.ndarray:
+    return crop.to_image(map_to_crop(points, 96, crop.size))
+
+
+def test_projected_maps_decode_to_their_points():
+    points = np.array([[[10.25, 80.5], [47.7, 3.2], [60.0, 60.0]]])
+    keypoints, confidence = decode_belief_maps(gaussian_maps(points, 96, 96, 2.0))
+    np.testing.assert_allclose(keypoints, points, atol=0.02)
+    np.testing.assert_allclose(confidence, 1.0, atol=1e-3)
+
+
+def test_zero_weight_leaves_the_cpm_alone(refiner, person):
+    _, crop, maps = person
+    keypoints, confidence = decode_belief_maps(maps, THRESHOLD)
+    out = BeliefRefiner(refiner.lifter, 0.0).refine(maps, [crop], THRESHOLD)
+    np.testing.assert_array_equal(out.keypoints, keypoints)
+    np.testing.assert_array_equal(out.confidence, confidence)
+    # Per joint: w = 0 for one joint is the identity for that joint while the others are fused.
+    weight = np.full(14, 0.5)
+    weight[L_WRIST] = 0.0
+    out = BeliefRefiner(refiner.lifter, weight).refine(maps, [crop], THRESHOLD)
+    assert out.lifted[0]
+    np.testing.assert_array_equal(out.keypoints[0, L_WRIST], keypoints[0, L_WRIST])
+    assert out.confidence[0, L_WRIST] == confidence[0, L_WRIST]
+    assert (out.confidence[0] != confidence[0]).sum() >= 10
+
+
+def test_a_planted_wrong_wrist_is_pulled_back(refiner, person):
+    """The CPM's r_wrist map gets a second, stronger peak 30 map pixels away, across the body (a
+    forearm three times too long): decoding alone jumps there. The paper's single lift of all joints
+    follows it (the fused map keeps the wrong peak); projecting the wrist from the other joints
+    brings it back."""
+    sample, crop, maps = person
+    truth = sample.keypoints[R_WRIST]
+    diag = float(np.hypot(*(sample.box[2:] - sample.box[:2])))
+    keypoints, _ = decode_belief_maps(maps)
+    wrong = keypoints[0, R_WRIST] + [30.0, 0.0]
+    planted = maps.copy()
+    peak = planted[0, ..., R_WRIST].max()
+    bump = gaussian_maps(wrong[None, None], 96, 96, 2.0)[0, ..., 0]
+    planted[0, ..., R_WRIST] = 0.8 * planted[0, ..., R_WRIST] + 0.9 * peak * bump
+    alone, _ = decode_belief_maps(planted, THRESHOLD)
+    assert np.linalg.norm(_to_image(crop, alone[0])[R_WRIST] - truth) > 0.2 * diag   # the CPM alone misses it
+    paper = refiner.refine(planted, [crop], THRESHOLD)
+    assert paper.lifted[0]
+    np.testing.assert_allclose(paper.keypoints[0, R_WRIST], alone[0, R_WRIST], atol=0.5)
+    out = dataclasses.replace(refiner, leave_one_out=True).refine(planted, [crop], THRESHOLD)
+    assert out.lifted[0]
+    assert np.linalg.norm(_to_image(crop, out.keypoints[0])[R_WRIST] - truth) < 0.05 * diag
+    others = np.arange(14) != R_WRIST
+    errors = np.linalg.norm(_to_image(crop, out.keypoints[0])[others] - sample.keypoints[others], axis=1)
+    assert (errors < 0.2 * diag).all()
+
+
+def test_a_missed_joint_is_filled_in_with_a_low_confidence(refiner, person):
+    sample, crop, maps = person
+    missed = maps.copy()
+    missed[0, ..., L_ANKLE] *= 0.02
+    _, alone = decode_belief_maps(missed, THRESHOLD)
+    assert alone[0, L_ANKLE] == 0.0
+    out = refiner.refine(missed, [crop], THRESHOLD)
+    assert out.lifted[0] and out.cpm_confidence[0, L_ANKLE] == 0.0
+    # The projected map's peak is 1, the CPM adds almost nothing: the confidence says "about w".
+    assert 0.3 <= out.confidence[0, L_ANKLE] <= 0.3 + 0.7 * 0.02 * maps[0, ..., L_ANKLE].max() + 1e-3
+    diag = float(np.hypot(*(sample.box[2:] - sample.box[:2])))
+    assert np.linalg.norm(_to_image(crop, out.keypoints[0])[L_ANKLE] - sample.keypoints[L_ANKLE]) < 0.2 * diag
+
+
+def test_too_few_joints_leave_the_2d_unchanged(refiner, person):
+    _, crop, maps = person
+    faint = maps.copy()
+    faint[..., 4:] *= 0.05          # only 4 joints keep a belief above the threshold: no 3D pose
+    keypoints, confidence = decode_belief_maps(faint, THRESHOLD)
+    assert (confidence[0] > 0).sum() == 4
+    out = refiner.refine(faint, [crop], THRESHOLD)
+    assert not out.lifted[0]
+    np.testing.assert_array_equal(out.keypoints, keypoints)
+    np.testing.assert_array_equal(out.confidence, confidence)
+
+
+def test_a_batch_refines_each_person_on_its_own(refiner, person):
+    """A person whose lift fails must not disturb the others in the same batch."""
+    _, crop, maps = person
+    faint = maps.copy()
+    faint[..., 4:] *= 0.05
+    moved = box_crop(np.asarray(crop.centre * 2) + [-40, -60, 40, 60], crop.size, 1.0)
+    both = refiner.refine(np.concatenate([maps, faint]), [crop, moved], THRESHOLD)
+    alone = refiner.refine(maps, [crop], THRESHOLD)
+    assert both.lifted.tolist() == [True, False]
+    np.testing.assert_allclose(both.keypoints[0], alone.keypoints[0], atol=1e-6)
+
+
+def test_bad_settings_are_rejected(refiner):
+    for kwargs in ({"weight": 1.5}, {"weight": np.ones((2, 14))}, {"sigma": 0.0}, {"iterations": 0}):
+        with pytest.raises(ValueError, match="refine"):
+            BeliefRefiner(refiner.lifter, **kwargs)
+    with pytest.raises(ValueError, match="2 belief maps but 1 crops"):
+        refiner.refine(np.zeros((2, 96, 96, 14), np.float32), [box_crop((0, 0, 10, 10), 192)])
+
+
+def test_estimator_with_refinement_keeps_the_person2d_contract(cpm, photos_dir, person):
+    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=True, refine_weight=0.3))
+    assert est.refiner is not None
+    people = est.estimate(load_image(photos_dir / "p2.jpg"))
+    assert len(people) == 2
+    for p in people:
+        assert p.bbox.shape == (4,) and p.keypoints.shape == (14, 2) and p.confidence.shape == (14,)
+        assert np.isfinite(p.keypoints).all() and ((p.confidence >= 0) & (p.confidence <= 1)).all()
+        assert 0.0 < p.score <= 1.0
+    # In a box: the score is the CPM's own evidence, the keypoints and confidences are the fused ones.
+    sample, _, maps = person
+    image = load_image(sample.image)
+    (refined,) = est.estimate_in_boxes(image, sample.box)
+    (plain,) = cpm.estimate_in_boxes(image, sample.box)
+    assert refined.score == pytest.approx(plain.score)
+    assert not np.array_equal(refined.confidence, plain.confidence)
+    est.close()
+
+
+def test_refinement_settings_come_from_the_config():
+    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(
+        refine_weight=0.2, refine_sigma=3.0, refine_iterations=2))
+    assert (est.refiner.weight, est.refiner.sigma, est.refiner.iterations) == (0.2, 3.0, 2)
+    assert PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=False)).refiner is None
+    assert PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite").refiner is None
+    with pytest.raises(PriorError, match=r"\[pose2d\] refine_prior: .*no-such-prior.npz"):
+        PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_prior="/no-such-prior.npz"))
