@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel of PyTorch (kept local on our machines); on a GPU box use a CUDA build instead.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean blender-deps blender-addon
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,17 @@ demo: $(VENV)/.installed
 	$(PY) -m realtime models build
 	$(PY) -m realtime run --source demo --headless --record out/demo.mcap --max-frames 600
 
-test: $(VENV)/.installed
+# Debian's Blender + its system-Python modules for tests/test_blender.py (skipped without blender).
+BLENDER_DEBS := blender python3-numpy python3-zmq python3-msgpack python3-zstandard python3-lz4
+blender-deps:
+	@if command -v blender >/dev/null && /usr/bin/python3 -c "import numpy, zmq, msgpack, zstandard, lz4" 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BLENDER_DEBS); \
+	else echo "Blender tests will be skipped; to run them: sudo apt-get install -y $(BLENDER_DEBS)"; fi
+
+blender-addon: $(VENV)/.installed
+	$(PY) clients/blender/build.py build/realtime_pose --zip
+
+test: $(VENV)/.installed blender-deps
 	$(PY) -m realtime models build
 	$(PY) -m pytest -q
 

@@ -15,11 +15,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "estimate": ("realtime.pose2d.cli", "2D (and 3D) poses of the people in images"),
     "models": ("realtime.pose2d.models", "fetch upstream model files and build ONNX/engines"),
     "export": ("realtime.export.cli", "export a recording to BVH, CSV or JSON"),
+    "vmc": ("realtime.publish.vmc", "send poses to Unity/Unreal/VTuber tools over the VMC protocol"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="realtime", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="realtime", description="Real-time multi-person 3D human pose estimation, streamed.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         try:

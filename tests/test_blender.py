@@ -6,11 +6,11 @@ project's environment.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,8 +30,9 @@ from realtime.transport.schema import frame_topic, pack
 BLENDER = shutil.which("blender")
 pytestmark = [pytest.mark.blender, pytest.mark.skipif(BLENDER is None, reason="needs the blender executable")]
 
-sys.path.insert(0, str(REPO_ROOT / "clients" / "blender"))
-import build  # noqa: E402  (clients/blender/build.py: assembles the add-on)
+_spec = importlib.util.spec_from_file_location("blender_addon_build", REPO_ROOT / "clients" / "blender" / "build.py")
+build = importlib.util.module_from_spec(_spec)  # clients/blender/build.py: assembles the add-on
+_spec.loader.exec_module(build)
 
 FPS = 30
 FRAMES = 12

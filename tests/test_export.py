@@ -116,3 +116,34 @@ def test_export_runs_as_a_command(recording, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(tmp_path / "cmd.csv")
     assert (tmp_path / "cmd.csv").read_text().count("\n") == 1 + FRAMES * len(sk.JOINTS3D)
+
+
+def test_several_sources_need_a_choice(people, tmp_path, capsys):
+    path = tmp_path / "two_cameras.mcap"
+    write_recording(tmp_path / "a.mcap", list(people.values()), FPS, source="cam0")
+    write_recording(tmp_path / "b.mcap", list(people.values()), FPS, source="cam1", track_ids=(11, 12))
+    from realtime.record import read_recording
+    with Recorder(path) as rec:
+        for part in ("a.mcap", "b.mcap"):
+            for topic, t, m in read_recording(tmp_path / part):
+                rec.write(topic, t, pack(m))
+    assert main(["export", str(path), "--output", str(tmp_path / "s.csv")]) == 1
+    assert "several sources (cam0, cam1); choose one with --source" in capsys.readouterr().err
+    assert main(["export", str(path), "--output", str(tmp_path / "s.csv"), "--source", "cam1"]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "s_11.csv"), str(tmp_path / "s_12.csv")]
+    assert main(["export", str(path), "--output", str(tmp_path / "s.csv"), "--source", "cam9"]) == 1
+    assert "no frames from source 'cam9'" in capsys.readouterr().err
+
+
+def test_a_recording_cut_short_exports_up_to_the_cut(recording, tmp_path, capsys):
+    from realtime.record import read_recording
+    cut = tmp_path / "cut.mcap"
+    with Recorder(cut) as rec:
+        for topic, t, m in read_recording(recording):
+            rec.write(topic, t, pack(m))
+            rec.flush()
+    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.6)])
+    assert main(["export", str(cut), "--output", str(tmp_path / "c.csv"), "--track", "3"]) == 0
+    assert "file cut short" in capsys.readouterr().err
+    rows = (tmp_path / "c.csv").read_text().splitlines()[1:]
+    assert 0 < len(rows) < FRAMES * len(sk.JOINTS3D) and len(rows) % len(sk.JOINTS3D) == 0

@@ -22,6 +22,7 @@ and without the feedback (``--video-frames``; ``--draw DIR`` writes a few frames
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -202,6 +203,112 @@ def accuracy(samples: list[Sample], models_dir: Path, ours: list[str]) -> dict:
     return results
 
 
+#: Halves of the annotated people for choosing the fusion weight on one and reporting on the other.
+SPLITS = {"lsp+mpii": ("lsp", "mpii"), "h36m+3dhp": ("h36m", "mpi_inf_3dhp")}
+REFINE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
+
+
+def cpm_maps(est: PoseEstimator2D, samples: list[Sample], images: dict, bgr: bool = True) -> tuple:
+    """The CPM's belief maps of every sample's ground-truth crop (one batch), the crops and ms per crop."""
+    crops = [box_crop(s.box, est.model.input_size, est.model.crop_scale) for s in samples]
+    batch = np.concatenate([warp(images[s.image], [c]) for s, c in zip(samples, crops)])
+    batch = est.model.normalise(batch) if bgr else batch
+    est.keypoint_backend.infer(batch)
+    t = time.perf_counter()
+    (maps,) = est.keypoint_backend.infer(batch).values()
+    return maps, crops, (time.perf_counter() - t) * 1e3 / len(samples)
+
+
+def _scores(samples: list[Sample], crops: list, points: np.ndarray, size: int) -> dict:
+    preds = [c.to_image(map_to_crop(p, 96, size)) for c, p in zip(crops, points)]
+    out = {}
+    for name, sources in {"all": tuple(d for v in SPLITS.values() for d in v), **SPLITS}.items():
+        idx = [i for i, s in enumerate(samples) if s.dataset in sources]
+        r = score([samples[i] for i in idx], [preds[i] for i in idx], list(range(14)))
+        out[name] = {"pck": r["pck"], "error_px": r["error_px"]}
+    return out
+
+
+def refine_study(samples: list[Sample], images: dict) -> dict:
+    """CPM alone vs CPM + 3D feedback on the annotated people, weight chosen on the other half."""
+    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=False))
+    threshold = est.config.keypoint_threshold
+    maps, crops, cnn_ms = cpm_maps(est, samples, images)
+    size = est.model.input_size
+    channels = {}
+    for name, bgr in (("rgb", False), ("bgr", True)):
+        m, _, _ = cpm_maps(est, samples, images, bgr=bgr)
+        points, conf = decode_belief_maps(m, threshold)
+        channels[name] = {**_scores(samples, crops, points, size)["all"], "mean_confidence": float(conf.mean()),
+                          "peaks": decode_belief_maps(m)[1].mean(axis=1)}
+    higher = int((channels["bgr"].pop("peaks") > channels["rgb"].pop("peaks")).sum())
+    runs = {}
+    for mode in ("paper", "leave-one-out"):
+        refiner = BeliefRefiner.create(leave_one_out=mode == "leave-one-out")
+        for w in REFINE_WEIGHTS:
+            r = dataclasses.replace(refiner, weight=w)
+            r.refine(maps, crops, threshold)           # lifter set-up for these joint patterns
+            t = time.perf_counter()
+            out = r.refine(maps, crops, threshold)
+            ms = (time.perf_counter() - t) * 1e3 / len(maps)
+            runs[f"{mode} w={w}"] = {"mode": mode, "weight": w, "ms_per_person": ms,
+                                     **_scores(samples, crops, out.keypoints, size)}
+    chosen = {}
+    for pick, report in (("lsp+mpii", "h36m+3dhp"), ("h36m+3dhp", "lsp+mpii")):
+        for mode in ("paper", "leave-one-out"):
+            cands = [k for k, v in runs.items() if v["mode"] == mode]
+            best = max(cands, key=lambda k: (runs[k][pick]["pck"], -runs[k][pick]["error_px"]))
+            chosen[f"{mode}: chosen on {pick}, reported on {report}"] = {
+                "weight": runs[best]["weight"], "cpm_alone": runs[f"{mode} w=0.0"][report],
+                "refined": runs[best][report]}
+    return {"cnn_ms_per_crop": cnn_ms, "channels": {**channels, "bgr_higher_peaks": higher, "people": len(samples)},
+            "runs": runs, "chosen": chosen}
+
+
+def video_study(path: Path, frames: int, draw: Path | None) -> dict:
+    """People per frame on the demo video with the default pipeline, with and without the feedback."""
+    out = {}
+    for name, refine in (("CPM alone", False), ("CPM + 3D feedback", True)):
+        est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=refine))
+        capture = cv2.VideoCapture(str(path))
+        counts, scores, decode_ms = [], [], []
+        for i in range(frames):
+            ok, frame = capture.read()
+            if not ok:
+                break
+            people = est.estimate(frame)
+            counts.append(len(people))
+            scores += [p.score for p in people]
+            if people:
+                decode_ms.append(est.last_timings["decode"] / len(people))
+            if draw is not None and i in (frames // 5, frames // 2, frames - 1):
+                draw.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(draw / f"video_{'refined' if refine else 'cpm'}_{i}.png"), drawn(frame, people))
+        capture.release()
+        out[name] = {"frames": len(counts), "people_per_frame": float(np.mean(counts)),
+                     "frames_without_people": int(np.sum(np.array(counts) == 0)),
+                     "mean_score": float(np.mean(scores)) if scores else 0.0,
+                     "decode_ms_per_person_p50": float(np.median(decode_ms)) if decode_ms else 0.0,
+                     "detector_runs": est.detector_runs}
+        est.close()
+    return out
+
+
+def drawn(frame: np.ndarray, people: list) -> np.ndarray:
+    """A half-size copy of the frame with each person's skeleton (grey: joints reported missing)."""
+    image = frame.copy()
+    for p in people:
+        k = p.keypoints.astype(int)
+        for a, b in LIMBS2D:
+            if p.confidence[a] > 0 and p.confidence[b] > 0:
+                cv2.line(image, tuple(k[a]), tuple(k[b]), (0, 255, 0), 3)
+        for (x, y), c in zip(k, p.confidence):
+            cv2.circle(image, (int(x), int(y)), 6, (0, 0, 255) if c > 0 else (128, 128, 128), -1)
+        cv2.putText(image, f"{p.score:.2f}", tuple(p.bbox[:2].astype(int)), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
+                    (0, 255, 255), 3)
+    return cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2))
+
+
 def tiled_frame(person: np.ndarray, people: int) -> np.ndarray:
     """A frame with ``people`` copies of one person photo on a grid (for per-person cost)."""
     cols = int(np.ceil(np.sqrt(people)))
@@ -270,8 +377,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="onnxruntime", help="backend for the latency part")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--refine", action="store_true", help="only the 3D-feedback, channel-order and video study")
+    p.add_argument("--video-frames", type=int, default=150, help="demo-video frames for --refine (0 = none)")
+    p.add_argument("--draw", type=Path, help="with --refine: write a few drawn video frames here")
     args = p.parse_args(argv)
     samples = load_annotated(args.shared / "data" / "images" / "annotated")
+    if args.refine:
+        images = {s.image: load_image(s.image) for s in samples}
+        result = {"samples": len(samples), "pck_alpha": PCK_ALPHA, "refine": refine_study(samples, images)}
+        if args.video_frames:
+            video = args.shared / "data" / "video" / "deepstream_Retail02_short.mp4"
+            result["video"] = video_study(video, args.video_frames, args.draw)
+        result["cpus"] = os.cpu_count()
+        result["load_average_1min"] = os.getloadavg()[0]
+        print(json.dumps(result) if args.json else refine_tables(result))
+        return 0
     result = {"samples": len(samples), "pck_alpha": PCK_ALPHA,
               "accuracy": accuracy(samples, args.shared / "models", args.models.split(","))}
     if not args.skip_latency:
@@ -288,6 +408,38 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_tables(result)
     return 0
+
+
+def refine_tables(result: dict) -> str:
+    r = result["refine"]
+    lines = [f"3D feedback on the CPM's maps: {result['samples']} annotated people, ground-truth boxes, "
+             f"PCK@{result['pck_alpha']}, 14 joints (BGR input, threshold as configured)",
+             f"{'run':24s} {'ms/person':>9s} " + " ".join(f"{k + ' PCK':>15s} {'err px':>7s}" for k in
+                                                        ("all", *SPLITS))]
+    for name, v in r["runs"].items():
+        lines.append(f"{name:24s} {v['ms_per_person']:9.2f} "
+                     + " ".join(f"{v[k]['pck']:15.1f} {v[k]['error_px']:7.1f}" for k in ("all", *SPLITS)))
+    lines.append(f"(the CPM itself: {r['cnn_ms_per_crop']:.2f} ms per crop in this batch, onnxruntime; "
+                 f"{result['cpus']} CPUs, load average {result['load_average_1min']:.1f})")
+    lines.append("\nWeight chosen on one half, reported on the other (PCK / err px)")
+    for name, v in r["chosen"].items():
+        a, b = v["cpm_alone"], v["refined"]
+        lines.append(f"{name:58s} w={v['weight']:<4} CPM alone {a['pck']:5.1f} / {a['error_px']:5.1f}"
+                     f"   refined {b['pck']:5.1f} / {b['error_px']:5.1f}")
+    c = r["channels"]
+    lines.append(f"\nCPM input channel order, same crops: RGB PCK {c['rgb']['pck']:.1f} err "
+                 f"{c['rgb']['error_px']:.1f} "
+                 f"mean conf {c['rgb']['mean_confidence']:.3f} | BGR PCK {c['bgr']['pck']:.1f} err "
+                 f"{c['bgr']['error_px']:.1f} mean conf {c['bgr']['mean_confidence']:.3f} | higher mean peak with BGR "
+                 f"for {c['bgr_higher_peaks']} of {c['people']} people")
+    if "video" in result:
+        lines.append("\nDemo video (deepstream_Retail02_short.mp4), default pipeline on onnxruntime")
+        for name, v in result["video"].items():
+            lines.append(f"{name:20s} frames {v['frames']}  people/frame {v['people_per_frame']:.2f}  "
+                         f"frames with nobody {v['frames_without_people']}  mean score {v['mean_score']:.3f}  "
+                         f"decode+refine ms/person p50 {v['decode_ms_per_person_p50']:.2f}  "
+                         f"detector runs {v['detector_runs']}")
+    return "\n".join(lines)
 
 
 def print_tables(result: dict) -> None:

@@ -23,11 +23,14 @@ def output_path(output: Path, track_id: int | None) -> Path:
 
 def export(recording_path: str | Path, output: str | Path, fmt: str, track: int | None = None,
            source: str | None = None) -> list[Path]:
-    """Write the export; returns the files written."""
+    """Write the export; returns the files written (notes on a damaged recording go to stderr)."""
     from realtime.export.tracks import ExportError, load_tracks
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
     recording = load_tracks(recording_path, track, source)
+    if recording.skipped or recording.truncated:
+        print(f"realtime export: {recording_path}: {recording.skipped} undecodable messages skipped"
+              + (", file cut short (exported up to the cut)" if recording.truncated else ""), file=sys.stderr)
     output = Path(output)
     written = []
     for tid, t in sorted(recording.tracks.items()):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime import skeleton as sk
-from realtime.record import RecordingError, read_recording
+from realtime.record import RecordingError, RecordingReader
 from realtime.transport.schema import Frame, Skeleton
 
 
@@ -31,6 +31,8 @@ class Recording:
     skeleton: Skeleton | None
     tracks: dict[int, Track]
     frame_times: list[float]   # every frame of the exported source, seconds since the first
+    skipped: int = 0           # messages the reader could not decode
+    truncated: bool = False    # the file was cut short (a killed recorder); everything before the cut is used
 
     @property
     def frame_time(self) -> float:
@@ -44,7 +46,8 @@ def load_tracks(path: str | Path, track: int | None = None, source: str | None =
     """Group a recording's people by track id (confirmed tracks with a 3D pose only)."""
     path = Path(path)
     try:
-        messages = list(read_recording(path))
+        reader = RecordingReader(path)
+        messages = list(reader)
     except RecordingError as e:
         raise ExportError(str(e)) from None
     frames = [m for _t, _l, m in messages if isinstance(m, Frame)]
@@ -79,4 +82,4 @@ def load_tracks(path: str | Path, track: int | None = None, source: str | None =
         raise ExportError(f"{path}: no track {track} with 3D poses (tracks: {', '.join(map(str, seen)) or 'none'})")
     if not tracks:
         raise ExportError(f"{path}: no confirmed track with a 3D pose in {len(frames)} frames")
-    return Recording(names, skeleton, tracks, [f.t_capture - t0 for f in frames])
+    return Recording(names, skeleton, tracks, [f.t_capture - t0 for f in frames], reader.skipped, reader.truncated)

@@ -11,9 +11,11 @@ BGR (``retrieve``) only when sent, so a dropped 1080p frame costs just its decod
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
+import cv2
 import zmq
 
 from realtime.capture import CapturedFrame, SourceError, VideoSource
@@ -28,6 +30,10 @@ _STOP_GRACE_S = 2.0
 def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, start_seq: int = 0,
          sent_before: int = 0, dropped_before: int = 0) -> int:
     """``*_before``: counts of the capture process this one replaces, so counters stay monotonic."""
+    # FFmpeg's and OpenCV's own console lines (e.g. every refused RTSP connection) would drown the
+    # structured log; each failure is reported once as our event instead.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     cfg = child.config.source
     try:
         source = VideoSource(cfg.uri, loop=cfg.loop, realtime=cfg.realtime,
