@@ -64,6 +64,7 @@ class Pose2DConfig:
     refine_weight: float = opt(0.3, min=0.0, max=1.0, help="weight w of the projected maps: (1-w) cpm + w projected")
     refine_sigma: float = opt(2.0, min=0.1, help="sigma of the projected maps, belief-map pixels")
     refine_iterations: int = opt(1, min=1, max=5)
+    refine_leave_one_out: bool = opt(False, help="project each joint from a lift of the other joints (robust, slower)")
     refine_prior: str = opt("", help="pose prior for the feedback; '' = the committed default in engines/")
 
 
@@ -95,10 +96,10 @@ class FilterConfig:
     enabled: bool = opt(True)
     space: str = opt("joints", choices=("joints", "coefficients"))
     min_cutoff: float = opt(1.0, min=0.0, help="joints: cutoff (Hz) when still")
-    beta: float = opt(0.5, min=0.0, help="joints: cutoff increase (Hz) per m/s of joint speed")
+    beta: float = opt(1.0, min=0.0, help="joints: cutoff increase (Hz) per m/s of joint speed")
     d_cutoff: float = opt(1.0, min=0.0, help="cutoff (Hz) of the speed estimate")
-    root_min_cutoff: float = opt(1.0, min=0.0, help="root: cutoff (Hz) when still")
-    root_beta: float = opt(0.5, min=0.0, help="root: cutoff increase (Hz) per m/s of root speed")
+    root_min_cutoff: float = opt(2.0, min=0.0, help="root: cutoff (Hz) when still")
+    root_beta: float = opt(0.0, min=0.0, help="root: cutoff increase (Hz) per m/s of root speed")
     reset_after_s: float = opt(0.5, min=0.0, help="a track unseen this long starts its filter afresh")
 
 

@@ -72,6 +72,22 @@ def test_zero_weight_leaves_the_cpm_alone(refiner, person):
     assert (out.confidence[0] != confidence[0]).sum() >= 10
 
 
+def test_fusing_near_the_peaks_equals_fusing_whole_maps(refiner, person):
+    """The refiner evaluates the fused maps only around each projected joint and at the CPM's peak;
+    decoding the whole fused maps (paper 5.5 as written) must give the same keypoints."""
+    _, crop, maps = person
+    keypoints, confidence = decode_belief_maps(maps, THRESHOLD)
+    projected, has = refiner.project(_to_image(crop, keypoints[0])[None], confidence > 0)
+    assert has.all()
+    in_map = (crop.to_crop(projected[0]) + 0.5) / 2.0 - 0.5
+    fused = 0.7 * maps + 0.3 * gaussian_maps(in_map[None], 96, 96, refiner.sigma)
+    whole_keypoints, whole_confidence = decode_belief_maps(fused, THRESHOLD)
+    out = refiner.refine(maps, [crop], THRESHOLD)
+    np.testing.assert_allclose(out.keypoints, whole_keypoints, atol=1e-4)
+    np.testing.assert_allclose(out.confidence, whole_confidence, atol=1e-4)
+    assert np.abs(out.keypoints - keypoints).max() > 0.1     # the fusion did move something
+
+
 def test_a_planted_wrong_wrist_is_pulled_back(refiner, person):
     """The CPM's r_wrist map gets a second, stronger peak 30 map pixels away, across the body (a
     forearm three times too long): decoding alone jumps there. The paper's single lift of all joints
@@ -166,8 +182,9 @@ def test_estimator_with_refinement_keeps_the_person2d_contract(cpm, photos_dir, 
 
 def test_refinement_settings_come_from_the_config():
     est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(
-        refine_weight=0.2, refine_sigma=3.0, refine_iterations=2))
-    assert (est.refiner.weight, est.refiner.sigma, est.refiner.iterations) == (0.2, 3.0, 2)
+        refine_weight=0.2, refine_sigma=3.0, refine_iterations=2, refine_leave_one_out=True))
+    r = est.refiner
+    assert (r.weight, r.sigma, r.iterations, r.leave_one_out) == (0.2, 3.0, 2, True)
     assert PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=False)).refiner is None
     assert PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite").refiner is None
     with pytest.raises(PriorError, match=r"\[pose2d\] refine_prior: .*no-such-prior.npz"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -266,10 +267,14 @@ def refine_study(samples: list[Sample], images: dict) -> dict:
 
 
 def video_study(path: Path, frames: int, draw: Path | None) -> dict:
-    """People per frame on the demo video with the default pipeline, with and without the feedback."""
+    """People per frame on the demo video with the default pipeline, with and without the feedback, and
+    as the CPM was set up before (RGB input, person_score 0.2, no feedback)."""
     out = {}
-    for name, refine in (("CPM alone", False), ("CPM + 3D feedback", True)):
-        est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=refine))
+    for name, refine in (("CPM RGB, score 0.2", None), ("CPM alone", False), ("CPM + 3D feedback", True)):
+        config = Pose2DConfig(refine_3d=bool(refine), person_score=0.2 if refine is None else math.nan)
+        est = PoseEstimator2D.create(backend="onnxruntime", config=config)
+        if refine is None:
+            est.model = dataclasses.replace(est.model, bgr=False)
         capture = cv2.VideoCapture(str(path))
         counts, scores, decode_ms = [], [], []
         for i in range(frames):
@@ -292,6 +297,43 @@ def video_study(path: Path, frames: int, draw: Path | None) -> dict:
                      "detector_runs": est.detector_runs}
         est.close()
     return out
+
+
+def score_separation(path: Path, step: int = 30, seed: int = 0) -> dict:
+    """The CPM's person score (mean confidence) on crops at the detector's people and on random crops
+    of the same size away from them, every ``step`` frames of a video: what ``person_score`` separates."""
+    from realtime.pose2d.estimator import _detection_box
+
+    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=False))
+    rng = np.random.default_rng(seed)
+    capture = cv2.VideoCapture(str(path))
+    scores: dict[str, list[float]] = {"people": [], "background": []}
+    i = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        i += 1
+        if (i - 1) % step:
+            continue
+        boxes = [_detection_box(d) for d in est.detector.detect(frame)]
+        h, w = frame.shape[:2]
+        background = []
+        while len(background) < 6:
+            side = rng.uniform(250, 450)
+            c = rng.uniform([side / 2, side / 2], [w - side / 2, h - side / 2])
+            if all(not (b[0] - side / 2 < c[0] < b[2] + side / 2 and b[1] - side / 2 < c[1] < b[3] + side / 2)
+                   for b in boxes):
+                background.append(np.concatenate([c - side / 2, c + side / 2]))
+        for name, found in (("people", boxes), ("background", background)):
+            if found:
+                scores[name] += [p.score for p in est.estimate_in_boxes(frame, np.array(found))]
+    capture.release()
+    est.close()
+    people, background = np.array(scores["people"]), np.array(scores["background"])
+    return {"people": len(people), "background": len(background),
+            "kept": {str(t): {"people": float((people >= t).mean()), "background": float((background >= t).mean())}
+                     for t in (0.08, 0.1, 0.12, 0.15, 0.2)}}
 
 
 def drawn(frame: np.ndarray, people: list) -> np.ndarray:
@@ -388,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.video_frames:
             video = args.shared / "data" / "video" / "deepstream_Retail02_short.mp4"
             result["video"] = video_study(video, args.video_frames, args.draw)
+            result["person_score"] = score_separation(video)
         result["cpus"] = os.cpu_count()
         result["load_average_1min"] = os.getloadavg()[0]
         print(json.dumps(result) if args.json else refine_tables(result))
@@ -439,6 +482,12 @@ def refine_tables(result: dict) -> str:
                          f"frames with nobody {v['frames_without_people']}  mean score {v['mean_score']:.3f}  "
                          f"decode+refine ms/person p50 {v['decode_ms_per_person_p50']:.2f}  "
                          f"detector runs {v['detector_runs']}")
+    if "person_score" in result:
+        sep = result["person_score"]
+        lines.append(f"\nCPM person score on the demo video: {sep['people']} crops at detections vs "
+                     f"{sep['background']} random crops away from them; fraction kept at each person_score")
+        for t, v in sep["kept"].items():
+            lines.append(f"  person_score {t:5s} detections {v['people']:.2f}  background {v['background']:.2f}")
     return "\n".join(lines)
 
 

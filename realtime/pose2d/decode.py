@@ -7,6 +7,8 @@ log-beliefs of the peak and its two neighbours on each axis recovers the true ma
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 _EPS = 1e-6
@@ -21,20 +23,32 @@ def decode_belief_maps(maps: np.ndarray, threshold: float = 0.0) -> tuple[np.nda
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 4:
         raise ValueError(f"belief maps must be (N, H, W, J), got shape {maps.shape}")
+    py, px = peak_pixels(maps)
+    return subpixel_peaks(lambda y, x: pixel_values(maps, y, x), py, px, maps.shape[1:3], threshold)
+
+
+def peak_pixels(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column ``(N, J)`` of each map's maximum (the first one on ties)."""
     n, h, w, j = maps.shape
-    flat = maps.transpose(0, 3, 1, 2).reshape(n, j, h * w)
-    idx = flat.argmax(axis=2)
-    peak = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
-    py, px = np.divmod(idx, w)
+    return np.divmod(maps.reshape(n, h * w, j).argmax(axis=1), w)
 
-    def at(dy: int, dx: int) -> np.ndarray:
-        yy = np.clip(py + dy, 0, h - 1)
-        xx = np.clip(px + dx, 0, w - 1)
-        return np.take_along_axis(flat, (yy * w + xx)[..., None], axis=2)[..., 0]
 
+def pixel_values(maps: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``maps[n, y[n, j], x[n, j], j]`` for every person n and joint j, coordinates clipped to the map."""
+    n, h, w, j = maps.shape
+    return maps[np.arange(n)[:, None], np.clip(y, 0, h - 1), np.clip(x, 0, w - 1), np.arange(j)]
+
+
+def subpixel_peaks(value: Callable[[np.ndarray, np.ndarray], np.ndarray], py: np.ndarray, px: np.ndarray,
+                   shape: tuple[int, int], threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel peaks and their beliefs around whole-pixel maxima ``(py, px)`` of maps of ``shape``
+    (H, W), read through ``value(y, x)``: the maps need not exist as arrays (the 3D feedback fuses
+    its maps only where it looks)."""
+    h, w = shape
+    peak = value(py, px)
     logc = np.log(np.maximum(peak, _EPS))
-    left, right = np.log(np.maximum(at(0, -1), _EPS)), np.log(np.maximum(at(0, 1), _EPS))
-    up, down = np.log(np.maximum(at(-1, 0), _EPS)), np.log(np.maximum(at(1, 0), _EPS))
+    left, right = (np.log(np.maximum(value(py, px + d), _EPS)) for d in (-1, 1))
+    up, down = (np.log(np.maximum(value(py + d, px), _EPS)) for d in (-1, 1))
     dx = np.where((px > 0) & (px < w - 1), _parabola_offset(left, logc, right), 0.0)
     dy = np.where((py > 0) & (py < h - 1), _parabola_offset(up, logc, down), 0.0)
     keypoints = np.stack([px + dx, py + dy], axis=-1).astype(np.float64)

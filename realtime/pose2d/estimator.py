@@ -281,7 +281,8 @@ def _refiner(config: Pose2DConfig) -> BeliefRefiner | None:
             raise PriorError(f"[pose2d] refine_prior: {e}") from None
         log.warning("3D refinement off: %s", e)
         return None
-    return BeliefRefiner.create(prior, config.refine_weight, config.refine_sigma, config.refine_iterations)
+    return BeliefRefiner.create(prior, config.refine_weight, config.refine_sigma, config.refine_iterations,
+                                config.refine_leave_one_out)
 
 
 def _merge(tracked: list[tuple[np.ndarray, float]], detections: list[Detection]) -> list[tuple[np.ndarray, float]]:

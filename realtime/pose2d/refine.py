@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from realtime.pose2d.crops import Crop
-from realtime.pose2d.decode import decode_belief_maps
+from realtime.pose2d.decode import peak_pixels, pixel_values, subpixel_peaks
 
 if TYPE_CHECKING:
     from realtime.lifting import Lifter, PosePrior
@@ -109,27 +109,70 @@ class BeliefRefiner:
     def refine(self, maps: np.ndarray, crops: Sequence[Crop], threshold: float = 0.0) -> Refined:
         """Fuse and decode ``(N, H, W, J)`` belief maps of ``crops`` (one per map, all of one size)."""
         maps = np.asarray(maps, np.float32)
+        if maps.ndim != 4:
+            raise ValueError(f"refine: belief maps must be (N, H, W, J), got shape {maps.shape}")
         n, h, w, j = maps.shape
         if len(crops) != n:
             raise ValueError(f"refine: {n} belief maps but {len(crops)} crops")
-        keypoints, cpm_confidence = decode_belief_maps(maps, threshold)
+        cpm_py, cpm_px = peak_pixels(maps)
+        keypoints, cpm_confidence = subpixel_peaks(lambda y, x: pixel_values(maps, y, x), cpm_py, cpm_px, (h, w),
+                                                   threshold)
         confidence = cpm_confidence
         lifted = np.zeros(n, bool)
         if n == 0 or not np.any(self.weight):
             return Refined(keypoints, confidence, cpm_confidence, lifted)
         to_map = _MapFrame(crops, h)
+        weight = np.broadcast_to(np.asarray(self.weight, np.float32), (j,))
         for _ in range(self.iterations):
             projected, has = self.project(to_map.to_image(keypoints), confidence > 0)
             lifted = has.any(axis=1)
             if not lifted.any():
                 break
-            weight = np.where(has[lifted], np.asarray(self.weight, np.float32), np.float32(0))[:, None, None, :]
-            projected = to_map.from_image(projected[lifted], lifted)
-            fused = (1.0 - weight) * maps[lifted] + weight * gaussian_maps(projected, h, w, self.sigma)
-            keypoints = keypoints.copy()
-            confidence = confidence.copy()
-            keypoints[lifted], confidence[lifted] = decode_belief_maps(fused, threshold)
+            projected = np.where(has[..., None], to_map.from_image(projected, np.ones(n, bool)), keypoints)
+            fusion = _Fusion(maps, projected, np.where(has, weight, np.float32(0)), self.sigma)
+            py, px = fusion.peak_pixels(cpm_py, cpm_px)
+            fused_keypoints, fused_confidence = subpixel_peaks(fusion.value, py, px, (h, w), threshold)
+            keypoints = np.where(lifted[:, None, None], fused_keypoints, keypoints)
+            confidence = np.where(lifted[:, None], fused_confidence, confidence)
         return Refined(keypoints, confidence, cpm_confidence, lifted)
+
+
+class _Fusion:
+    """The fused maps ``(1 - w) cpm + w projected``, evaluated only where they can peak.
+
+    Beyond ``3 sigma`` of its centre a projected map is below 1 % of its height, so a fused map's
+    maximum is either within that window around the projected joint or (up to that 1 % of w) the
+    CPM's own maximum: comparing the two costs ~170 pixels per joint instead of the whole map.
+    """
+
+    def __init__(self, maps: np.ndarray, projected: np.ndarray, weight: np.ndarray, sigma: float):
+        self.maps = maps
+        self.x, self.y = projected[..., 0], projected[..., 1]
+        self.w = weight.astype(np.float32)
+        self.two_var = 2.0 * sigma ** 2
+        self.radius = int(np.ceil(3.0 * sigma))
+
+    def value(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        g = np.exp(-((x - self.x) ** 2 + (y - self.y) ** 2) / self.two_var)
+        return ((1.0 - self.w) * pixel_values(self.maps, y, x) + self.w * g).astype(np.float32)
+
+    def peak_pixels(self, cpm_py: np.ndarray, cpm_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n, h, w, j = self.maps.shape
+        offsets = np.arange(-self.radius, self.radius + 1)
+        ys = np.clip(np.rint(self.y).astype(int)[..., None] + offsets, 0, h - 1)        # (N, J, S)
+        xs = np.clip(np.rint(self.x).astype(int)[..., None] + offsets, 0, w - 1)
+        patch = self.maps[np.arange(n)[:, None, None, None], ys[..., :, None], xs[..., None, :],
+                          np.arange(j)[None, :, None, None]]                                # (N, J, S, S)
+        gy = np.exp(-(ys - self.y[..., None]) ** 2 / self.two_var)
+        gx = np.exp(-(xs - self.x[..., None]) ** 2 / self.two_var)
+        w_ = self.w[..., None, None]
+        fused = ((1.0 - w_) * patch + w_ * (gy[..., :, None] * gx[..., None, :])).reshape(n, j, -1)
+        best = fused.argmax(axis=2)
+        by, bx = np.divmod(best, len(offsets))
+        window_y = np.take_along_axis(ys, by[..., None], axis=2)[..., 0]
+        window_x = np.take_along_axis(xs, bx[..., None], axis=2)[..., 0]
+        at_cpm_peak = self.value(cpm_py, cpm_px) >= np.take_along_axis(fused, best[..., None], axis=2)[..., 0]
+        return np.where(at_cpm_peak, cpm_py, window_y), np.where(at_cpm_peak, cpm_px, window_x)
 
 
 def gaussian_maps(points: np.ndarray, height: int, width: int, sigma: float) -> np.ndarray:

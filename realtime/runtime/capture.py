@@ -39,7 +39,7 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
         source = VideoSource(cfg.uri, loop=cfg.loop, realtime=cfg.realtime,
                              reconnect_initial_s=cfg.reconnect_initial_s,
                              reconnect_max_s=cfg.reconnect_max_s, start_seq=start_seq,
-                             on_event=lambda e: child.event(e.pop("event"), logging.WARNING, **e))
+                             on_event=lambda e: _report(child, dict(e)))
     except SourceError as e:
         child.event("source_error", logging.ERROR, error=str(e))
         return EXIT_FATAL
@@ -104,6 +104,11 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
     finally:
         source.close()
         router.close()
+
+
+def _report(child: Child, event: dict) -> None:
+    name = event.pop("event")
+    child.event(name, logging.INFO if name == "reconnected" else logging.WARNING, **event)
 
 
 def _send(pending: list[bytes], send: Callable[[bytes], None]) -> bool:

@@ -20,7 +20,7 @@ from realtime.runtime.logs import fields
 from realtime.transport.sockets import KIND_EOS, KIND_READY, make_socket, pack_header, recv_frame
 
 #: Ask again when a capture process has not answered for this long (it may have restarted).
-_REASK_S = 1.0
+_REASK_S = 0.25
 
 
 def main(child: Child, *, sources: list[str]) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ class Publisher:
         self.sources = sources
         self.pub = pub
         self.recorder = recorder
-        self.reorder = {s: Reorder(cfg.runtime.reorder_wait_ms / 1e3) for s in sources}
+        self.min_wait_s = cfg.runtime.reorder_wait_ms / 1e3
+        self.reorder = {s: Reorder(self.min_wait_s) for s in sources}
+        self._lift_s: deque[float] = deque(maxlen=50)
         self.trackers = {s: Tracker(config=cfg.tracking) for s in sources}
         self.filters = {s: TrackFilter(cfg.filter) for s in sources}
         self.skeleton = schema.pack(schema.Skeleton(rest_offsets=rest_offsets(cfg.lifting.prior)))
@@ -106,8 +109,18 @@ class Publisher:
                              width=int(m["width"]), height=int(m["height"]), stages=stages)
         self._send(schema.frame_topic(source), schema.pack(frame), t)
         self.latency.add(stage_latencies(frame.stages, frame.t_publish))
+        self._adapt_wait(stages)
         self.published += 1
         self.people += len(people)
+
+    def _adapt_wait(self, stages: dict[str, float]) -> None:
+        """Wait for a missing frame at least 1.5 x the slowest recent lifting time: a frame that is
+        merely slow is never given up for lost; a really lost one (killed worker) still is, soon."""
+        if "lift" in stages and "pose2d" in stages:
+            self._lift_s.append(stages["lift"] - stages["pose2d"])
+            wait = max(self.min_wait_s, 1.5 * max(self._lift_s))
+            for reorder in self.reorder.values():
+                reorder.wait_s = wait
 
     def _send(self, topic: bytes, payload: bytes, log_time: float) -> None:
         self.pub.send_multipart([topic, payload])

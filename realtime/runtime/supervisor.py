@@ -143,6 +143,10 @@ class Supervisor:
         self.max_frames = max_frames
         self.live_status = live_status
         self.endpoints = Endpoints.from_config(cfg.transport, len(uris))
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            # Parallelism is by process (one per stage, N workers): BLAS thread pools in every child
+            # would only oversubscribe the cores. Set before the forkserver starts, so children inherit it.
+            os.environ.setdefault(var, "1")
         self.mp = multiprocessing.get_context("forkserver")
         gpu = cfg.pose2d.backend in ("auto", "torch", "tensorrt")
         self.mp.set_forkserver_preload(PRELOAD + (["torch"] if gpu else []))
