@@ -206,6 +206,8 @@ def test_track_filter_passes_invalid_poses_through_without_losing_state():
     assert 0 < j[0, 0] < 0.5                                  # still filtering from the old state
     with pytest.raises(ValueError, match=r"joints3d has shape \(16,\)"):
         filt.update(7, 7 / FPS, np.zeros(16))
+    with pytest.raises(ValueError, match="not finite"):
+        filt.update(7, float("nan"), j0)
     off = TrackFilter(FilterConfig(enabled=False))
     np.testing.assert_array_equal(off.update(1, 0.0, j0 + 2.0)[0], j0 + 2.0)
 

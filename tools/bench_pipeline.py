@@ -2,8 +2,8 @@
 
 Reports processed fps, dropped frames, people per frame, capture->publish latency (p50/p95/p99)
 in total and per stage (from the stage timestamps every frame carries), and the transport cost
-publish -> subscriber receive. With ``--kill CHILD`` it SIGKILLs one child mid-run and reports how
-long publishing paused. Prints a table, or one JSON object with --json.
+publish -> subscriber receive. With ``--kill CHILD`` it SIGKILLs one child after 30 frames and reports how
+long until a frame captured after the kill was published. Prints a table, or one JSON object with --json.
 
     .venv/bin/python tools/bench_pipeline.py --frames 300 [--backend onnxruntime] [--json]
 """
@@ -29,6 +29,10 @@ sys.path.insert(0, str(REPO))
 from realtime.client import Subscriber  # noqa: E402
 from realtime.runtime.stats import STAGE_ORDER, percentiles, stage_latencies  # noqa: E402
 from realtime.transport.schema import Frame  # noqa: E402
+
+
+#: --kill: the child is killed after this many received frames (or half of --frames if fewer).
+KILL_AFTER = 30
 
 
 def _free_port() -> int:
@@ -58,13 +62,13 @@ def bench(source: str, frames: int, backend: str | None, workers: int | None, sk
             if m is None or not isinstance(m[1], Frame):
                 continue
             received.append((sub.received_at, m[1]))
-            if kill and kill_at is None and len(received) == frames // 2:
+            if kill and kill_at is None and len(received) == min(frames // 2, KILL_AFTER):
                 pids = re.findall(rf"started {re.escape(kill)} pid=(\d+)", "\n".join(log))
                 if not pids:
                     raise SystemExit(f"no child named {kill!r} in the run's log")
                 os.kill(int(pids[-1]), signal.SIGKILL)
                 kill_at = time.time()
-            elif kill_at is not None and kill_gap is None and m[1].t_publish > kill_at:
+            elif kill_at is not None and kill_gap is None and m[1].t_capture > kill_at:
                 kill_gap = sub.received_at - kill_at
     rc = proc.wait()
     reader.join(5)
@@ -88,7 +92,7 @@ def bench(source: str, frames: int, backend: str | None, workers: int | None, sk
         "people_3d_per_frame": float(np.mean([sum(p.joints3d is not None for p in f.people) for f in published])),
         "latency_ms": stages, "transport_ms": transport,
         "backend": backend_used[-1] if backend_used else "?",
-        "workers": workers, "killed": kill, "resume_after_kill_s": kill_gap,
+        "workers": workers, "killed": kill if kill_at is not None else None, "resume_after_kill_s": kill_gap,
         "width": last.width, "height": last.height,
     }
 
@@ -119,7 +123,7 @@ def main() -> int:
     p.add_argument("--backend", help="2D backend (default: [pose2d] backend)")
     p.add_argument("--workers", type=int, help="lifting workers (default: [runtime] workers)")
     p.add_argument("--skip", type=int, default=10, help="first frames left out of the statistics (start-up)")
-    p.add_argument("--kill", metavar="CHILD", help="SIGKILL this child (e.g. lift-0, inference) half-way")
+    p.add_argument("--kill", metavar="CHILD", help="SIGKILL this child (e.g. lift-0, inference) after 30 frames")
     p.add_argument("--config", help="config file passed to realtime run")
     p.add_argument("--no-pace", action="store_true", help="decode the file as fast as the pipeline takes it")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

@@ -1,7 +1,8 @@
 """Tracking and filtering benchmark on synthetic multi-person scenes built from held-out mocap.
 
-    .venv/bin/python tools/bench_tracking.py [--json] [--people 2 4 6 8] [--sequences 5]
-    .venv/bin/python tools/bench_tracking.py --tune          # choose One Euro settings on the val subjects
+    .venv/bin/python tools/bench_tracking.py [--json] [--people 2 4 6 8] [--sequences 6] [--frames 200]
+    .venv/bin/python tools/bench_tracking.py --split val --tune   # choose One Euro settings (val subjects)
+    .venv/bin/python tools/bench_tracking.py --timing             # tracker time per update only
     .venv/bin/python tools/bench_tracking.py --overlay-video out/ids.mp4 [--video PATH]
 
 Reports, per number of people, IDF1 / MOTA / id switches per 100 frames (realtime.tracking.metrics,
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -146,8 +146,6 @@ def track_scene(scene: Scene, tracker: Tracker, signal, acc: MotAccumulator, sam
         hyp = [(tag + (i,), d["bbox"]) for i, d in zip(ids, dets) if i is not None]
         acc.update([tag + (g,) for g in gt_ids], gt_boxes, [h[0] for h in hyp],
                    np.array([h[1] for h in hyp]).reshape(-1, 4))
-        if signal is None:
-            continue
         for tid, p, est in zip(ids, src, signal(scene, dets, src, t)):
             if tid is None or p < 0 or est is None:
                 continue
@@ -256,30 +254,34 @@ def tune(samples: Samples, base: FilterConfig) -> tuple[FilterConfig, list[dict]
 def time_tracker(n_people: int, config: TrackingConfig, frames: int = 300, seed: int = 0) -> dict:
     """Microseconds per Tracker.update with ``n_people`` walkers in a grid (after confirmation).
 
-    CPU time of this thread (what one core spends, robust to other processes sharing the machine)
-    and wall time."""
+    Wall time per update (median, p95) and the thread's CPU time per update over the whole run
+    (what one core spends, less sensitive to other processes sharing the machine)."""
     rng = np.random.default_rng(seed)
     cols = int(math.ceil(math.sqrt(n_people * 2)))
     h = 600 / max(cols / 2, 1) * 0.8
     origin = np.array([[(i % cols + 0.5) * 1280 / cols, (i // cols + 1) * h * 1.1] for i in range(n_people)])
     template = rng.uniform([-0.15, -1.0], [0.15, 0.0], (14, 2)) * h
     velocity = rng.normal(0, 20, (n_people, 2))
-    tracker = Tracker(config)
-    times, cpu = [], []
+    stream = []
     for t in range(frames):
-        dets = []
-        for p in range(n_people):
-            kp = template + origin[p] + velocity[p] * t / FPS + rng.normal(0, 0.02 * h, (14, 2))
-            dets.append({"keypoints2d": kp, "confidence": rng.uniform(0.5, 1, 14),
-                         "bbox": np.r_[kp.min(0), kp.max(0)]})
-        t0, c0 = time.perf_counter(), time.thread_time()
-        tracker.update(t / FPS, dets)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.thread_time() - c0)
-    wall, cpu = sorted(times[10:]), sorted(cpu[10:])
-    return {"people": n_people, "cpu_mean_us": 1e6 * statistics.fmean(cpu),
-            "cpu_median_us": 1e6 * cpu[len(cpu) // 2], "wall_median_us": 1e6 * wall[len(wall) // 2],
-            "wall_p95_us": 1e6 * wall[int(0.95 * len(wall))]}
+        kp = template + origin[:, None] + velocity[:, None] * t / FPS + rng.normal(0, 0.02 * h, (n_people, 14, 2))
+        conf = rng.uniform(0.5, 1, (n_people, 14))
+        stream.append([{"keypoints2d": k, "confidence": c, "bbox": np.concatenate([k.min(0), k.max(0)])}
+                       for k, c in zip(kp, conf)])
+    tracker = Tracker(config)
+    warm = 10
+    for t in range(warm):
+        tracker.update(t / FPS, stream[t])
+    wall = []
+    c0 = time.thread_time()
+    for t in range(warm, frames):
+        t0 = time.perf_counter()
+        tracker.update(t / FPS, stream[t])
+        wall.append(time.perf_counter() - t0)
+    cpu = (time.thread_time() - c0) / len(wall)
+    wall.sort()
+    return {"people": n_people, "cpu_mean_us": 1e6 * cpu, "wall_median_us": 1e6 * wall[len(wall) // 2],
+            "wall_p95_us": 1e6 * wall[int(0.95 * len(wall))], "tracks": len(tracker.active_ids)}
 
 
 # ------------------------------------------------------------------------------------------ overlay
@@ -352,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead of the benchmark: draw track ids on --video (real 2D estimator) into this file")
     ap.add_argument("--video", type=Path, default=SHARED / "data" / "video" / "deepstream_Retail02_short.mp4")
     ap.add_argument("--overlay-frames", type=int, default=300, help="frames of the video to overlay")
+    ap.add_argument("--timing", action="store_true", help="only time the tracker (1, 10, 50 people)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = ap.parse_args(argv)
 
@@ -360,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         info = write_overlay(args.video, args.overlay_video, args.overlay_frames, cfg)
         print(json.dumps(info) if args.json else
               f"{info['out']}: {info['frames']} frames of {info['video']} ({info['backend']}), {info['ids']} ids")
+        return 0
+    if args.timing:
+        timing = [time_tracker(n, cfg.tracking) for n in (1, 10, 50)]
+        print(json.dumps({"timing": timing}) if args.json else _timing_table(timing))
         return 0
     clips = walking_clips(args.mocap, args.split)
     print(f"{len(clips)} walking clips from the {args.split} split", file=sys.stderr)
@@ -396,12 +403,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['root_error_mm']:>11.1f}")
     if args.tune:
         print(f"\nbest on {args.split}: {result['tune']['best']}")
-    print("\nTracker time per update (one thread)")
-    print(f"{'people':>6} {'CPU mean us':>11} {'CPU median us':>13} {'wall median us':>14} {'wall p95 us':>11}")
-    for r in result["timing"]:
-        print(f"{r['people']:>6} {r['cpu_mean_us']:>11.0f} {r['cpu_median_us']:>13.0f} "
-              f"{r['wall_median_us']:>14.0f} {r['wall_p95_us']:>11.0f}")
+    print("\n" + _timing_table(result["timing"]))
     return 0
+
+
+def _timing_table(timing: list[dict]) -> str:
+    lines = ["Tracker time per update (one thread)",
+             f"{'people':>6} {'tracks':>6} {'CPU mean us':>11} {'wall median us':>14} {'wall p95 us':>11}"]
+    lines += [f"{r['people']:>6} {r['tracks']:>6} {r['cpu_mean_us']:>11.0f} {r['wall_median_us']:>14.0f} "
+              f"{r['wall_p95_us']:>11.0f}" for r in timing]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 The 2D pose decoded from the CPM's maps is lifted to the most probable 3D pose under the pose
 prior; that pose, projected back into each crop, is drawn as Gaussian *projected pose belief maps*
 and fused with the CNN's maps, ``b = (1 - w) cpm + w projected`` (5.5), before decoding again.
-Where the CPM has several candidate peaks for a joint (a wrist on the wrong side, left and right
-swapped) the fusion favours the one the plausible 3D pose agrees with; where the CPM finds nothing
-the projection fills the joint in.
+Where the CPM has several candidate peaks for a joint the fusion favours the one the plausible 3D
+pose agrees with (fitted to all joints, that pose tends to follow a strong wrong peak itself; see
+``BeliefRefiner.project`` for the leave-one-out variant); where the CPM finds nothing the projection
+fills the joint in.
 
 The paper learns w end to end inside a CPM it trains; our CPM is pretrained and frozen, so w is a
 hyperparameter (chosen on a validation split, see ``tools/bench_2d.py --refine``) and the fusion
@@ -34,9 +35,9 @@ if TYPE_CHECKING:
 CPM_SIGMA = 2.0
 #: The feedback needs a plausible reprojection, not the best 3D pose: 24 ground-plane rotations at
 #: one camera elevation (between level photos and CCTV looking down) give the same PCK on the
-#: annotated images as the lifter's default 80 x 5 views. It matters for speed: the lifter sets up
-#: one solve per pattern of missing joints, and on video nearly every person has a new pattern
-#: (47 of 52 detections on the shop video); with 24 views that costs ~2 ms instead of ~100.
+#: annotated images as the lifter's default 80 x 5 views (tools/bench_2d.py --refine). It matters
+#: for speed: the lifter sets up one solve per pattern of missing joints, and on video nearly every
+#: person has a new pattern; there the 80 x 5 views cost ~25 ms per person, these ~1 ms.
 ROTATIONS = 24
 ELEVATIONS_DEG = (10.0,)
 

@@ -49,6 +49,10 @@ def main(child: Child, *, sources: list[str]) -> int:
         dealers[i].send_multipart([KIND_READY, str(requests[i]).encode()])
         asked[i] = time.monotonic()
 
+    while not push.poll(100, zmq.POLLOUT):  # no lifting worker connected yet: a frame now would be dropped
+        if child.stop.is_set():
+            return 0
+        child.beat()
     for i in range(len(sources)):
         ask(i)
     try:

@@ -29,6 +29,7 @@ from realtime.transport import schema
 from realtime.transport.sockets import KIND_EOS, make_socket, unpack_header
 
 _POLL_MS = 50
+_INITIAL_WAIT_S = 0.5
 
 log = logging.getLogger("realtime.publisher")
 
@@ -50,7 +51,8 @@ class Publisher:
         self.pub = pub
         self.recorder = recorder
         self.min_wait_s = cfg.runtime.reorder_wait_ms / 1e3
-        self.reorder = {s: Reorder(self.min_wait_s) for s in sources}
+        # Until lifting times are known (the first frames are the slowest), wait generously.
+        self.reorder = {s: Reorder(max(self.min_wait_s, _INITIAL_WAIT_S)) for s in sources}
         self._lift_s: deque[float] = deque(maxlen=50)
         self.trackers = {s: Tracker(config=cfg.tracking) for s in sources}
         self.filters = {s: TrackFilter(cfg.filter) for s in sources}

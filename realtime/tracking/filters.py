@@ -124,12 +124,14 @@ class TrackFilter:
         if not self.config.enabled:
             return joints3d.copy(), None if root is None else root.copy()
         t = float(t_seconds)
+        if not math.isfinite(t):
+            raise ValueError(f"track {track_id}: time {t_seconds!r} is not finite")
         state = self._state.get(track_id)
         if state is None or not t - state.t_last <= self.config.reset_after_s:
             state = self._state[track_id] = self._new_state(t)
         state.t_last = t
-        in_prior = (self.config.space == "coefficients" and component is not None and component >= 0
-                    and coefficients is not None and rotation_deg is not None
+        in_prior = (self.config.space == "coefficients" and component is not None
+                    and 0 <= component < self.prior.n_components and coefficients is not None and rotation_deg is not None
                     and np.isfinite(coefficients).all() and np.isfinite(rotation_deg))
         if in_prior:
             joints_f = self._filter_in_prior(state, t, int(component), np.asarray(coefficients, float),

@@ -164,14 +164,15 @@ class Tracker:
         live = np.flatnonzero(tr.state != LOST)
         free = np.arange(len(dets))
         if len(live) and len(dets):
-            rows, cols = _assign(self.cost(t, live, dets), self.config.max_cost)
+            rows, cols = _assign(self._cost(t, live, dets), self.config.max_cost)
             det_track[cols] = live[rows]
             free = np.flatnonzero(det_track < 0)
         lost = np.flatnonzero((tr.state == LOST) & (t - tr.t_last <= self.config.reid_s))
         if len(lost) and len(free):
             rows, cols = _assign(self._reid_cost(t, lost, dets, free), _INFEASIBLE / 2)
             det_track[free[cols]] = lost[rows]
-            tr.velocity[lost[rows]] = 0.0  # the old motion says nothing about the new path
+            tr.velocity[lost[rows]] = 0.0  # the old motion and place say nothing about the new path
+            tr.keypoints[lost[rows]] = dets.keypoints[free[cols]]
             tr.state[lost[rows]] = ACTIVE
             free = np.flatnonzero(det_track < 0)
 
@@ -229,7 +230,7 @@ class Tracker:
             kp = np.array([p[0] for p in parts]).reshape(-1, N_KP, 2)
             conf = np.array([p[1] for p in parts]).reshape(-1, N_KP)
             box = np.array([p[2] for p in parts]).reshape(-1, 4)
-        conf = np.nan_to_num(conf, nan=0.0, posinf=0.0, neginf=0.0).clip(0.0, 1.0)
+        conf = np.where(np.isfinite(conf), conf, 0.0).clip(0.0, 1.0)
         conf[~np.isfinite(kp).all(-1) | (conf < self.config.min_confidence)] = 0.0
         kp = np.where(conf[..., None] > 0, kp, 0.0)
         usable = (conf > 0).sum(1) >= self.config.min_keypoints
@@ -254,18 +255,18 @@ class Tracker:
         self.rejected[str(e).split(": ", 1)[1]] += 1
         log.debug("tracker: %s", e)
 
-    def cost(self, t: float, rows: np.ndarray, dets: _Detections) -> np.ndarray:
+    def _cost(self, t: float, rows: np.ndarray, dets: _Detections) -> np.ndarray:
         """(tracks, detections) association cost; above ``max_cost`` means "cannot be the same person"."""
         tr = self._tracks
         unseen = t - tr.t_last[rows]                                          # (M,)
         shift = tr.velocity[rows] * unseen[:, None]
         kp_t = tr.keypoints[rows] + shift[:, None]                            # (M, 14, 2)
-        box_t = tr.bbox[rows] + np.tile(shift, 2)
+        box_t = tr.bbox[rows] + np.concatenate([shift, shift], axis=1)
         height = np.maximum(tr.bbox[rows, 3] - tr.bbox[rows, 1], 1.0)
-        dist = np.linalg.norm(kp_t[:, None] - dets.keypoints[None], axis=-1)  # (M, N, 14)
+        dist = _length(kp_t[:, None] - dets.keypoints[None])                 # (M, N, 14)
         w = tr.weight[rows][:, None] * dets.confidence[None]
         wsum = w.sum(-1)
-        centre = np.linalg.norm(_centre(box_t)[:, None] - _centre(dets.bbox)[None], axis=-1)
+        centre = _length(_centre(box_t)[:, None] - _centre(dets.bbox)[None])
         kp_dist = np.where(wsum > 1e-6, (w * dist).sum(-1) / np.maximum(wsum, 1e-6), centre)
         gate = self.config.keypoint_gate + _GATE_GROWTH * unseen
         kp_term = kp_dist / (height * gate)[:, None]
@@ -281,7 +282,7 @@ class Tracker:
         h_l = np.maximum(tr.bbox[rows, 3] - tr.bbox[rows, 1], 1.0)
         h_d = np.maximum(dets.bbox[free, 3] - dets.bbox[free, 1], 1.0)
         radius = h_l * (_REID_RADIUS + _REID_SPEED * (t - tr.t_last[rows]))
-        place = np.linalg.norm(_foot(tr.bbox[rows])[:, None] - _foot(dets.bbox[free])[None], axis=-1) / radius[:, None]
+        place = _length(_foot(tr.bbox[rows])[:, None] - _foot(dets.bbox[free])[None]) / radius[:, None]
         size = np.abs(np.log(h_d[None] / h_l[:, None])) / np.log(_REID_SIZE_RATIO)
         diff = np.abs(tr.signature[rows][:, None] - _signature(dets.keypoints[free], dets.confidence[free])[None])
         seen = np.isfinite(diff)
@@ -346,10 +347,9 @@ def _assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
 def _nanmedian(x: np.ndarray) -> np.ndarray:
     """Median over axis 1 ignoring NaN, for (K, n, 2) with at least one value per row (numpy's is slow)."""
     x = np.sort(x, axis=1)  # NaN sort last
-    n = np.isfinite(x[:, :, :1]).sum(1, keepdims=True)
-    lo = np.take_along_axis(x, np.broadcast_to((n - 1) // 2, (len(x), 1, x.shape[2])), axis=1)
-    hi = np.take_along_axis(x, np.broadcast_to(n // 2, (len(x), 1, x.shape[2])), axis=1)
-    return 0.5 * (lo + hi)[:, 0]
+    n = np.isfinite(x[:, :, 0]).sum(1)
+    k = np.arange(len(x))
+    return 0.5 * (x[k, (n - 1) // 2] + x[k, n // 2])
 
 
 def _new_tracks(dets: _Detections, d: np.ndarray, t: float) -> _Tracks:
@@ -378,11 +378,16 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
 
 
+def _length(v: np.ndarray) -> np.ndarray:
+    """Euclidean length over the last axis (cheaper than np.linalg.norm for small arrays)."""
+    return np.sqrt(np.einsum("...c,...c->...", v, v))
+
+
 def _signature(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
     """(N, 9) limb lengths over torso length (NaN where a limb or the torso is not visible)."""
     seen = conf > 0
     torso_ok = seen[:, _SHOULDERS].all(1) & seen[:, _HIPS].all(1)
-    torso = np.linalg.norm(kp[:, _SHOULDERS].mean(1) - kp[:, _HIPS].mean(1), axis=-1)
+    torso = _length(0.5 * (kp[:, _SHOULDERS].sum(1) - kp[:, _HIPS].sum(1)))
     torso_ok &= torso >= 1.0
-    limbs = np.linalg.norm(kp[:, _SIG_A] - kp[:, _SIG_B], axis=-1) / np.maximum(torso, 1.0)[:, None]
+    limbs = _length(kp[:, _SIG_A] - kp[:, _SIG_B]) / np.maximum(torso, 1.0)[:, None]
     return np.where(seen[:, _SIG_A] & seen[:, _SIG_B] & torso_ok[:, None], limbs, np.nan)

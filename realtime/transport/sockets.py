@@ -66,6 +66,7 @@ def make_socket(ctx: zmq.Context, kind: int, *, bind: str | None = None, connect
     """A socket with bounded queues and no linger (a dead peer never blocks shutdown)."""
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 20)  # ms: a restarted peer is found again quickly (default 100)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
     if bind:
