@@ -50,11 +50,14 @@ class Pose2DConfig:
     models_dir: str = opt("", help="local mirror of upstream model files; '' = ../shared/models if present")
     engines_dir: str = opt("", help="where converted models and engine caches go; '' = engines/")
     max_people: int = opt(10, min=1, max=64)
-    detect_every: int = opt(5, min=1, help="run the person detector every N frames (or when a person is lost)")
+    detect_every: int = opt(10, min=1, help="the detector's regions (whole frame, tiles) are spread round-robin "
+                                            "over N frames; the first frame looks everywhere")
     detector_score: float = opt(0.5, min=0.0, max=1.0)
     detector_tiles: int = opt(2, min=1, max=8,
                               help="rows of overlapping square tiles the detector also sees (1 = whole frame only)")
     keypoint_threshold: float = opt(0.1, min=0.0, max=1.0)
+    lost_frames: int = opt(3, min=1, help="a followed person is dropped after this many poor frames in a row; "
+                                          "the detector then looks where they were")
     person_score: float = opt(math.nan, min=0.0, max=1.0,
                               help="people whose mean keypoint confidence is below this are dropped (lost); "
                                    "nan = the model's own (cpm 0.12, blazepose 0.2)")

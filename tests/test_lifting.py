@@ -53,8 +53,7 @@ def _pose_like(prior, rng, n_missing=0):
 
 def _reference(prior, lifter, k, theta, phi, kp, conf):
     """scipy's solution and posterior energy for one view and component."""
-    w = np.where(conf >= lifter.min_confidence, np.round(conf / 0.05) * 0.05, 0.0)
-    w = w / w[w > 0].mean()
+    w = (conf >= lifter.min_confidence).astype(np.float64)
     y_up = kp * [1, -1]
     ref = least_squares(_objective(prior, lifter, k, theta, phi, y_up, w),
                         np.r_[200.0, (w[:, None] * y_up).sum(0) / w.sum(), np.zeros(prior.n_basis)], method="lm",

@@ -17,7 +17,13 @@ Human3.6M + MPI-INF-3DHP) and reported on the other, both ways round. Also the C
 order (RGB vs BGR) on the same crops, and the demo video: people per frame and per-person cost with
 and without the feedback (``--video-frames``; ``--draw DIR`` writes a few frames with keypoints).
 
+``--video N``: only the real-time check on the first N frames of the 1080p demo video with the default
+configuration on ONNX Runtime (1 thread): ``estimate()`` p50/p95 per frame, each phase's p50, detector
+runs, people per frame and their mean score and keypoint confidence; ``--video-repeats R`` runs the
+frames R times back to back and reports the median run (another process may share the CPU).
+
     python tools/bench_2d.py [--json] [--shared ../shared] [--repeats 20] [--refine [--video-frames 150]]
+    python tools/bench_2d.py --video 300 [--video-repeats 3] [--json]
 """
 from __future__ import annotations
 
@@ -310,6 +316,64 @@ def video_study(path: Path, frames: int, draw: Path | None) -> dict:
     return out
 
 
+def realtime_study(path: Path, frames: int, repeats: int) -> dict:
+    """``estimate()`` on the first ``frames`` frames of a video with the default configuration, decoded
+    beforehand so that only the 2D stage is timed; ``repeats`` passes (state reset in between), the
+    median pass by p50 reported, each pass's p50/p95 listed."""
+    capture = cv2.VideoCapture(str(path))
+    video = []
+    while len(video) < frames:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        video.append(frame)
+    capture.release()
+    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(backend="onnxruntime"))
+    passes = []
+    for _ in range(repeats):
+        est.reset()
+        runs = est.detector_runs
+        times, phases, counts, scores, confidences = [], [], [], [], []
+        for frame in video:
+            t = time.perf_counter()
+            people = est.estimate(frame)
+            times.append((time.perf_counter() - t) * 1e3)
+            phases.append(est.last_timings)
+            counts.append(len(people))
+            scores += [p.score for p in people]
+            confidences += [float(p.confidence.mean()) for p in people]
+        passes.append({
+            "ms_p50": float(np.median(times)), "ms_p95": float(np.percentile(times, 95)),
+            "ms_mean": float(np.mean(times)), "ms_max": float(np.max(times)),
+            **{f"{k}_ms_p50": float(np.median([p[k] for p in phases])) for k in phases[0]},
+            **{f"{k}_ms_mean": float(np.mean([p[k] for p in phases])) for k in phases[0]},
+            "detector_runs": est.detector_runs - runs, "people_per_frame": float(np.mean(counts)),
+            "frames_without_people": int(np.sum(np.array(counts) == 0)),
+            "mean_score": float(np.mean(scores)) if scores else 0.0,
+            "mean_confidence": float(np.mean(confidences)) if confidences else 0.0})
+    est.close()
+    median = sorted(passes, key=lambda r: r["ms_p50"])[len(passes) // 2]
+    return {"video": path.name, "frames": len(video), "repeats": repeats, **median,
+            "passes_ms_p50": [r["ms_p50"] for r in passes], "passes_ms_p95": [r["ms_p95"] for r in passes]}
+
+
+def realtime_table(result: dict) -> str:
+    r = result["realtime"]
+    phases = ("detect", "crop", "infer", "decode")
+    return "\n".join([
+        f"PoseEstimator2D.estimate on the first {r['frames']} frames of {r['video']}, default config, onnxruntime "
+        f"1 thread; median of {r['repeats']} passes; {result['cpus']} CPUs, load average "
+        f"{result['load_average_1min']:.1f} before, {result['load_average_1min_after']:.1f} after",
+        f"estimate ms    p50 {r['ms_p50']:.1f}  p95 {r['ms_p95']:.1f}  mean {r['ms_mean']:.1f}  max {r['ms_max']:.1f}"
+        f"   (per pass p50 {', '.join(f'{v:.1f}' for v in r['passes_ms_p50'])};"
+        f" p95 {', '.join(f'{v:.1f}' for v in r['passes_ms_p95'])})",
+        "phase ms p50   " + "  ".join(f"{k} {r[k + '_ms_p50']:.1f}" for k in phases),
+        "phase ms mean  " + "  ".join(f"{k} {r[k + '_ms_mean']:.1f}" for k in phases),
+        f"detector runs {r['detector_runs']} of {r['frames']} frames   people/frame {r['people_per_frame']:.2f}   "
+        f"frames with nobody {r['frames_without_people']}   mean score {r['mean_score']:.3f}   "
+        f"mean keypoint confidence {r['mean_confidence']:.3f}"])
+
+
 def score_separation(path: Path, step: int = 30, seed: int = 0) -> dict:
     """The CPM's person score (mean confidence) on crops at the detector's people and on random crops
     of the same size away from them, every ``step`` frames of a video: what ``person_score`` separates."""
@@ -433,7 +497,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refine", action="store_true", help="only the 3D-feedback, channel-order and video study")
     p.add_argument("--video-frames", type=int, default=150, help="demo-video frames for --refine (0 = none)")
     p.add_argument("--draw", type=Path, help="with --refine: write a few drawn video frames here")
+    p.add_argument("--video", type=int, default=0, metavar="N",
+                   help="only the real-time check on the first N frames of the demo video")
+    p.add_argument("--video-repeats", type=int, default=1, help="passes over the --video frames (median reported)")
     args = p.parse_args(argv)
+    if args.video:
+        load = os.getloadavg()[0]
+        realtime = realtime_study(args.shared / "data" / "video" / "deepstream_Retail02_short.mp4", args.video,
+                                  args.video_repeats)
+        result = {"realtime": realtime, "cpus": os.cpu_count(), "load_average_1min": load,
+                  "load_average_1min_after": os.getloadavg()[0]}
+        print(json.dumps(result) if args.json else realtime_table(result))
+        return 0
     samples = load_annotated(args.shared / "data" / "images" / "annotated")
     if args.refine:
         images = {s.image: load_image(s.image) for s in samples}

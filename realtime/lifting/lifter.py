@@ -2,17 +2,23 @@
 
 Camera: weak perspective, the body rotated about the vertical axis by one of ``rotations``
 quantised angles and seen from a camera pitched down by a known angle (or one of a few searched
-elevations). For each view and mixture component the unknowns (s, t, b = s a) enter linearly, so
-the MAP fit of the PPCA coefficients a ~ N(0, I) is a ridge least-squares problem:
+elevations). For each view and mixture component the unknowns z = (s, t, b = s a) enter linearly,
+so the MAP fit of the PPCA coefficients a ~ N(0, I) is a ridge least-squares problem over the
+visible joints V:
 
-    min_z  sum_l w_l |y_l - s P R mu_l - t - P R W_l b|^2 + lambda_k |b|^2,   lambda_k = sigma_k^2 + noise2d^2
+    min_z  sum_{l in V} |y_l - s P R mu_l - t - P R W_l b|^2 + lambda_k |b|^2,   lambda_k = sigma_k^2 + noise2d^2
 
-(the noise in model units scales with s in the image, which makes the ridge weight independent of s;
-the translation t is eliminated in closed form).
-Everything that depends only on the model and the view is precomputed; people whose joints are all
-seen with equal confidence share one precomputed inverse per (view, component), other weight
-patterns get their normal equations summed from per-joint outer products and solved once per pattern.
+(the noise in model units scales with s in the image, which makes the ridge weight independent of s).
+Joints are visible or missing (confidence below ``min_confidence``); confidences do not weight the
+fit, so the few missing-joint patterns of a stream repeat and their work is cached.
 The solution with the highest posterior over views and components wins.
+
+Speed: everything for all joints visible is precomputed per (view, component): with the design A,
+G = A^T A + ridge and G^-1 = C C^T, the residual matrix is Q = I - (A C)(A C)^T. Missing joints m
+are the same problem with their rows y_m free (they settle at their prediction), so the residual is
+the Schur complement y^T Q y - (Q y)_m^T Q_mm^-1 (Q y)_m, and the scale is the all-visible scale of
+y with y_m imputed. Only the small Q_mm^-1 (2|m| x 2|m| per view) depends on the pattern: it is built
+in one batched inverse and kept in an LRU cache. The chosen solution is then solved exactly.
 """
 from __future__ import annotations
 
@@ -25,31 +31,23 @@ import numpy as np
 from realtime.lifting.prior import ROOT_INDEX, PosePrior, rotate_y
 from realtime.skeleton import JOINTS3D, LSP14
 
-#: Confidences are rounded to this step before weighting, so that people with the same visibility
-#: and confidence pattern share one solve.
-WEIGHT_STEP = 0.05
 DEFAULT_ELEVATIONS = (-10.0, 0.0, 10.0, 20.0, 30.0)
 _N2D = len(LSP14)
-_PATTERN_CACHE = 32
+_ROWS = 2 * _N2D
+#: Missing-joint patterns kept (each holds 2|m| x 2|m| floats per view: at most ~1 MB with 80 x 5 views).
+PATTERN_CACHE = 256
 #: People scored per matrix product: keeps the (people x views x components) block in cache.
-_CHUNK = 256
+_CHUNK = 128
 
 
 @dataclass(frozen=True)
-class _Solver:
-    """Everything the fit needs for one joint-weight pattern, over all views and components.
+class _Pattern:
+    """The pattern-dependent part of the scoring for one set of missing rows, over all views."""
 
-    The 2D input is centred on its weighted mean, so with the centred design's G (+ ridge) and
-    ginv = C C^T the regularised residual of the best z is y^T W y - |(W y)^T A C|^2 and the scale
-    is (W y)^T A ginv e_0: two matrix products score all views and components of a batch at once.
-    The chosen solution is then solved exactly with ginv.
-    """
-
-    ginv: np.ndarray        # (V,K,P,P)
-    mean: np.ndarray        # (V,K,2,P) weighted mean of the design over joints: t = -mean z
-    whiten: np.ndarray      # (28, P*V*K) float32, columns ordered (p, v, k)
-    scale_row: np.ndarray   # (28, V*K) float32
-    uncertainty: np.ndarray  # (V,K,16) posterior RMS 3D error per joint (m)
+    rows: np.ndarray        # (R,) indices of the missing rows of the flattened (14,2) keypoints
+    whiten: np.ndarray      # (R, P, V*K) float32: the rows of A C
+    qinv: np.ndarray        # (R, R, V*K) float32: Q_mm^-1
+    scale_row: np.ndarray   # (R, V*K) float32: the rows of A G^-1 e_0
 
 
 @dataclass(frozen=True)
@@ -63,8 +61,8 @@ class LiftResult:
     ``scale`` is pixels per metre and ``translation`` the pixel position of the projected pelvis,
     so a runtime with focal length f (px) can place the pelvis at depth f / scale.
     ``reprojected2d`` (N,14,2) px is the 3D pose projected back into the image (paper 5.4).
-    ``cost`` is the weighted mean squared reprojection residual relative to the person's 2D RMS
-    size; ``component``, ``rotation_deg``, ``elevation_deg`` and ``coefficients`` (N,J) name the
+    ``cost`` is the mean squared reprojection residual over the visible joints relative to the
+    person's 2D RMS size; ``component``, ``rotation_deg``, ``elevation_deg`` and ``coefficients`` (N,J) name the
     chosen solution.
     """
 
@@ -97,8 +95,8 @@ def _rot_x(phi: np.ndarray) -> np.ndarray:
 class Lifter:
     """Batched 2D -> 3D lifting with a :class:`PosePrior`.
 
-    The model and views are fixed at construction; only a small cache of per-weight-pattern
-    solvers grows, so use one Lifter per thread or process.
+    The model and views are fixed at construction; only an LRU cache of per-missing-joint-pattern
+    matrices grows (see ``cache_info``), so use one Lifter per thread or process.
     """
 
     def __init__(self, prior: PosePrior, rotations: int = 80, camera_pitch_deg: float | None = None,
@@ -122,60 +120,28 @@ class Lifter:
         self._phi = np.repeat(np.radians(np.asarray(elevations, float)), rotations)
         proj = (_rot_x(self._phi) @ _rot_y(self._theta))[:, :2]             # (V,2,3)
         k, j = prior.n_components, prior.n_basis
-        self._p = p = 1 + j
+        self._p = p = 3 + j                                                 # z = (s, t_x, t_y, b)
         n_views = len(proj)
-        a = np.empty((n_views, k, _N2D, 2, p))
+        a = np.zeros((n_views, k, _N2D, 2, p))
         a[..., 0] = np.einsum("vcx,klx->vklc", proj, prior.means[:, :_N2D])
-        a[..., 1:] = np.einsum("vcx,klxj->vklcj", proj, prior.bases[:, :_N2D])
-        self._a = a                                                         # (V,K,14,2,P)
+        a[..., 0, 1] = a[..., 1, 2] = 1.0
+        a[..., 3:] = np.einsum("vcx,klxj->vklcj", proj, prior.bases[:, :_N2D])
+        self._a = a.reshape(n_views, k, _ROWS, p)                           # (V,K,28,P)
         self._lam = prior.noise + (prior.noise2d if noise2d is None else noise2d) ** 2  # (K,)
         self._ridge = np.zeros((k, p, p))
-        self._ridge[:, np.arange(1, p), np.arange(1, p)] = self._lam[:, None]
-        outer = np.einsum("vklcp,vklcq->vklpq", a, a)                       # (V,K,14,P,P)
-        self._outer_by_joint = np.ascontiguousarray(np.moveaxis(outer, 2, 0).reshape(_N2D, -1))
-        self._a_by_joint = np.ascontiguousarray(np.moveaxis(a, 2, 0).reshape(_N2D, -1))
+        self._ridge[:, np.arange(3, p), np.arange(3, p)] = self._lam[:, None]
+        ginv = np.linalg.inv(np.matmul(self._a.transpose(0, 1, 3, 2), self._a) + self._ridge)
+        whiten = np.matmul(self._a, np.linalg.cholesky(ginv))               # A C, (V,K,28,P)
+        self._whiten64 = np.ascontiguousarray(whiten.transpose(2, 3, 0, 1).reshape(_ROWS, p, -1))
+        self._whiten = self._whiten64.reshape(_ROWS, -1).astype(np.float32)  # (28, P*V*K), columns (p, v, k)
+        scale_row = np.matmul(self._a, ginv[..., :1])[..., 0]               # A G^-1 e_0, (V,K,28)
+        self._scale_row = np.ascontiguousarray(scale_row.transpose(2, 0, 1).reshape(_ROWS, -1), dtype=np.float32)
         self._bases_by_k = prior.bases.reshape(k, -1, j)                    # (K,48,J)
-        self._log_weights = np.log(prior.weights)
         self._bases_flat = prior.bases.reshape(-1, j)                       # (K*16*3, J)
         self._lam_vk = np.tile(self._lam, n_views).astype(np.float32)
-        self._log_weights_vk = np.tile(self._log_weights, n_views).astype(np.float32)
-        self._full = self._solver(np.ones(_N2D))
-        self._patterns: OrderedDict[bytes, _Solver] = OrderedDict()
-
-    def _solver(self, weights: np.ndarray) -> "_Solver":
-        """Precomputed scoring matrices for one joint-weight pattern (see :class:`_Solver`).
-
-        The translation is eliminated by its own normal equation, t = -mean_w(A) z, which turns
-        the design into its weighted-centred version and leaves z = (s, b).
-        """
-        n_views, k, _, _, p = self._a.shape
-        total = weights.sum()
-        mean = (weights @ self._a_by_joint).reshape(n_views, k, 2, p) / total
-        g = (weights @ self._outer_by_joint).reshape(n_views, k, p, p) + self._ridge \
-            - total * np.matmul(mean.transpose(0, 1, 3, 2), mean)
-        ginv = np.linalg.inv(g)
-        chol = np.linalg.cholesky(ginv)                                     # ginv = C C^T
-        design = self._a.reshape(n_views, k, 2 * _N2D, p)
-        whiten = np.matmul(design, chol).transpose(2, 3, 0, 1)              # A C, as (r, q, v, k)
-        scale_row = np.matmul(design, ginv[..., :1])[..., 0].transpose(2, 0, 1)   # A ginv e_0
-        cov_a = ginv[..., 1:, 1:] * self._lam[:, None, None]                # posterior cov of a
-        spread = np.matmul(self._bases_by_k, cov_a)                         # (V,K,48,J)
-        var = (spread * self._bases_by_k).sum(-1).reshape(n_views, k, -1, 3).sum(-1)
-        uncertainty = np.sqrt(var + 3 * self.prior.noise[:, None]) * self.prior.metric_scale
-        uncertainty[..., ROOT_INDEX] = 0.0
-        return _Solver(ginv, mean, np.ascontiguousarray(whiten.reshape(2 * _N2D, -1), dtype=np.float32),
-                       np.ascontiguousarray(scale_row.reshape(2 * _N2D, -1), dtype=np.float32), uncertainty)
-
-    def _pattern_solver(self, weights: np.ndarray) -> "_Solver":
-        key = weights.tobytes()
-        solver = self._patterns.get(key)
-        if solver is None:
-            solver = self._patterns[key] = self._solver(weights)
-            if len(self._patterns) > _PATTERN_CACHE:
-                self._patterns.popitem(last=False)
-        else:
-            self._patterns.move_to_end(key)
-        return solver
+        self._log_weights_vk = np.tile(np.log(prior.weights), n_views).astype(np.float32)
+        self._patterns: OrderedDict[bytes, _Pattern] = OrderedDict()
+        self._hits = self._misses = 0
 
     @classmethod
     def from_config(cls, config, prior: PosePrior | None = None) -> "Lifter":
@@ -186,23 +152,57 @@ class Lifter:
                    elevations_deg=tuple(config.elevations_deg),
                    min_visible_joints=config.min_visible_joints, min_confidence=config.min_confidence)
 
-    def _energy(self, solvers: list["_Solver"], group: np.ndarray, wy: np.ndarray, ssq: np.ndarray,
-                n_eff: np.ndarray) -> np.ndarray:
-        """Negative log posterior of the best fit for every person x (view, component), float32."""
-        energy = np.empty((len(wy), len(self._lam_vk)), np.float32)
-        ssq, n_eff = ssq.astype(np.float32)[:, None], n_eff.astype(np.float32)[:, None]
-        for g, solver in enumerate(solvers):
+    def cache_info(self) -> dict[str, int]:
+        """Missing-joint pattern cache: ``hits`` and ``misses`` so far, and ``size`` (patterns held)."""
+        return {"hits": self._hits, "misses": self._misses, "size": len(self._patterns)}
+
+    def _pattern(self, missing: np.ndarray) -> _Pattern:
+        """Q_mm^-1 and the missing rows of A C and A G^-1 e_0 for one (14,) missing-joint mask."""
+        key = np.packbits(missing).tobytes()
+        pattern = self._patterns.get(key)
+        if pattern is not None:
+            self._hits += 1
+            self._patterns.move_to_end(key)
+            return pattern
+        self._misses += 1
+        rows = np.flatnonzero(np.repeat(missing, 2))
+        ac = self._whiten64[rows]                                           # (R,P,VK)
+        q = np.eye(len(rows))[..., None] - np.einsum("rpv,spv->rsv", ac, ac)
+        qinv = np.linalg.inv(q.transpose(2, 0, 1)).transpose(1, 2, 0)
+        pattern = self._patterns[key] = _Pattern(rows, ac.astype(np.float32), qinv.astype(np.float32),
+                                                  self._scale_row[rows])
+        if len(self._patterns) > PATTERN_CACHE:
+            self._patterns.popitem(last=False)
+        return pattern
+
+    def _energy(self, y0: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        """Negative log posterior of the best fit for every person x (view, component), float32.
+
+        ``y0`` (N,28) holds the normalised keypoints with missing rows zeroed.
+        """
+        n, p = len(y0), self._p
+        energy = np.empty((n, len(self._lam_vk)), np.float32)
+        y32 = y0.astype(np.float32)
+        n_vis = (_N2D - missing.sum(1)).astype(np.float32)[:, None]
+        patterns, group = np.unique(missing, axis=0, return_inverse=True)
+        group = group.ravel()
+        for g, mask in enumerate(patterns):
+            pattern = self._pattern(mask) if mask.any() else None
             members = np.flatnonzero(group == g)
             for start in range(0, len(members), _CHUNK):
                 chunk = members[start : start + _CHUNK]
-                ywf = wy[chunk].astype(np.float32)
-                u = ywf @ solver.whiten
-                u *= u
-                cost = ssq[chunk] - np.add.reduce(u.reshape(len(ywf), self._p, -1), axis=1)
-                s = ywf @ solver.scale_row
+                y = y32[chunk]
+                u = (y @ self._whiten).reshape(len(chunk), p, -1)
+                cost = np.einsum("nr,nr->n", y, y)[:, None] - np.einsum("npv,npv->nv", u, u)
+                s = y @ self._scale_row
+                if pattern is not None:
+                    qm = -np.einsum("rpv,npv->nrv", pattern.whiten, u)       # (Q y)_m
+                    imputed = -np.einsum("rsv,nsv->nrv", pattern.qinv, qm)  # y_m at the optimum
+                    cost += np.einsum("nrv,nrv->nv", qm, imputed)
+                    s += np.einsum("rv,nrv->nv", pattern.scale_row, imputed)
                 s2lam = s * s * self._lam_vk
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    e = cost / (2 * s2lam) + n_eff[chunk] * np.log(s2lam) - self._log_weights_vk
+                    e = cost / (2 * s2lam) + n_vis[chunk] * np.log(s2lam) - self._log_weights_vk
                 energy[chunk] = np.where(s > 1e-6, e, np.inf)
         return energy
 
@@ -215,51 +215,38 @@ class Lifter:
         if conf.shape != kp.shape[:2]:
             raise ValueError(f"confidence: expected shape {kp.shape[:2]}, got {conf.shape}")
         n = len(kp)
-        seen = np.isfinite(kp).all(-1) & np.isfinite(conf) & (conf >= self.min_confidence) & (conf > 0)
-        w = np.where(seen, np.round(np.clip(np.nan_to_num(conf), 0, 1) / WEIGHT_STEP) * WEIGHT_STEP, 0.0)
-        w = np.where(seen, np.maximum(w, WEIGHT_STEP), 0.0)
+        with np.errstate(invalid="ignore"):
+            seen = np.isfinite(kp).all(-1) & (conf >= self.min_confidence) & (conf > 0)
         valid = seen.sum(1) >= self.min_visible_joints
         out = _empty_result(n, self.prior.n_basis)
         idx = np.flatnonzero(valid)
         if len(idx) == 0:
             return out
-        w = w[idx] / (w[idx].sum(1, keepdims=True) / seen[idx].sum(1, keepdims=True))
-        full = seen[idx].all(1) & (w == w[:, :1]).all(1)
-        w[full] = 1.0
-        y = np.where(seen[idx, :, None], kp[idx] * [1.0, -1.0], 0.0)
-        wsum = w.sum(1)
-        centre = (w[..., None] * y).sum(1) / wsum[:, None]
-        rms = np.sqrt((w * ((y - centre[:, None]) ** 2).sum(-1)).sum(1) / wsum)
+        seen = seen[idx]
+        y = np.where(seen[..., None], kp[idx] * [1.0, -1.0], 0.0)
+        n_vis = seen.sum(1)
+        centre = y.sum(1) / n_vis[:, None]
+        rms = np.sqrt((seen * ((y - centre[:, None]) ** 2).sum(-1)).sum(1) / n_vis)
         rms = np.where(rms > 0, rms, 1.0)
-        yn = np.where(seen[idx, :, None], (y - centre[:, None]) / rms[:, None, None], 0.0)
+        y0 = np.where(seen[..., None], (y - centre[:, None]) / rms[:, None, None], 0.0).reshape(len(idx), -1)
 
-        k, p = self.prior.n_components, self._p
-        wy = (yn * w[..., None]).reshape(len(idx), -1)
-        solvers = [self._full]
-        group = np.zeros(len(idx), dtype=np.int64)
-        rest = np.flatnonzero(~full)
-        if len(rest):
-            patterns, inverse = np.unique(w[rest], axis=0, return_inverse=True)
-            solvers += [self._pattern_solver(pattern) for pattern in patterns]
-            group[rest] = inverse.ravel() + 1
-        ssq = (wy * yn.reshape(len(idx), -1)).sum(1)
-        energy = self._energy(solvers, group, wy, ssq, w.sum(1))
+        energy = self._energy(y0, ~seen)
         best = np.argmin(energy, axis=1)
         plausible = np.isfinite(energy[np.arange(len(idx)), best])
+        k = self.prior.n_components
         view, comp = np.divmod(best, k)
-        ginv = np.empty((len(idx), p, p))
-        mean = np.empty((len(idx), 2, p))
-        unc = np.empty((len(idx), len(JOINTS3D)))
-        for g, solver in enumerate(solvers):
-            members = group == g
-            ginv[members] = solver.ginv[view[members], comp[members]]
-            mean[members] = solver.mean[view[members], comp[members]]
-            unc[members] = solver.uncertainty[view[members], comp[members]]
-        h = np.matmul(wy[:, None], self._a[view, comp].reshape(len(idx), 2 * _N2D, p))[:, 0]
-        zb = np.matmul(ginv, h[..., None])[..., 0]
-        sb, bb = zb[:, 0], zb[:, 1:]
-        tb = -np.matmul(mean, zb[..., None])[..., 0]
-        residual = ssq - (zb * h).sum(1) - self._lam[comp] * (bb**2).sum(1)
+        design = self._a[view, comp] * np.repeat(seen, 2, axis=1)[..., None]   # missing rows zeroed
+        h = np.matmul(y0[:, None], design)[:, 0]
+        ginv = np.linalg.inv(np.matmul(design.transpose(0, 2, 1), design) + self._ridge[comp])
+        z = np.matmul(ginv, h[..., None])[..., 0]
+        sb, tb, bb = z[:, 0], z[:, 1:3], z[:, 3:]
+        ssq = (y0 * y0).sum(1)
+        residual = ssq - (z * h).sum(1) - self._lam[comp] * (bb**2).sum(1)
+        cov_a = ginv[:, 3:, 3:] * self._lam[comp][:, None, None]            # posterior cov of a
+        basis = self._bases_by_k[comp]
+        var = (np.matmul(basis, cov_a) * basis).sum(-1).reshape(len(idx), -1, 3).sum(-1)
+        unc = np.sqrt(var + 3 * self.prior.noise[comp][:, None]) * self.prior.metric_scale
+        unc[:, ROOT_INDEX] = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             coeff = bb / sb[:, None]
         n_joints = len(JOINTS3D)
@@ -272,7 +259,7 @@ class Lifter:
         level = (level - level[:, ROOT_INDEX : ROOT_INDEX + 1]) * self.prior.metric_scale
 
         fields = dict(joints3d=level, uncertainty=unc, component=comp, coefficients=coeff,
-                      cost=residual / wsum,
+                      cost=residual / n_vis,
                       rotation_deg=np.degrees(self._theta[view]), elevation_deg=np.degrees(self._phi[view]),
                       scale=sb * rms / self.prior.metric_scale, translation=root_px, reprojected2d=reproj)
         for name, value in fields.items():

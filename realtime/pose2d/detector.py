@@ -120,8 +120,9 @@ class PersonDetector:
 
     The network sees a 224x224 letterbox: in a wide shot (a shop camera, 1080p) people shrink to a
     few dozen pixels and are missed. Square tiles (``tiles`` rows of them, overlapping by a quarter)
-    keep them large enough; all tiles and the whole frame go through the network as one batch and
-    their detections are merged by weighted NMS in image coordinates.
+    keep them large enough; the regions asked for go through the network as one batch and their
+    detections are merged by weighted NMS in image coordinates. On video the caller may ask for a
+    few regions per frame (``detect(image, regions)``) so that no frame pays for all of them.
     """
 
     def __init__(self, backend: "Backend", min_score: float = 0.5, tiles: int = 1):
@@ -142,20 +143,30 @@ class PersonDetector:
                 regions.append(Crop((cx, cy), side, INPUT_SIZE))
         return regions
 
-    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+    def detect(self, image_bgr: np.ndarray, regions: list[Crop] | None = None) -> list[Detection]:
+        """People in ``regions`` of the image (default: all of ``self.regions``). A region as large as
+        the frame is a whole-frame view; any other is a tile, whose people count only when whole in it."""
         h, w = image_bgr.shape[:2]
-        regions = self.regions(w, h)
+        if regions is None:
+            regions = self.regions(w, h)
+        if not regions:
+            return []
         batch = warp(image_bgr, regions)
         lo, hi = model_spec("detector").input_range
         batch *= (hi - lo) / 255.0
         batch += lo
         raw_boxes, raw_scores = _outputs(self.backend.infer(batch))
-        per_region = [[_to_image(d, crop) for d in decode(boxes, scores, self.min_score)]
-                      for crop, boxes, scores in zip(regions, raw_boxes, raw_scores)]
-        whole = weighted_nms(per_region[0])
-        tiled = [d for crop, found in zip(regions[1:], per_region[1:]) for d in found
-                 if _whole_in_tile(d, crop) and not any(_part_of(d, w) for w in whole)]
-        return weighted_nms(whole + tiled)
+        whole: list[Detection] = []
+        tiled: list[tuple[Detection, Crop]] = []
+        for crop, boxes, scores in zip(regions, raw_boxes, raw_scores):
+            found = [_to_image(d, crop) for d in decode(boxes, scores, self.min_score)]
+            if crop.side >= max(w, h):
+                whole += found
+            else:
+                tiled += [(d, crop) for d in found]
+        whole = weighted_nms(whole)
+        tiled_kept = [d for d, crop in tiled if _whole_in_tile(d, crop) and not any(_part_of(d, b) for b in whole)]
+        return weighted_nms(whole + tiled_kept)
 
 
 def _whole_in_tile(d: Detection, tile: Crop) -> bool:

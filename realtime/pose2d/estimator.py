@@ -4,8 +4,11 @@ detector -> one aspect-keeping crop per person -> ONE batched keypoint-model cal
 belief-map (or landmark) decoding -> LSP-14 keypoints in image pixels with per-joint confidence.
 
 On video the detector is the expensive, jittery part, so (as real-time systems do) each person's
-keypoints in one frame place their crop in the next, and the detector runs only every
-``detect_every`` frames, or at once when a person is lost (mean confidence too low).
+keypoints in one frame place their crop in the next. The detector's regions (the whole frame and its
+tiles) are spread round-robin over ``detect_every`` frames, so no frame pays for all of them; only the
+first frame of a video looks everywhere at once. A followed person is dropped only after
+``lost_frames`` poor frames in a row (a turn or a passer-by in front must not lose them), and then
+the detector looks around where they were on the next frame.
 """
 from __future__ import annotations
 
@@ -18,9 +21,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from realtime.config import Pose2DConfig
-from realtime.pose2d.crops import Crop, box_crop, warp
+from realtime.pose2d.crops import Crop, box_crop, letterbox, warp
 from realtime.pose2d.decode import decode_belief_maps, map_to_crop
-from realtime.pose2d.detector import Detection, PersonDetector
+from realtime.pose2d.detector import INPUT_SIZE as DETECTOR_INPUT, Detection, PersonDetector
 from realtime.pose2d.images import MIN_SIDE, to_bgr8
 from realtime.pose2d.landmarks import blazepose_to_lsp14
 from realtime.pose2d.models import model_spec
@@ -126,12 +129,22 @@ MODELS: dict[str, KeypointModel] = {
 DETECTION_CIRCLE = 1.3
 
 
+#: The detector's region around a lost person: this many times their box's longer side (its
+#: full-body square, ``DETECTION_CIRCLE`` times the box, must fit in it with room to move).
+LOST_REGION = 2.0
+
+
 @dataclass
 class _Track:
     """Where to look for a person in the next frame."""
 
     box: np.ndarray
     score: float
+    #: Poor frames in a row so far.
+    misses: int = 0
+    #: The person was reported at least once; a fresh detection the keypoint model rejects is dropped
+    #: at once and silently (a detector false positive is not a lost person).
+    confirmed: bool = True
 
 
 @dataclass
@@ -147,8 +160,10 @@ class PoseEstimator2D:
     last_timings: dict[str, float] = field(default_factory=dict)
     detector_runs: int = 0
     _tracks: list[_Track] = field(default_factory=list)
-    _since_detect: int = 0
-    _lost: bool = False
+    #: Frames since the last ``reset`` (0 = the next frame is the first).
+    _frame: int = 0
+    #: Boxes of the people dropped in the last frame: the detector looks there next.
+    _lost_boxes: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
     def create(cls, backend: str | None = None, model: str | None = None,
@@ -178,19 +193,33 @@ class PoseEstimator2D:
 
     @property
     def lost(self) -> bool:
-        """Someone was dropped in the last frame (confidence too low): the detector runs on the next."""
-        return self._lost
+        """Someone was dropped in the last frame (``lost_frames`` poor frames): the detector looks
+        around where they were on the next."""
+        return bool(self._lost_boxes)
 
     def reset(self) -> None:
-        """Forget the previous frame (a new video or source): the next call runs the detector."""
+        """Forget the previous frame (a new video or source): the next call runs the whole detector."""
         self._tracks = []
-        self._since_detect = 0
-        self._lost = False
+        self._frame = 0
+        self._lost_boxes = []
 
     def seed(self, boxes: np.ndarray, score: float = 1.0) -> None:
         """Start following people in given boxes (e.g. from an external detector) from the next frame."""
         self._tracks = [_Track(np.asarray(b, np.float64), score) for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
-        self._lost = False
+        self._frame = max(self._frame, 1)
+        self._lost_boxes = []
+
+    def detector_regions(self, width: int, height: int) -> list[Crop]:
+        """Where the detector looks in this frame: everywhere on the first frame; then the regions of
+        this frame's round-robin slot (region i of R in slot ``i * N // R`` of ``N = detect_every``),
+        plus a region around each person lost in the last frame."""
+        regions = self.detector.regions(width, height)
+        if self._frame == 0:
+            return regions
+        every = self.config.detect_every
+        slot = self._frame % every
+        due = [r for i, r in enumerate(regions) if i * every // len(regions) == slot]
+        return due + [_around(box, width, height) for box in self._lost_boxes]
 
     def close(self) -> None:
         self.keypoint_backend.close()
@@ -203,24 +232,21 @@ class PoseEstimator2D:
             self.last_timings = {"detect": 0.0, "crop": 0.0, "infer": 0.0, "decode": 0.0}
             return []
         image = to_bgr8(image_bgr)
-        candidates = [(t.box, t.score) for t in self._tracks]
-        detect = not candidates or self._lost or self._since_detect + 1 >= self.config.detect_every
-        if detect:
-            detections = self.detector.detect(image)
+        regions = self.detector_regions(image.shape[1], image.shape[0])
+        candidates = list(self._tracks)
+        if regions:
+            candidates = _merge(candidates, self.detector.detect(image, regions))
             self.detector_runs += 1
-            self._since_detect = 0
-            candidates = _merge(candidates, detections)
-        else:
-            self._since_detect += 1
-        candidates = sorted(candidates, key=lambda c: -c[1])[: self.config.max_people]
+        self._frame += 1
+        candidates = sorted(candidates, key=lambda c: -c.score)[: self.config.max_people]
         t1 = time.perf_counter()
 
-        crops = [box_crop(box, self.model.input_size, self.model.crop_scale) for box, _ in candidates]
+        crops = [box_crop(c.box, self.model.input_size, self.model.crop_scale) for c in candidates]
         batch = self._batch(image, crops)
         t2 = time.perf_counter()
         out = self.keypoint_backend.infer(batch) if crops else {}
         t3 = time.perf_counter()
-        people = self._people(out, crops, [box for box, _ in candidates]) if crops else []
+        people = self._people(out, crops, candidates)
         t4 = time.perf_counter()
         self.last_timings = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3,
                              "infer": (t3 - t2) * 1e3, "decode": (t4 - t3) * 1e3}
@@ -251,15 +277,26 @@ class PoseEstimator2D:
         r = self.refiner.refine(maps, crops, self.config.keypoint_threshold)
         return map_to_crop(r.keypoints, maps.shape[1], self.model.input_size), r.confidence, r.cpm_confidence
 
-    def _people(self, out: dict[str, np.ndarray], crops: list[Crop], boxes: list[np.ndarray]) -> list[Person2D]:
+    def _people(self, out: dict[str, np.ndarray], crops: list[Crop], candidates: list[_Track]) -> list[Person2D]:
+        """The people found; the tracks for the next frame (found people, and followed people on a
+        poor frame keeping their box); the people lost for good."""
+        if not crops:
+            self._tracks, self._lost_boxes = [], []
+            return []
         points, confidence, evidence = self._read(out, crops)
-        people = [(_person(crop, p, c, e), box)
-                  for crop, p, c, e, box in zip(crops, points, confidence, evidence, boxes)]
-        kept = [(p, box) for p, box in people if p.score >= self.person_score]
-        self._lost = len(kept) < len(people)
-        kept = _deduplicate(sorted(kept, key=lambda pb: -pb[0].score))
-        self._tracks = [_Track(_next_box(p.bbox, box), p.score) for p, box in kept]
-        return [p for p, _ in kept]
+        found, poor = [], []
+        for crop, p, c, e, track in zip(crops, points, confidence, evidence, candidates):
+            person = _person(crop, p, c, e)
+            if person.score >= self.person_score:
+                found.append((person, track.box))
+            elif track.confirmed:
+                poor.append(_Track(track.box, track.score, track.misses + 1))
+        found = _deduplicate(sorted(found, key=lambda pb: -pb[0].score))
+        poor = [t for t in poor if not any(_inside(t.box, p.bbox) for p, _ in found)]
+        self._lost_boxes = [t.box for t in poor if t.misses >= self.config.lost_frames]
+        self._tracks = ([_Track(_next_box(p.bbox, box), p.score) for p, box in found]
+                        + [t for t in poor if t.misses < self.config.lost_frames])
+        return [p for p, _ in found]
 
 
 def _person(crop: Crop, points: np.ndarray, confidence: np.ndarray, evidence: np.ndarray) -> Person2D:
@@ -285,14 +322,29 @@ def _refiner(config: Pose2DConfig) -> BeliefRefiner | None:
                                 config.refine_leave_one_out)
 
 
-def _merge(tracked: list[tuple[np.ndarray, float]], detections: list[Detection]) -> list[tuple[np.ndarray, float]]:
+def _merge(tracked: list[_Track], detections: list[Detection]) -> list[_Track]:
     """Tracked people keep their keypoint boxes (tighter than a detection's); other detections are new."""
     merged = list(tracked)
     for d in detections:
         box = _detection_box(d)
-        if not any(_same_place(box, d.keypoints[0], b) for b, _ in tracked):
-            merged.append((box, d.score))
+        if not any(_same_place(box, d.keypoints[0], t.box) for t in tracked):
+            merged.append(_Track(box, d.score, confirmed=False))
     return merged
+
+
+def _inside(box: np.ndarray, other: np.ndarray) -> bool:
+    """The centre of ``box`` lies in ``other`` (a poor track where someone else was found is theirs)."""
+    cx, cy = (box[:2] + box[2:]) / 2.0
+    return bool(other[0] <= cx <= other[2] and other[1] <= cy <= other[3])
+
+
+def _around(box: np.ndarray, width: int, height: int) -> Crop:
+    """The detector's region around a lost person's last box (the whole frame if it would be larger)."""
+    side = max(LOST_REGION * float(max(box[2:] - box[:2])), float(DETECTOR_INPUT))
+    if side >= max(width, height):
+        return letterbox(width, height, DETECTOR_INPUT)
+    centre = (box[:2] + box[2:]) / 2.0
+    return Crop((float(centre[0]), float(centre[1])), side, DETECTOR_INPUT)
 
 
 def _same_place(box: np.ndarray, centre: np.ndarray, tracked: np.ndarray) -> bool:

@@ -20,7 +20,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -72,6 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", help="2D backend: auto, tensorrt, torch or onnxruntime")
     p.add_argument("--model", help="2D keypoint model (see [pose2d] model)")
     p.add_argument("--workers", type=int, help="number of lifting worker processes")
+    p.add_argument("--camera-pitch", type=float, metavar="DEG",
+                   help="known downward camera pitch in degrees (see [lifting] camera_pitch_deg)")
     p.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N processed frames per source")
     p.add_argument("--loop", action="store_true", help="restart file sources at their end")
     p.add_argument("--no-pace", action="store_true",
@@ -90,6 +91,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                    "realtime": False if args.no_pace else None},
         "pose2d": {"backend": args.backend, "model": args.model},
         "runtime": {"workers": args.workers, "log_format": args.log_format},
+        "lifting": {"camera_pitch_deg": args.camera_pitch},
         "record": {"path": args.record},
         "transport": {"publish": args.publish},
     }
@@ -107,7 +109,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"realtime run: {e}", file=sys.stderr)
         return 2
     setup_logging(cfg.runtime.log_format, "supervisor")
-    cfg = resolve_backend(cfg)
     uris = args.source or [cfg.source.uri]
     try:
         _check_sources(cfg, uris)
@@ -116,14 +117,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     live = sys.stderr.isatty() and not args.headless
     return Supervisor(cfg, uris, max_frames=args.max_frames, live_status=live).run()
-
-
-def resolve_backend(cfg: Config) -> Config:
-    """``auto`` without an NVIDIA device is ONNX Runtime: decided here, once, so that no child (nor a
-    restarted one) pays for importing torch just to find there is no GPU."""
-    if cfg.pose2d.backend == "auto" and not any(Path("/dev").glob("nvidia[0-9]*")):
-        return cfg.replace("pose2d", backend="onnxruntime")
-    return cfg
 
 
 def _check_sources(cfg: Config, uris: list[str]) -> None:
