@@ -24,12 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="realtime", description="Real-time multi-person 3D human pose estimation, streamed.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
-            if e.name and e.name.startswith("realtime"):
-                continue  # a subcommand whose module is not written yet
-            raise
+        mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)

@@ -56,6 +56,8 @@ class Pose2DConfig:
     detector_tiles: int = opt(2, min=1, max=8,
                               help="rows of overlapping square tiles the detector also sees (1 = whole frame only)")
     keypoint_threshold: float = opt(0.1, min=0.0, max=1.0)
+    keep_fraction: float = opt(0.75, min=0.0, max=1.0,
+                               help="a followed person stays reported down to this fraction of person_score")
     lost_frames: int = opt(3, min=1, help="a followed person is dropped after this many poor frames in a row; "
                                           "the detector then looks where they were")
     person_score: float = opt(math.nan, min=0.0, max=1.0,

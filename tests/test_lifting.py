@@ -187,3 +187,58 @@ def test_default_prior_recovers_projected_training_poses(mocap_dir):
     assert np.median(mpjpe(out.joints3d, views.truth)) < 0.08
     reprojection = np.linalg.norm(out.reprojected2d - views.keypoints2d, axis=-1).mean(1) / views.height_px
     assert np.median(reprojection) < 0.02
+
+
+def _direct_energies(prior, lifter, kp, conf, thetas, phis):
+    """Uncached reference: every (elevation, rotation, component) solved on the visible rows alone
+    (float64); returns the negative log posteriors, in the lifter's view order, and the solutions."""
+    seen = conf >= lifter.min_confidence
+    y = (kp * [1, -1])[seen].ravel()
+    energies, solutions = [], []
+    for phi in phis:
+        for theta in thetas:
+            proj = (_rot_x(np.array(phi)) @ _rot_y(np.array(theta)))[:2]
+            for k in range(prior.n_components):
+                design = np.zeros((14, 2, 3 + prior.n_basis))
+                design[..., 0] = prior.means[k, :14] @ proj.T
+                design[:, 0, 1] = design[:, 1, 2] = 1.0
+                design[..., 3:] = np.einsum("cx,lxj->lcj", proj, prior.bases[k, :14])
+                a = design[seen].reshape(len(y), -1)
+                ridge = np.diag(np.r_[0.0, 0.0, 0.0, np.full(prior.n_basis, lifter._lam[k])])
+                z = np.linalg.solve(a.T @ a + ridge, a.T @ y)
+                cost = ((y - a @ z) ** 2).sum() + ridge[3:, 3:].diagonal() @ z[3:] ** 2
+                s2lam = z[0] ** 2 * lifter._lam[k]
+                energy = cost / (2 * s2lam) + seen.sum() * np.log(s2lam) - np.log(prior.weights[k])
+                energies.append(energy if z[0] > 1e-6 else np.inf)
+                solutions.append((math.degrees(theta), math.degrees(phi), k, z))
+    return np.array(energies), solutions
+
+
+def test_repeated_missing_patterns_reuse_cached_work_and_match_direct_solve(prior):
+    """A stream repeats a few missing-joint patterns: the second frame builds nothing new, and the
+    cached Schur-complement scoring gives every view the energy of solving it directly."""
+    rng = np.random.default_rng(11)
+    people = [_pose_like(prior, rng, n_missing=m) for m in (1, 3, 0)]
+    kp = np.stack([p[0] for p in people] * 2)
+    conf = np.stack([p[1] for p in people] * 2)
+    lifter = Lifter(prior, rotations=16, elevations_deg=(0.0, 20.0))
+    first = lifter.lift(kp, conf)
+    assert lifter.cache_info() == {"hits": 0, "misses": 2, "size": 2}
+    second = lifter.lift(kp + 3.0, conf)
+    assert lifter.cache_info() == {"hits": 2, "misses": 2, "size": 2}
+    assert np.allclose(second.joints3d, first.joints3d, atol=1e-9)
+    assert np.allclose(second.translation, first.translation + [3.0, 3.0], atol=1e-6)
+    thetas = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    seen = conf >= lifter.min_confidence
+    centred = np.where(seen[..., None], (kp - kp.mean(1, keepdims=True)) * [1, -1] / 100.0, 0.0)
+    scored = lifter._energy(centred.reshape(len(kp), -1), ~seen)
+    for i in range(len(kp)):
+        energies, solutions = _direct_energies(prior, lifter, kp[i], conf[i], thetas, np.radians([0.0, 20.0]))
+        ok = np.isfinite(energies)
+        assert (np.isfinite(scored[i]) == ok).all()
+        assert np.allclose(scored[i][ok] - scored[i][ok].min(), energies[ok] - energies[ok].min(), atol=2e-3)
+        theta, phi, k, z = solutions[int(np.argmin(energies))]
+        assert (second.rotation_deg[i], second.elevation_deg[i], second.component[i]) == pytest.approx((theta, phi, k))
+        assert second.scale[i] * prior.metric_scale == pytest.approx(z[0], rel=1e-6)
+        assert np.allclose(second.coefficients[i], z[3:] / z[0], atol=1e-6)
+        assert np.allclose(first.translation[i] * [1, -1], z[1:3], atol=1e-4)

@@ -96,6 +96,22 @@ def test_warp_puts_image_points_where_the_crop_says(crop):
     assert batch[0, :, :, 1].max() == 0             # no green: colours are not swapped
 
 
+def test_warp_reads_the_same_pixels_as_a_whole_frame_pyramid(demo_video):
+    """Halving only the part of the frame under a crop gives the crop a whole-frame pyramid would."""
+    frame = _frames(demo_video, 1)[0]
+    for crop in (Crop((800.3, 420.7), 450.0, 192), Crop((1500.0, 300.0), 617.0, 224), Crop((30.0, 1000.0), 700.0, 224)):
+        level = int(np.floor(np.log2(crop.side / crop.size)))
+        pyramid = frame
+        for _ in range(level):
+            pyramid = cv2.pyrDown(pyramid)
+        step = 2 ** level
+        at_level = Crop(((crop.centre[0] + 0.5) / step - 0.5, (crop.centre[1] + 0.5) / step - 0.5), crop.side / step,
+                        crop.size)
+        expected = cv2.warpAffine(pyramid, at_level.matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR)
+        got = warp(frame, [crop])[0][..., ::-1]
+        assert np.abs(got - expected).max() <= 1.0
+
+
 def test_letterbox_pads_with_zeros():
     image = np.full((100, 200, 3), 200, np.uint8)
     batch = warp(image, [letterbox(200, 100, 224)])
@@ -235,30 +251,41 @@ def _frames(video: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def test_video_runs_the_detector_every_n_frames(demo_video):
-    """The shop video: the detector runs on frame 0, then only every 3rd frame or right after a
-    person was lost; the frames between follow people from their last keypoints."""
-    est = PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite", config=Pose2DConfig(detect_every=3))
-    since, lost, tracked_frames = 0, False, 0
-    for i, frame in enumerate(_frames(demo_video, 7)):
-        runs = est.detector_runs
-        people = est.estimate(frame)
-        detected = est.detector_runs > runs
-        expected = i == 0 or lost or since + 1 >= 3
-        assert detected == expected, (i, since, lost)
-        since = 0 if detected else since + 1
-        lost = est.lost
-        assert len(people) >= 2
-        tracked_frames += not detected
-    assert tracked_frames >= 2
-    est.reset()
-    runs = est.detector_runs
-    est.estimate(frame)
-    assert est.detector_runs == runs + 1
+class _RecordingDetector(PersonDetector):
+    """The real detector, remembering which regions it was asked to look at in each frame."""
+
+    def __init__(self, real: PersonDetector):
+        super().__init__(real.backend, real.min_score, real.tiles)
+        self.asked: list[list[Crop]] = []
+
+    def detect(self, image, regions=None):
+        self.asked.append(list(regions) if regions is not None else self.regions(image.shape[1], image.shape[0]))
+        return super().detect(image, regions)
+
+
+def test_video_spreads_the_detector_regions_over_frames(demo_video):
+    """The shop video (1080p: the whole frame and 8 tiles): frame 0 looks everywhere; then each frame
+    looks at its round-robin share, so every region comes round once in every detect_every frames and
+    no frame pays for all of them; people are followed from their keypoints in between."""
+    est = PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite",
+                                 config=Pose2DConfig(detect_every=3, lost_frames=100))
+    est.detector = _RecordingDetector(est.detector)
+    frames = _frames(demo_video, 7)
+    for frame in frames:
+        assert len(est.estimate(frame)) >= 2
+    regions = est.detector.regions(1920, 1080)
+    assert len(regions) == 9
+    asked = est.detector.asked
+    assert len(asked) == 7 and asked[0] == regions
+    for first in (1, 4):
+        window = [r for frame in asked[first:first + 3] for r in frame]
+        assert sorted(map(regions.index, window)) == list(range(9))
+    assert all(len(frame) == 3 for frame in asked[1:])
 
 
 def test_steady_people_get_the_detector_every_n_frames_exactly(cpm, photos_dir):
-    est = PoseEstimator2D(cpm.keypoint_backend, cpm.detector, cpm.model, Pose2DConfig(detect_every=3))
+    whole_frame_only = PersonDetector(cpm.detector.backend, cpm.detector.min_score, tiles=1)
+    est = PoseEstimator2D(cpm.keypoint_backend, whole_frame_only, cpm.model, Pose2DConfig(detect_every=3))
     image = load_image(photos_dir / "p2.jpg")
     detected = []
     for _ in range(7):
@@ -268,13 +295,32 @@ def test_steady_people_get_the_detector_every_n_frames_exactly(cpm, photos_dir):
     assert detected == [True, False, False, True, False, False, True]
 
 
-def test_a_lost_person_brings_the_detector_back(cpm, photos_dir):
-    est = PoseEstimator2D(cpm.keypoint_backend, cpm.detector, cpm.model, Pose2DConfig(detect_every=100))
+def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(cpm, photos_dir):
+    est = PoseEstimator2D(cpm.keypoint_backend, cpm.detector, cpm.model,
+                          Pose2DConfig(detect_every=100, lost_frames=2))
     image = load_image(photos_dir / "p2.jpg")
     assert len(est.estimate(image)) == 2 and est.detector_runs == 1
     assert len(est.estimate(image)) == 2 and est.detector_runs == 1
-    assert est.estimate(np.zeros_like(image)) == [] and est.detector_runs == 1   # tracked crops find nobody
-    assert len(est.estimate(image)) == 2 and est.detector_runs == 2               # so the detector runs again
+    black = np.zeros_like(image)
+    assert est.estimate(black) == [] and not est.lost        # one poor frame: still followed
+    assert est.estimate(black) == [] and est.lost             # the second: dropped
+    assert est.detector_runs == 1
+    assert len(est.estimate(image)) == 2 and est.detector_runs == 2   # the detector looks where they were
+    assert not est.lost
+
+
+def test_a_detection_the_keypoint_model_rejects_is_not_a_lost_person(demo_video):
+    """On the first frame of the shop video the detector also fires on a shelf the CPM sees no one
+    in: that candidate is dropped silently and does not bring the detector back."""
+    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(detect_every=100))
+    est.detector = _RecordingDetector(est.detector)
+    frame = _frames(demo_video, 1)[0]
+    detections = est.detector.detect(frame)
+    people = est.estimate(frame)
+    assert 2 <= len(people) < len(detections)
+    assert not est.lost
+    est.estimate(frame)
+    assert len(est.detector.asked) == 2     # the explicit call and frame 0 only
 
 
 # --- bad input -----------------------------------------------------------------------------------

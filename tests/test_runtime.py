@@ -1,6 +1,7 @@
 """The whole pipeline as real processes over real sockets: `realtime run` end to end, restarts, errors."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -212,3 +213,16 @@ def test_json_log_lines_carry_fields(capsys):
     setup_logging("text", "capture-0")
     logging.getLogger("realtime.capture").warning("source_down", extra=fields(attempt=3))
     assert capsys.readouterr().err.rstrip().endswith("capture-0  source_down attempt=3")
+
+
+def test_root_is_placed_in_the_cameras_level_frame():
+    from realtime.runtime.lifting import level_root
+
+    # A pelvis on the optical axis, 10 m away (scale 100 px/m, f 1000 px), camera pitched down 20 degrees:
+    # below the camera by 10 sin 20 and 10 cos 20 in front of it; with a level camera straight ahead.
+    x, y, z = level_root(960.0, 540.0, 100.0, 1000.0, 960.0, 540.0, 20.0)
+    assert (x, y, z) == pytest.approx((0.0, -10 * math.sin(math.radians(20)), -10 * math.cos(math.radians(20))))
+    assert level_root(960.0, 540.0, 100.0, 1000.0, 960.0, 540.0, 0.0) == pytest.approx([0.0, 0.0, -10.0])
+    # 100 px right of and above the centre: 1 m right, and 1 m up in camera axes.
+    x, y, z = level_root(1060.0, 440.0, 100.0, 1000.0, 960.0, 540.0, 0.0)
+    assert (x, y, z) == pytest.approx((1.0, 1.0, -10.0))

@@ -11,7 +11,11 @@ neighbour (Chen & Ramanan) and an MLP (Martinez et al.) trained on the same trai
 Speed: poses/s on one core (OMP/OpenBLAS threads = 1) at batches 1, 16, 1024 and single-pose
 latency p50/p99, with known pitch and with the elevation search.
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python tools/bench_lifting.py [--json]
+Stream speed (``--part stream``): the real keypoints of PoseEstimator2D on the first ``--frames`` of
+the demo video (missing joints, varied confidences; also the inputs of the 2D stage's 3D feedback
+lifter), lifted frame by frame from a cold cache as a runtime worker would, ms per frame.
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python tools/bench_lifting.py [--part all|mocap|stream] [--json]
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -37,6 +43,7 @@ from realtime.lifting.evaluation import add_noise, drop_joints, mpjpe, pa_mpjpe,
 from realtime.mocap import load_dataset  # noqa: E402
 
 CACHE = REPO / "engines" / "cache"
+DEMO_VIDEO = REPO.parent / "shared" / "data" / "video" / "deepstream_Retail02_short.mp4"
 
 
 class KnownPitch:
@@ -74,6 +81,111 @@ def speed(lifter: Lifter, views, batches=(1, 16, 1024), budget_s: float = 3.0) -
     return out
 
 
+def camera_pitch_deg(cam_info: Path) -> float:
+    """Downward pitch of a camera from the 3x4 projection matrix in a DeepStream camInfo.yml (world z up).
+
+    The third row of P = K [R | t] is the optical axis r3 (up to sign, chosen so depths are positive);
+    the pitch is asin(-r3 . up). Read by hand: the file is a two-key YAML list that OpenCV cannot parse.
+    """
+    lines = cam_info.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("projectionMatrix_3x4:")) + 1
+    p = np.array([float(line.split(maxsplit=1)[1]) for line in lines[start : start + 12]]).reshape(3, 4)
+    r3 = p[2, :3] / np.linalg.norm(p[2, :3]) * np.sign(p[2, 3])
+    return float(np.degrees(np.arcsin(-r3[2])))
+
+
+class _Recording:
+    """Stands in for the 2D feedback's lifter and keeps every input it is given."""
+
+    def __init__(self, lifter: Lifter, calls: list):
+        self.lifter, self.calls = lifter, calls
+
+    def lift(self, keypoints2d: np.ndarray, confidence: np.ndarray):
+        self.calls.append((np.array(keypoints2d, np.float64), np.array(confidence, np.float64)))
+        return self.lifter.lift(keypoints2d, confidence)
+
+
+def collect_stream(video: Path, n_frames: int, backend: str, out: Path | None) -> dict[str, list]:
+    """Per frame: PoseEstimator2D's (kp, conf), and each (kp, conf) its 3D feedback lifted; cached in ``out``."""
+    if out is not None and out.exists():
+        with np.load(out) as f:
+            return {name: [(f[f"{name}_kp"][f[f"{name}_at"] == i], f[f"{name}_conf"][f[f"{name}_at"] == i])
+                           for i in range(int(f[f"{name}_n"]))] for name in ("people", "feedback")}
+    import cv2
+
+    from realtime.config import load_config
+    from realtime.pose2d.estimator import PoseEstimator2D
+
+    estimator = PoseEstimator2D.create(backend=backend, config=load_config().pose2d)
+    feedback: list = []
+    if estimator.refiner is not None:
+        estimator.refiner = dataclasses.replace(estimator.refiner,
+                                                lifter=_Recording(estimator.refiner.lifter, feedback))
+    capture = cv2.VideoCapture(str(video))
+    people = []
+    while len(people) < n_frames:
+        ok, image = capture.read()
+        if not ok:
+            break
+        found = estimator.estimate(image)
+        people.append((np.array([p.keypoints for p in found], np.float64).reshape(-1, 14, 2),
+                       np.array([p.confidence for p in found], np.float64).reshape(-1, 14)))
+    capture.release()
+    estimator.close()
+    streams = {"people": people, "feedback": feedback}
+    if out is not None:
+        arrays = {}
+        for name, frames in streams.items():
+            arrays[f"{name}_kp"] = np.concatenate([kp for kp, _ in frames] + [np.zeros((0, 14, 2))])
+            arrays[f"{name}_conf"] = np.concatenate([c for _, c in frames] + [np.zeros((0, 14))])
+            arrays[f"{name}_at"] = np.repeat(np.arange(len(frames)), [len(kp) for kp, _ in frames])
+            arrays[f"{name}_n"] = np.array(len(frames))
+        np.savez(out, **arrays)
+    return streams
+
+
+def stream_speed(frames: list, make_lifter, repeats: int) -> dict:
+    """ms per frame lifting a stream from a cold cache; each statistic is the median over repeats."""
+    runs = []
+    for _ in range(repeats):
+        lifter = make_lifter()
+        times = []
+        for kp, conf in frames:
+            if len(kp):
+                t = time.perf_counter()
+                lifter.lift(kp, conf)
+                times.append(time.perf_counter() - t)
+        runs.append(np.array(times) * 1000)
+    stat = lambda f: float(np.median([f(r) for r in runs]))  # noqa: E731
+    return {"frames": len(runs[0]), "people_per_frame": float(np.mean([len(kp) for kp, _ in frames if len(kp)])),
+            "p50_ms": stat(np.median), "p95_ms": stat(lambda r: np.percentile(r, 95)), "max_ms": stat(np.max),
+            "mean_ms": stat(np.mean), "cache": lifter.cache_info()}
+
+
+def stream_part(args, prior: PosePrior, log) -> dict:
+    from realtime.config import load_config
+    from realtime.pose2d.refine import ELEVATIONS_DEG, ROTATIONS
+
+    t = time.perf_counter()
+    streams = collect_stream(args.video, args.frames, args.backend, args.keypoints)
+    log(f"stream: {len(streams['people'])} frames of 2D keypoints in {time.perf_counter() - t:.0f} s")
+    config = load_config().lifting
+    cam_info = args.video.with_name(args.video.name.replace("_short.mp4", "_camInfo.yml"))
+    pitch = camera_pitch_deg(cam_info) if cam_info.exists() else math.nan
+    modes = {
+        "default config (80 rotations x 5 elevations)": (streams["people"],
+                                                         lambda: Lifter.from_config(config, prior=prior)),
+        f"demo pitch {pitch:.1f} deg (80 rotations)": (streams["people"],
+                                                       lambda: Lifter(prior, camera_pitch_deg=pitch)),
+        "2D feedback lifter (24 rotations x 1)": (streams["feedback"],
+                                                  lambda: Lifter(prior, rotations=ROTATIONS,
+                                                                 elevations_deg=ELEVATIONS_DEG)),
+    }
+    return {"video": str(args.video), "camera_pitch_deg": pitch,
+            "modes": {name: stream_speed(frames, make, args.repeats) for name, (frames, make) in modes.items()
+                      if frames and not (math.isnan(pitch) and "pitch" in name)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mocap", type=Path, default=REPO.parent / "shared" / "data" / "mocap" / "cmu")
@@ -83,12 +195,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mlp-steps", type=int, default=800, help="MLP training steps of 256 random views")
     p.add_argument("--no-cache", action="store_true", help="retrain the baselines instead of engines/cache/")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--part", choices=("all", "mocap", "stream"), default="all")
+    p.add_argument("--video", type=Path, default=DEMO_VIDEO, help="video for the stream speed")
+    p.add_argument("--frames", type=int, default=100, help="frames of the video for the stream speed")
+    p.add_argument("--backend", default="onnxruntime", help="2D backend collecting the stream's keypoints")
+    p.add_argument("--keypoints", type=Path, default=None,
+                   help="npz cache of the stream's 2D keypoints: read if it exists, else written")
+    p.add_argument("--repeats", type=int, default=3, help="stream passes (statistics are their medians)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    progress = not args.json
-
     prior = PosePrior.load(args.prior)
+    result = mocap_part(args, prior, log) if args.part in ("all", "mocap") else {}
+    if args.part in ("all", "stream"):
+        result["stream"] = stream_part(args, prior, log)
+    if args.json:
+        print(json.dumps(result))
+    elif "stream" in result:
+        stream = result["stream"]
+        print(f"\nStream: {stream['video']}, Lifter.lift ms per frame from a cold cache, one core")
+        print(f"{'mode':<48}{'frames':>7}{'people':>7}{'p50':>7}{'p95':>7}{'max':>7}{'mean':>7}{'patterns':>9}")
+        for mode, r in stream["modes"].items():
+            print(f"{mode:<48}{r['frames']:>7}{r['people_per_frame']:>7.1f}{r['p50_ms']:>7.2f}{r['p95_ms']:>7.2f}"
+                  f"{r['max_ms']:>7.1f}{r['mean_ms']:>7.2f}{r['cache']['misses']:>9}")
+    return 0
+
+
+def mocap_part(args, prior: PosePrior, log) -> dict:
+    """Accuracy on held-out mocap subjects and batch speed; prints its tables unless ``--json``."""
+    progress = not args.json
     train = load_dataset(args.mocap, fps=args.fps, split="train", progress=progress).joints()
     test_ds = load_dataset(args.mocap, fps=args.fps, split="test", progress=progress)
     test = test_ds.joints()
@@ -152,8 +287,7 @@ def main(argv: list[str] | None = None) -> int:
               "accuracy": accuracy, "speed": timing,
               "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     if args.json:
-        print(json.dumps(result))
-        return 0
+        return result
     print(f"\nAccuracy on {len(views.truth)} views of {len(test)} test poses (mm; MPJPE / PA-MPJPE)")
     print(f"{'method':<32}" + "".join(f"{c:>20}" for c in conditions))
     for name, rows in accuracy.items():
@@ -163,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode, t in timing.items():
         print(f"{mode:<32}{t['batch1_poses_per_s']:>10.0f}{t.get('batch16_poses_per_s', float('nan')):>10.0f}"
               f"{t['batch1024_poses_per_s']:>12.0f}{t['latency_p50_ms']:>8.2f}{t['latency_p99_ms']:>8.2f}")
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ class Track:
     source: str
     times: list[float] = field(default_factory=list)      # seconds since the recording's first frame
     seqs: list[int] = field(default_factory=list)
-    joints: list[np.ndarray] = field(default_factory=list)  # (J, 3) camera frame: root + root-relative joints
+    joints: list[np.ndarray] = field(default_factory=list)  # (J, 3) camera level frame: root + root-relative joints
 
 
 @dataclass

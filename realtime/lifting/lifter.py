@@ -34,6 +34,7 @@ from realtime.skeleton import JOINTS3D, LSP14
 DEFAULT_ELEVATIONS = (-10.0, 0.0, 10.0, 20.0, 30.0)
 _N2D = len(LSP14)
 _ROWS = 2 * _N2D
+_BITS = 1 << np.arange(_N2D)
 #: Missing-joint patterns kept (each holds 2|m| x 2|m| floats per view: at most ~1 MB with 80 x 5 views).
 PATTERN_CACHE = 256
 #: People scored per matrix product: keeps the (people x views x components) block in cache.
@@ -45,9 +46,9 @@ class _Pattern:
     """The pattern-dependent part of the scoring for one set of missing rows, over all views."""
 
     rows: np.ndarray        # (R,) indices of the missing rows of the flattened (14,2) keypoints
-    whiten: np.ndarray      # (R, P, V*K) float32: the rows of A C
+    whiten: np.ndarray      # (R, Q, V*K) float32: the rows of A C (centred design)
     qinv: np.ndarray        # (R, R, V*K) float32: Q_mm^-1
-    scale_row: np.ndarray   # (R, V*K) float32: the rows of A G^-1 e_0
+    scale_row: np.ndarray   # (R, V*K) float32: the rows of A G^-1 e_0 (centred design)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Lifter:
         self._phi = np.repeat(np.radians(np.asarray(elevations, float)), rotations)
         proj = (_rot_x(self._phi) @ _rot_y(self._theta))[:, :2]             # (V,2,3)
         k, j = prior.n_components, prior.n_basis
-        self._p = p = 3 + j                                                 # z = (s, t_x, t_y, b)
+        p = 3 + j                                                           # z = (s, t_x, t_y, b)
         n_views = len(proj)
         a = np.zeros((n_views, k, _N2D, 2, p))
         a[..., 0] = np.einsum("vcx,klx->vklc", proj, prior.means[:, :_N2D])
@@ -130,17 +131,22 @@ class Lifter:
         self._lam = prior.noise + (prior.noise2d if noise2d is None else noise2d) ** 2  # (K,)
         self._ridge = np.zeros((k, p, p))
         self._ridge[:, np.arange(3, p), np.arange(3, p)] = self._lam[:, None]
-        ginv = np.linalg.inv(np.matmul(self._a.transpose(0, 1, 3, 2), self._a) + self._ridge)
-        whiten = np.matmul(self._a, np.linalg.cholesky(ginv))               # A C, (V,K,28,P)
-        self._whiten64 = np.ascontiguousarray(whiten.transpose(2, 3, 0, 1).reshape(_ROWS, p, -1))
-        self._whiten = self._whiten64.reshape(_ROWS, -1).astype(np.float32)  # (28, P*V*K), columns (p, v, k)
-        scale_row = np.matmul(self._a, ginv[..., :1])[..., 0]               # A G^-1 e_0, (V,K,28)
+        self._ginv = np.linalg.inv(np.matmul(self._a.transpose(0, 1, 3, 2), self._a) + self._ridge)
+        # Scoring eliminates t by centring: the (s, b) columns of the design, centred over joints.
+        self._q = q = 1 + j
+        centred = a[..., [0, *range(3, p)]]
+        centred = (centred - centred.mean(axis=2, keepdims=True)).reshape(n_views, k, _ROWS, q)
+        ginv = np.linalg.inv(np.matmul(centred.transpose(0, 1, 3, 2), centred) + self._ridge[:, 2:, 2:])
+        whiten = np.matmul(centred, np.linalg.cholesky(ginv))               # A C, (V,K,28,Q)
+        self._whiten64 = np.ascontiguousarray(whiten.transpose(2, 3, 0, 1).reshape(_ROWS, q, -1))
+        self._whiten = self._whiten64.reshape(_ROWS, -1).astype(np.float32)  # (28, Q*V*K), columns (q, v, k)
+        scale_row = np.matmul(centred, ginv[..., :1])[..., 0]               # A G^-1 e_0, (V,K,28)
         self._scale_row = np.ascontiguousarray(scale_row.transpose(2, 0, 1).reshape(_ROWS, -1), dtype=np.float32)
         self._bases_by_k = prior.bases.reshape(k, -1, j)                    # (K,48,J)
         self._bases_flat = prior.bases.reshape(-1, j)                       # (K*16*3, J)
         self._lam_vk = np.tile(self._lam, n_views).astype(np.float32)
         self._log_weights_vk = np.tile(np.log(prior.weights), n_views).astype(np.float32)
-        self._patterns: OrderedDict[bytes, _Pattern] = OrderedDict()
+        self._patterns: OrderedDict[int, _Pattern] = OrderedDict()
         self._hits = self._misses = 0
 
     @classmethod
@@ -156,9 +162,8 @@ class Lifter:
         """Missing-joint pattern cache: ``hits`` and ``misses`` so far, and ``size`` (patterns held)."""
         return {"hits": self._hits, "misses": self._misses, "size": len(self._patterns)}
 
-    def _pattern(self, missing: np.ndarray) -> _Pattern:
-        """Q_mm^-1 and the missing rows of A C and A G^-1 e_0 for one (14,) missing-joint mask."""
-        key = np.packbits(missing).tobytes()
+    def _pattern(self, key: int, missing: np.ndarray) -> _Pattern:
+        """Q_mm^-1 and the missing rows of A C and A G^-1 e_0 for one (14,) missing-joint mask (bits ``key``)."""
         pattern = self._patterns.get(key)
         if pattern is not None:
             self._hits += 1
@@ -166,8 +171,9 @@ class Lifter:
             return pattern
         self._misses += 1
         rows = np.flatnonzero(np.repeat(missing, 2))
-        ac = self._whiten64[rows]                                           # (R,P,VK)
-        q = np.eye(len(rows))[..., None] - np.einsum("rpv,spv->rsv", ac, ac)
+        ac = self._whiten64[rows]                                           # (R,Q,VK)
+        same_axis = rows[:, None] % 2 == rows[None] % 2                     # the centring's share of Q
+        q = (np.eye(len(rows)) - same_axis / _N2D)[..., None] - np.einsum("rpv,spv->rsv", ac, ac)
         qinv = np.linalg.inv(q.transpose(2, 0, 1)).transpose(1, 2, 0)
         pattern = self._patterns[key] = _Pattern(rows, ac.astype(np.float32), qinv.astype(np.float32),
                                                   self._scale_row[rows])
@@ -180,23 +186,25 @@ class Lifter:
 
         ``y0`` (N,28) holds the normalised keypoints with missing rows zeroed.
         """
-        n, p = len(y0), self._p
+        n, q = len(y0), self._q
         energy = np.empty((n, len(self._lam_vk)), np.float32)
         y32 = y0.astype(np.float32)
+        axis_mean = y32.reshape(n, _N2D, 2).mean(1)                         # (N,2): Q's centring part
+        centred_ssq = np.einsum("nr,nr->n", y32, y32) - _N2D * np.einsum("nc,nc->n", axis_mean, axis_mean)
         n_vis = (_N2D - missing.sum(1)).astype(np.float32)[:, None]
-        patterns, group = np.unique(missing, axis=0, return_inverse=True)
-        group = group.ravel()
-        for g, mask in enumerate(patterns):
-            pattern = self._pattern(mask) if mask.any() else None
+        keys, first, group = np.unique(missing @ _BITS, return_index=True, return_inverse=True)
+        for g, (key, person) in enumerate(zip(keys.tolist(), first)):
+            pattern = self._pattern(key, missing[person]) if key else None
             members = np.flatnonzero(group == g)
             for start in range(0, len(members), _CHUNK):
                 chunk = members[start : start + _CHUNK]
                 y = y32[chunk]
-                u = (y @ self._whiten).reshape(len(chunk), p, -1)
-                cost = np.einsum("nr,nr->n", y, y)[:, None] - np.einsum("npv,npv->nv", u, u)
+                u = (y @ self._whiten).reshape(len(chunk), q, -1)
+                cost = centred_ssq[chunk, None] - np.einsum("npv,npv->nv", u, u)
                 s = y @ self._scale_row
                 if pattern is not None:
                     qm = -np.einsum("rpv,npv->nrv", pattern.whiten, u)       # (Q y)_m
+                    qm -= axis_mean[chunk][:, pattern.rows % 2, None]
                     imputed = -np.einsum("rsv,nsv->nrv", pattern.qinv, qm)  # y_m at the optimum
                     cost += np.einsum("nrv,nrv->nv", qm, imputed)
                     s += np.einsum("rv,nrv->nv", pattern.scale_row, imputed)
@@ -235,9 +243,12 @@ class Lifter:
         plausible = np.isfinite(energy[np.arange(len(idx)), best])
         k = self.prior.n_components
         view, comp = np.divmod(best, k)
-        design = self._a[view, comp] * np.repeat(seen, 2, axis=1)[..., None]   # missing rows zeroed
-        h = np.matmul(y0[:, None], design)[:, 0]
-        ginv = np.linalg.inv(np.matmul(design.transpose(0, 2, 1), design) + self._ridge[comp])
+        h = np.matmul(y0[:, None], self._a[view, comp])[:, 0]               # y0 is 0 on missing rows
+        ginv = self._ginv[view, comp]
+        part = np.flatnonzero(~seen.all(1))
+        if len(part):
+            design = self._a[view[part], comp[part]] * np.repeat(seen[part], 2, axis=1)[..., None]
+            ginv[part] = np.linalg.inv(np.matmul(design.transpose(0, 2, 1), design) + self._ridge[comp[part]])
         z = np.matmul(ginv, h[..., None])[..., 0]
         sb, tb, bb = z[:, 0], z[:, 1:3], z[:, 3:]
         ssq = (y0 * y0).sum(1)

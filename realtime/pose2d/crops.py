@@ -54,6 +54,7 @@ def warp(image: np.ndarray, crops: list[Crop], out: np.ndarray | None = None) ->
 
     Strong downscaling reads from an image pyramid (each level half the last) so that bilinear
     sampling never skips pixels: a 1080p frame shrunk to a 224 detector input would otherwise alias.
+    Only the part of the frame under each crop is halved, not the whole frame.
     """
     if not crops:
         return np.zeros((0, 1, 1, 3), np.float32)
@@ -61,15 +62,9 @@ def warp(image: np.ndarray, crops: list[Crop], out: np.ndarray | None = None) ->
     if out is None:
         out = np.empty((len(crops), size, size, 3), np.float32)
     bgr = np.empty((len(crops), size, size, 3), np.uint8)
-    pyramid = [image]
     for i, crop in enumerate(crops):
-        level = 0
-        while crop.side / crop.size >= 2.0 ** (level + 1) and min(pyramid[level].shape[:2]) >= 2 * MIN_LEVEL_SIDE:
-            level += 1
-            if len(pyramid) <= level:
-                pyramid.append(cv2.pyrDown(pyramid[level - 1]))
-        crop_l = _at_level(crop, level, image.shape, pyramid[level].shape)
-        cv2.warpAffine(pyramid[level], crop_l.matrix, (size, size), dst=bgr[i], flags=cv2.INTER_LINEAR,
+        source, crop_l = _source(image, crop)
+        cv2.warpAffine(source, crop_l.matrix, (size, size), dst=bgr[i], flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     rgb = cv2.cvtColor(bgr.reshape(-1, size, 3), cv2.COLOR_BGR2RGB)
     out[...] = rgb.reshape(bgr.shape)
@@ -78,12 +73,33 @@ def warp(image: np.ndarray, crops: list[Crop], out: np.ndarray | None = None) ->
 
 #: Pyramid levels stop before an image side falls below this.
 MIN_LEVEL_SIDE = 16
+#: Image pixels kept around a crop before halving, per pyramid level (the 5-tap kernel reaches 2 pixels
+#: of each level; with this margin the crop sees the same pixels as in a pyramid of the whole frame).
+MARGIN = 4
 
 
-def _at_level(crop: Crop, level: int, shape0: tuple, shape: tuple) -> Crop:
+def _source(image: np.ndarray, crop: Crop) -> tuple[np.ndarray, Crop]:
+    """The image region under ``crop``, halved until the crop samples it at less than 2:1, and the
+    crop in that region's pixels. Regions start on multiples of the pyramid step, so halving them
+    gives the same pixels as halving the whole frame."""
+    h, w = image.shape[:2]
+    level = 0
+    while crop.side / crop.size >= 2.0 ** (level + 1) and min(h, w) >> (level + 1) >= MIN_LEVEL_SIDE:
+        level += 1
     if level == 0:
-        return crop
-    sx, sy = shape[1] / shape0[1], shape[0] / shape0[0]
-    cx = (crop.centre[0] + 0.5) * sx - 0.5
-    cy = (crop.centre[1] + 0.5) * sy - 0.5
-    return Crop((cx, cy), crop.side * (sx + sy) / 2.0, crop.size)
+        return image, crop
+    step = 2 ** level
+    half = crop.side / 2.0 + MARGIN * step
+    x0 = max(0, int(np.floor((crop.centre[0] - half) / step)) * step)
+    y0 = max(0, int(np.floor((crop.centre[1] - half) / step)) * step)
+    x1 = min(w, int(np.ceil((crop.centre[0] + half) / step)) * step)
+    y1 = min(h, int(np.ceil((crop.centre[1] + half) / step)) * step)
+    if x1 - x0 < step or y1 - y0 < step:
+        return image, crop
+    region = image[y0:y1, x0:x1]
+    for _ in range(level):
+        region = cv2.pyrDown(region)
+    # pixel centres: x_level = (x + 0.5) / step - 0.5
+    shifted = Crop(((crop.centre[0] - x0 + 0.5) / step - 0.5, (crop.centre[1] - y0 + 0.5) / step - 0.5),
+                   crop.side / step, crop.size)
+    return region, shifted

@@ -6,9 +6,10 @@ belief-map (or landmark) decoding -> LSP-14 keypoints in image pixels with per-j
 On video the detector is the expensive, jittery part, so (as real-time systems do) each person's
 keypoints in one frame place their crop in the next. The detector's regions (the whole frame and its
 tiles) are spread round-robin over ``detect_every`` frames, so no frame pays for all of them; only the
-first frame of a video looks everywhere at once. A followed person is dropped only after
-``lost_frames`` poor frames in a row (a turn or a passer-by in front must not lose them), and then
-the detector looks around where they were on the next frame.
+first frame of a video looks everywhere at once. Hysteresis keeps people: a new person needs
+``person_score``, a followed one only ``keep_fraction`` of it, and a followed person below that is
+dropped only after ``lost_frames`` poor frames in a row (a turn or a passer-by in front must not lose
+them); the detector then looks around where they were on the next frame.
 """
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ SAME_JOINT = 0.1
 SAME_PERSON = 0.5
 #: A tracked person's box shrinks to no less than this fraction of the last one per frame.
 SHRINK = 0.85
-#: A detection is a tracked person when its body centre is in their box and its size within this factor.
+#: A detection is a tracked person when its body centre is in their box and its size within this factor
+#: above theirs, or down to PART_SIZE of theirs (a tile that cuts a person finds a smaller "person" inside).
 SAME_SIZE = 2.0
+PART_SIZE = 0.25
 
 
 @dataclass
@@ -287,7 +290,7 @@ class PoseEstimator2D:
         found, poor = [], []
         for crop, p, c, e, track in zip(crops, points, confidence, evidence, candidates):
             person = _person(crop, p, c, e)
-            if person.score >= self.person_score:
+            if person.score >= self.person_score * (self.config.keep_fraction if track.confirmed else 1.0):
                 found.append((person, track.box))
             elif track.confirmed:
                 poor.append(_Track(track.box, track.score, track.misses + 1))
@@ -323,12 +326,18 @@ def _refiner(config: Pose2DConfig) -> BeliefRefiner | None:
 
 
 def _merge(tracked: list[_Track], detections: list[Detection]) -> list[_Track]:
-    """Tracked people keep their keypoint boxes (tighter than a detection's); other detections are new."""
+    """Tracked people keep their keypoint boxes (tighter than a detection's), except those on a poor
+    streak, whose box the detection replaces (their last keypoint box is what went wrong); other
+    detections are new people."""
     merged = list(tracked)
     for d in detections:
         box = _detection_box(d)
-        if not any(_same_place(box, d.keypoints[0], t.box) for t in tracked):
+        same = [i for i, t in enumerate(merged[:len(tracked)]) if _same_place(box, d.keypoints[0], t.box)]
+        if not same:
             merged.append(_Track(box, d.score, confirmed=False))
+        elif merged[same[0]].misses:
+            t = merged[same[0]]
+            merged[same[0]] = _Track(box, t.score, t.misses, t.confirmed)
     return merged
 
 
@@ -350,7 +359,7 @@ def _around(box: np.ndarray, width: int, height: int) -> Crop:
 def _same_place(box: np.ndarray, centre: np.ndarray, tracked: np.ndarray) -> bool:
     inside = tracked[0] <= centre[0] <= tracked[2] and tracked[1] <= centre[1] <= tracked[3]
     size, tracked_size = max(box[2:] - box[:2]), max(max(tracked[2:] - tracked[:2]), 1.0)
-    return bool(inside and 1.0 / SAME_SIZE <= size / tracked_size <= SAME_SIZE)
+    return bool(inside and PART_SIZE <= size / tracked_size <= SAME_SIZE)
 
 
 def _detection_box(d: Detection) -> np.ndarray:

@@ -231,7 +231,7 @@ class HumanoidRig:
         return tuple(steps)
 
     def pose(self, joints: np.ndarray, root: np.ndarray | None = None) -> BonePose:
-        """Local bone rotations for one person's joints (J, 3); ``root`` offsets the pelvis (camera frame)."""
+        """Local bone rotations for one person's joints (J, 3); ``root`` offsets the pelvis (camera level frame)."""
         joints = _check_joints(joints, self.joint_names)
         pelvis = self._joint(joints, "pelvis") + (0.0 if root is None else np.asarray(root, dtype=np.float64))
         globals_ = np.zeros((len(BONES), 3, 3))

@@ -2,13 +2,15 @@
 
 Workers PULL from inference's PUSH (ZeroMQ hands each frame to the next free worker) and
 PUSH results to the publisher, which puts frames back in order. The root is placed in the
-camera frame (x right, y up, z towards the viewer) from the lifter's weak-perspective scale
-``s`` (px per metre) and the projected root ``(u, v)``: ``((u-cx)/s, -(v-cy)/s, -f/s)``,
-with ``f`` from ``[source] focal_px`` or, when unknown, 0.8 x image width (a ~64 degree
-horizontal field of view, typical of webcams) and the principal point at the image centre.
+camera's level frame (x right, y up against gravity, z horizontal towards the viewer, origin
+at the camera; the frame of the lifter's joints) from the lifter's weak-perspective scale ``s``
+(px per metre), the projected root ``(u, v)`` and the chosen camera pitch, with ``f`` from
+``[source] focal_px`` or, when unknown, 0.8 x image width (a ~64 degree horizontal field of view,
+typical of webcams) and the principal point at the image centre.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -60,6 +62,19 @@ def _without_3d(message: dict[str, Any]) -> None:
     message["stages"]["lift"] = time.time()
 
 
+def level_root(u: float, v: float, scale: float, focal: float, cx: float, cy: float,
+               pitch_deg: float) -> list[float]:
+    """The pelvis in the camera's *level* frame, the frame the lifter's joints are in.
+
+    Weak perspective puts the pelvis at depth ``focal / scale`` on the ray through ``(u, v)`` in
+    camera axes; turning those axes up by the camera's downward pitch gives gravity-up y and
+    horizontal z, so root and joints share one frame (origin at the camera).
+    """
+    x, y, z = (u - cx) / scale, -(v - cy) / scale, -focal / scale
+    c, s = math.cos(math.radians(pitch_deg)), math.sin(math.radians(pitch_deg))
+    return [x, y * c + z * s, -y * s + z * c]
+
+
 def lift_frame(lifter: Any, message: dict[str, Any], focal_px: float = 0.0) -> None:
     """Add ``joints3d``, ``uncertainty`` and ``root`` to each person of ``message`` (in place)."""
     people = message["people"]
@@ -77,5 +92,6 @@ def lift_frame(lifter: Any, message: dict[str, Any], focal_px: float = 0.0) -> N
             p["uncertainty"] = out.uncertainty[i].astype(np.float32).tobytes() if ok else None
             s = float(out.scale[i])
             u, v = (float(x) for x in out.translation[i])
-            p["root"] = [(u - cx) / s, -(v - cy) / s, -f / s] if ok and s > 0 and np.isfinite(u + v) else None
+            usable = ok and s > 0 and np.isfinite(u + v)
+            p["root"] = level_root(u, v, s, f, cx, cy, float(out.elevation_deg[i])) if usable else None
     message["stages"]["lift"] = time.time()

@@ -65,7 +65,7 @@ class Person:
     confidence: np.ndarray          # (14,) in [0, 1]
     joints3d: np.ndarray | None     # (J, 3) metres, root relative; None when lifting gave no pose
     uncertainty: np.ndarray | None  # (J,) per-joint posterior std (metres) from the lifter
-    root: np.ndarray | None = None  # (3,) root position in the camera frame (metres) when known
+    root: np.ndarray | None = None  # (3,) root position in the camera's level frame (metres) when known
     bbox: tuple[float, float, float, float] = (math.nan,) * 4
 
     def to_wire(self) -> dict[str, Any]:
