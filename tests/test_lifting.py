@@ -223,9 +223,10 @@ def test_repeated_missing_patterns_reuse_cached_work_and_match_direct_solve(prio
     conf = np.stack([p[1] for p in people] * 2)
     lifter = Lifter(prior, rotations=16, elevations_deg=(0.0, 20.0))
     first = lifter.lift(kp, conf)
-    assert lifter.cache_info() == {"hits": 0, "misses": 2, "size": 2}
+    info = lifter.cache_info()
+    assert (info["hits"], info["misses"], info["size"]) == (0, 2, 2) and info["bytes"] > 0
     second = lifter.lift(kp + 3.0, conf)
-    assert lifter.cache_info() == {"hits": 2, "misses": 2, "size": 2}
+    assert lifter.cache_info() == dict(info, hits=2)
     assert np.allclose(second.joints3d, first.joints3d, atol=1e-9)
     assert np.allclose(second.translation, first.translation + [3.0, 3.0], atol=1e-6)
     thetas = np.linspace(0, 2 * np.pi, 16, endpoint=False)
@@ -242,3 +243,21 @@ def test_repeated_missing_patterns_reuse_cached_work_and_match_direct_solve(prio
         assert second.scale[i] * prior.metric_scale == pytest.approx(z[0], rel=1e-6)
         assert np.allclose(second.coefficients[i], z[3:] / z[0], atol=1e-6)
         assert np.allclose(first.translation[i] * [1, -1], z[1:3], atol=1e-4)
+
+
+def test_pattern_cache_is_bounded_and_eviction_changes_nothing(prior, monkeypatch):
+    import realtime.lifting.lifter as lifter_module
+
+    rng = np.random.default_rng(12)
+    people = [_pose_like(prior, rng, n_missing=2) for _ in range(6)]
+    kp, conf = np.stack([p[0] for p in people]), np.stack([p[1] for p in people])
+    roomy = Lifter(prior, rotations=16)
+    expected = roomy.lift(kp, conf)
+    one = roomy.cache_info()["bytes"] // roomy.cache_info()["size"]
+    monkeypatch.setattr(lifter_module, "PATTERN_CACHE_BYTES", 2 * one)
+    tight = Lifter(prior, rotations=16)
+    for _ in range(2):
+        out = tight.lift(kp, conf)
+        assert np.allclose(out.joints3d, expected.joints3d, atol=1e-9)
+    info = tight.cache_info()
+    assert info["size"] == 2 and info["bytes"] <= 2 * one and info["misses"] > roomy.cache_info()["misses"]

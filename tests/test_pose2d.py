@@ -309,6 +309,19 @@ def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(cpm, photos_d
     assert not est.lost
 
 
+def test_followed_people_need_only_keep_fraction_of_the_person_score(cpm, photos_dir):
+    """Hysteresis: on the same image, people the estimator already follows are kept at a score that
+    new detections do not reach (both people in p2.jpg score ~0.75)."""
+    image = load_image(photos_dir / "p2.jpg")
+    found = cpm.estimate_in_boxes(image, np.array([[50, 40, 220, 385], [270, 50, 445, 410]], float))
+    assert all(0.68 < p.score < 0.85 for p in found)
+    est = PoseEstimator2D(cpm.keypoint_backend, cpm.detector, cpm.model,
+                          Pose2DConfig(person_score=0.85, keep_fraction=0.8, detect_every=100))
+    assert est.estimate(image) == []
+    est.seed(np.stack([p.bbox for p in found]))
+    assert len(est.estimate(image)) == 2
+
+
 def test_a_detection_the_keypoint_model_rejects_is_not_a_lost_person(demo_video):
     """On the first frame of the shop video the detector also fires on a shelf the CPM sees no one
     in: that candidate is dropped silently and does not bring the detector back."""

@@ -23,7 +23,7 @@ runs, people per frame and their mean score and keypoint confidence; ``--video-r
 frames R times back to back and reports the median run (another process may share the CPU).
 
     python tools/bench_2d.py [--json] [--shared ../shared] [--repeats 20] [--refine [--video-frames 150]]
-    python tools/bench_2d.py --video 300 [--video-repeats 3] [--json]
+    python tools/bench_2d.py --video 300 [--video-repeats 3] [--pose2d detect_every=5 ...] [--json]
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import math
 import os
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from realtime.config import Pose2DConfig  # noqa: E402
+from realtime.config import Config, Pose2DConfig  # noqa: E402
 from realtime.pose2d.crops import box_crop, warp  # noqa: E402
 from realtime.pose2d.estimator import MODELS, PoseEstimator2D  # noqa: E402
 from realtime.pose2d.detector import PersonDetector  # noqa: E402
@@ -316,7 +317,7 @@ def video_study(path: Path, frames: int, draw: Path | None) -> dict:
     return out
 
 
-def realtime_study(path: Path, frames: int, repeats: int) -> dict:
+def realtime_study(path: Path, frames: int, repeats: int, overrides: dict | None = None) -> dict:
     """``estimate()`` on the first ``frames`` frames of a video with the default configuration, decoded
     beforehand so that only the 2D stage is timed; ``repeats`` passes (state reset in between), the
     median pass by p50 reported, each pass's p50/p95 listed."""
@@ -328,7 +329,8 @@ def realtime_study(path: Path, frames: int, repeats: int) -> dict:
             break
         video.append(frame)
     capture.release()
-    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(backend="onnxruntime"))
+    config = Config().replace("pose2d", backend="onnxruntime", **(overrides or {})).pose2d
+    est = PoseEstimator2D.create(config=config)
     passes = []
     for _ in range(repeats):
         est.reset()
@@ -353,7 +355,7 @@ def realtime_study(path: Path, frames: int, repeats: int) -> dict:
             "mean_confidence": float(np.mean(confidences)) if confidences else 0.0})
     est.close()
     median = sorted(passes, key=lambda r: r["ms_p50"])[len(passes) // 2]
-    return {"video": path.name, "frames": len(video), "repeats": repeats, **median,
+    return {"video": path.name, "frames": len(video), "repeats": repeats, "overrides": overrides or {}, **median,
             "passes_ms_p50": [r["ms_p50"] for r in passes], "passes_ms_p95": [r["ms_p95"] for r in passes]}
 
 
@@ -361,7 +363,8 @@ def realtime_table(result: dict) -> str:
     r = result["realtime"]
     phases = ("detect", "crop", "infer", "decode")
     return "\n".join([
-        f"PoseEstimator2D.estimate on the first {r['frames']} frames of {r['video']}, default config, onnxruntime "
+        f"PoseEstimator2D.estimate on the first {r['frames']} frames of {r['video']}, "
+        f"{' '.join(f'{k}={v}' for k, v in r['overrides'].items()) or 'default config'}, onnxruntime "
         f"1 thread; median of {r['repeats']} passes; {result['cpus']} CPUs, load average "
         f"{result['load_average_1min']:.1f} before, {result['load_average_1min_after']:.1f} after",
         f"estimate ms    p50 {r['ms_p50']:.1f}  p95 {r['ms_p95']:.1f}  mean {r['ms_mean']:.1f}  max {r['ms_max']:.1f}"
@@ -500,11 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", type=int, default=0, metavar="N",
                    help="only the real-time check on the first N frames of the demo video")
     p.add_argument("--video-repeats", type=int, default=1, help="passes over the --video frames (median reported)")
+    p.add_argument("--pose2d", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --video: a [pose2d] setting other than the default (TOML value), repeatable")
     args = p.parse_args(argv)
     if args.video:
         load = os.getloadavg()[0]
+        overrides = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (s.split("=", 1) for s in args.pose2d)}
         realtime = realtime_study(args.shared / "data" / "video" / "deepstream_Retail02_short.mp4", args.video,
-                                  args.video_repeats)
+                                  args.video_repeats, overrides)
         result = {"realtime": realtime, "cpus": os.cpu_count(), "load_average_1min": load,
                   "load_average_1min_after": os.getloadavg()[0]}
         print(json.dumps(result) if args.json else realtime_table(result))

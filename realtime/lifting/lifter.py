@@ -13,12 +13,14 @@ Joints are visible or missing (confidence below ``min_confidence``); confidences
 fit, so the few missing-joint patterns of a stream repeat and their work is cached.
 The solution with the highest posterior over views and components wins.
 
-Speed: everything for all joints visible is precomputed per (view, component): with the design A,
-G = A^T A + ridge and G^-1 = C C^T, the residual matrix is Q = I - (A C)(A C)^T. Missing joints m
-are the same problem with their rows y_m free (they settle at their prediction), so the residual is
-the Schur complement y^T Q y - (Q y)_m^T Q_mm^-1 (Q y)_m, and the scale is the all-visible scale of
-y with y_m imputed. Only the small Q_mm^-1 (2|m| x 2|m| per view) depends on the pattern: it is built
-in one batched inverse and kept in an LRU cache. The chosen solution is then solved exactly.
+Speed: everything for all joints visible is precomputed per (view, component): eliminating t
+centres the design, and with the centred design A of (s, b), G = A^T A + ridge and G^-1 = C C^T,
+the residual of the best fit is y^T Q y with Q = I - T - (A C)(A C)^T (T the centring projection).
+Missing joints m are the same problem with their rows y_m free (they settle at their prediction),
+so the residual is the Schur complement y^T Q y - (Q y)_m^T Q_mm^-1 (Q y)_m (y zero on m), and the
+scale is the all-visible scale of y with y_m imputed. Only the small Q_mm^-1 (2|m| x 2|m| per view)
+depends on the pattern: it is built in one batched inverse and kept in an LRU cache. The chosen
+solution is then solved exactly.
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ DEFAULT_ELEVATIONS = (-10.0, 0.0, 10.0, 20.0, 30.0)
 _N2D = len(LSP14)
 _ROWS = 2 * _N2D
 _BITS = 1 << np.arange(_N2D)
-#: Missing-joint patterns kept (each holds 2|m| x 2|m| floats per view: at most ~1 MB with 80 x 5 views).
-PATTERN_CACHE = 256
+#: Memory for cached missing-joint patterns: with 80 x 5 views one missing joint takes 0.2 MB, eight 2.5 MB.
+PATTERN_CACHE_BYTES = 64 << 20
 #: People scored per matrix product: keeps the (people x views x components) block in cache.
 _CHUNK = 128
 
@@ -49,6 +51,10 @@ class _Pattern:
     whiten: np.ndarray      # (R, Q, V*K) float32: the rows of A C (centred design)
     qinv: np.ndarray        # (R, R, V*K) float32: Q_mm^-1
     scale_row: np.ndarray   # (R, V*K) float32: the rows of A G^-1 e_0 (centred design)
+
+    @property
+    def nbytes(self) -> int:
+        return self.whiten.nbytes + self.qinv.nbytes + self.scale_row.nbytes
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ class Lifter:
         self._lam_vk = np.tile(self._lam, n_views).astype(np.float32)
         self._log_weights_vk = np.tile(np.log(prior.weights), n_views).astype(np.float32)
         self._patterns: OrderedDict[int, _Pattern] = OrderedDict()
-        self._hits = self._misses = 0
+        self._hits = self._misses = self._cache_bytes = 0
 
     @classmethod
     def from_config(cls, config, prior: PosePrior | None = None) -> "Lifter":
@@ -159,8 +165,8 @@ class Lifter:
                    min_visible_joints=config.min_visible_joints, min_confidence=config.min_confidence)
 
     def cache_info(self) -> dict[str, int]:
-        """Missing-joint pattern cache: ``hits`` and ``misses`` so far, and ``size`` (patterns held)."""
-        return {"hits": self._hits, "misses": self._misses, "size": len(self._patterns)}
+        """Missing-joint pattern cache: ``hits`` and ``misses`` so far, ``size`` (patterns held) and ``bytes``."""
+        return {"hits": self._hits, "misses": self._misses, "size": len(self._patterns), "bytes": self._cache_bytes}
 
     def _pattern(self, key: int, missing: np.ndarray) -> _Pattern:
         """Q_mm^-1 and the missing rows of A C and A G^-1 e_0 for one (14,) missing-joint mask (bits ``key``)."""
@@ -177,8 +183,9 @@ class Lifter:
         qinv = np.linalg.inv(q.transpose(2, 0, 1)).transpose(1, 2, 0)
         pattern = self._patterns[key] = _Pattern(rows, ac.astype(np.float32), qinv.astype(np.float32),
                                                   self._scale_row[rows])
-        if len(self._patterns) > PATTERN_CACHE:
-            self._patterns.popitem(last=False)
+        self._cache_bytes += pattern.nbytes
+        while self._cache_bytes > PATTERN_CACHE_BYTES and len(self._patterns) > 1:
+            self._cache_bytes -= self._patterns.popitem(last=False)[1].nbytes
         return pattern
 
     def _energy(self, y0: np.ndarray, missing: np.ndarray) -> np.ndarray:
