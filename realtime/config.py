@@ -50,7 +50,7 @@ class Pose2DConfig:
     models_dir: str = opt("", help="local mirror of upstream model files; '' = ../shared/models if present")
     engines_dir: str = opt("", help="where converted models and engine caches go; '' = engines/")
     max_people: int = opt(10, min=1, max=64)
-    detect_every: int = opt(10, min=1, help="the detector's regions (whole frame, tiles) are spread round-robin "
+    detect_every: int = opt(20, min=1, help="the detector's regions (whole frame, tiles) are spread round-robin "
                                             "over N frames; the first frame looks everywhere")
     detector_score: float = opt(0.5, min=0.0, max=1.0)
     detector_tiles: int = opt(2, min=1, max=8,
