@@ -271,7 +271,7 @@ class Tracker:
         gate = self.config.keypoint_gate + _GATE_GROWTH * unseen
         kp_term = kp_dist / (height * gate)[:, None]
         a = self.config.keypoint_weight
-        cost = a * np.minimum(kp_term, 2.0) + (1.0 - a) * (1.0 - _iou(box_t, dets.bbox))
+        cost = a * np.minimum(kp_term, 2.0) + (1.0 - a) * (1.0 - iou_matrix(box_t, dets.bbox))
         cost += np.where(tr.state[rows] == TENTATIVE, _TENTATIVE_PENALTY, 0.0)[:, None]
         cost[kp_term > 1.0] = _INFEASIBLE
         return cost
@@ -368,8 +368,10 @@ def _foot(box: np.ndarray) -> np.ndarray:
     return np.stack([0.5 * (box[..., 0] + box[..., 2]), box[..., 3]], axis=-1)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(M, N) intersection over union of boxes a (M, 4) and b (N, 4)."""
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection over union of [x0, y0, x1, y1] boxes."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     lo = np.maximum(a[:, None, :2], b[None, :, :2])
     hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
