@@ -20,6 +20,8 @@ class OnnxRuntimeBackend(Backend):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads must sleep, not spin: the pipeline's other processes need those cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = model_path(model, "onnx", self.config)
         self.session: ort.InferenceSession | None = ort.InferenceSession(
             str(self.path), options, providers=["CPUExecutionProvider"])
