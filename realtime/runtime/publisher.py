@@ -63,6 +63,17 @@ class Publisher:
         self.published = self.people = self.failed = 0
         self._last_skeleton = 0.0
 
+    def on_subscriptions(self) -> None:
+        """The XPUB socket hands over each new subscription: a consumer that subscribes to the
+        skeleton gets it at once (sent on connect), not up to ``skeleton_every_s`` later."""
+        wanted = False
+        while self.pub.poll(0):
+            event = self.pub.recv()
+            wanted |= event[:1] == b"\x01" and schema.TOPIC_SKELETON.startswith(event[1:])
+        if wanted:
+            self._send(schema.TOPIC_SKELETON, self.skeleton, time.time())
+            self._last_skeleton = time.monotonic()
+
     def receive(self, message: dict[str, Any], now: float) -> None:
         source = message.get("source")
         if source not in self.reorder:
@@ -161,19 +172,26 @@ def _person(p: dict[str, Any]) -> schema.Person:
 
 def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
     pull = make_socket(child.ctx, zmq.PULL, bind=child.endpoints.lift_out, hwm=16)
-    pub = make_socket(child.ctx, zmq.PUB, bind=child.endpoints.publish, hwm=256)
+    pub = make_socket(child.ctx, zmq.XPUB, bind=child.endpoints.publish, hwm=256)
+    pub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, not only a topic's first, reaches us
     recorder = None
     if record_path:
         recorder = Recorder(recording_path(record_path, child.restarts), child.config.record.flush_every_s)
     publisher = Publisher(child, sources, pub, recorder)
     child.event("publisher_started", publish=child.endpoints.publish,
                 record=str(recorder.path) if recorder else "")
+    poller = zmq.Poller()
+    poller.register(pull, zmq.POLLIN)
+    poller.register(pub, zmq.POLLIN)
     bad = 0
     try:
         while not child.stop.is_set() and publisher.finished != set(sources):
             deadline = publisher.next_deadline()
             timeout = _POLL_MS if deadline is None else max(0.0, min(_POLL_MS, (deadline - time.time()) * 1e3))
-            if pull.poll(timeout):
+            ready = dict(poller.poll(timeout))
+            if pub in ready:
+                publisher.on_subscriptions()
+            if pull in ready:
                 while pull.poll(0):
                     try:
                         publisher.receive(unpack_header(pull.recv()), time.time())
