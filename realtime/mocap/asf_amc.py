@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MocapError
+from .errors import MocapError, parse_numbers, read_lines
 from .kinematics import Motion, euler_matrices, forward_kinematics
 
 
@@ -74,18 +74,12 @@ def _dof(path: Path, line: int, tokens: list[str]) -> tuple[str, ...]:
 def _numbers(path: Path, line: int, tokens: list[str], count: int, what: str) -> np.ndarray:
     if len(tokens) < count:
         raise MocapError(path, f"{what} needs {count} values, got {len(tokens)}", line)
-    try:
-        return np.array([float(t) for t in tokens[:count]])
-    except ValueError:
-        raise MocapError(path, f"{what}: not a number in {' '.join(tokens[:count])!r}", line) from None
+    return parse_numbers(path, line, tokens[:count], what)
 
 
 def read_asf(path: str | Path) -> AsfSkeleton:
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as e:
-        raise MocapError(path, f"cannot read: {e.strerror}") from None
+    lines = read_lines(path)
     section = ""
     length_unit = 1.0
     degrees = True
@@ -182,10 +176,7 @@ def read_asf(path: str | Path) -> AsfSkeleton:
 def read_amc(path: str | Path, skeleton: AsfSkeleton, fps: float = 120.0) -> Motion:
     """World positions of every bone start (its name) and end (``"<bone>/end"``), file units."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as e:
-        raise MocapError(path, f"cannot read: {e.strerror}") from None
+    lines = read_lines(path)
     degrees = skeleton.degrees
     first = 0
     for first, raw in enumerate(lines):

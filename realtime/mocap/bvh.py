@@ -19,18 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MocapError
+from .errors import MocapError, parse_numbers, read_lines
 from .kinematics import Motion, euler_matrices, forward_kinematics
 
 _ROTATIONS = {"xrotation": "X", "yrotation": "Y", "zrotation": "Z"}
 _POSITIONS = {"xposition": 0, "yposition": 1, "zposition": 2}
-
-
-def _floats(path: Path, line: int, tokens: list[str], what: str) -> np.ndarray:
-    try:
-        return np.array([float(t) for t in tokens])
-    except ValueError:
-        raise MocapError(path, f"{what}: not a number in {' '.join(tokens)!r}", line) from None
 
 
 @dataclass(frozen=True)
@@ -84,10 +77,7 @@ def read_bvh(path: str | Path) -> Motion:
 def parse_bvh(path: str | Path) -> BvhFile:
     """Hierarchy and channel values of a BVH file, checked line by line."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as e:
-        raise MocapError(path, f"cannot read: {e.strerror}") from None
+    lines = read_lines(path)
 
     names: list[str] = []
     parents: list[int] = []
@@ -138,7 +128,7 @@ def parse_bvh(path: str | Path) -> BvhFile:
             else:
                 raise MocapError(path, "unbalanced '}'", number)
         elif word == "OFFSET":
-            value = _floats(path, number, tokens[1:4], "OFFSET")
+            value = parse_numbers(path, number, tokens[1:4], "OFFSET")
             if len(value) != 3:
                 raise MocapError(path, f"OFFSET needs 3 values, got {len(value)}", number)
             if in_end:
@@ -226,7 +216,7 @@ def _motion_values(path: Path, lines: list[str], first: int, frames: int, width:
         values = np.array(rows, dtype=np.float64)
     except ValueError:
         for offset, tokens in enumerate(rows):
-            _floats(path, first + offset + 1, tokens, "frame")
+            parse_numbers(path, first + offset + 1, tokens, "frame")
         raise
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
