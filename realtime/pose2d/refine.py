@@ -35,9 +35,8 @@ if TYPE_CHECKING:
 CPM_SIGMA = 2.0
 #: The feedback needs a plausible reprojection, not the best 3D pose: 24 ground-plane rotations at
 #: one camera elevation (between level photos and CCTV looking down) give the same PCK on the
-#: annotated images as the lifter's default 80 x 5 views (tools/bench_2d.py --refine). It matters
-#: for speed: the lifter sets up one solve per pattern of missing joints, and on video nearly every
-#: person has a new pattern; there the 80 x 5 views cost ~25 ms per person, these ~1 ms.
+#: annotated images as the lifter's default 80 x 5 views (tools/bench_2d.py --refine), with a
+#: sixteenth of the views to score (`tools/bench_lifting.py --part stream` times this lifter).
 ROTATIONS = 24
 ELEVATIONS_DEG = (10.0,)
 
