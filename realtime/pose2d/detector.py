@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from realtime.boxes import iou_matrix
 from realtime.pose2d.crops import Crop, letterbox, warp
 from realtime.pose2d.models import model_spec
 
@@ -83,17 +84,6 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, min_score: float) -> l
     return [Detection(float(scores[k]), faces[i], points[i]) for i, k in enumerate(keep)]
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boxes (x0, y0, x1, y1)."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def weighted_nms(detections: list[Detection], threshold: float = NMS_IOU) -> list[Detection]:
     """MediaPipe's WEIGHTED non-maximum suppression: each kept detection is the score-weighted mean
     of the detections it suppresses (steadier boxes than plain NMS), with the best one's score."""
@@ -101,8 +91,9 @@ def weighted_nms(detections: list[Detection], threshold: float = NMS_IOU) -> lis
     kept = []
     while remaining:
         best = remaining[0]
-        group = [d for d in remaining if iou(best.face, d.face) > threshold]
-        remaining = [d for d in remaining if iou(best.face, d.face) <= threshold]
+        overlap = iou_matrix(best.face, np.stack([d.face for d in remaining]))[0]
+        group = [d for d, o in zip(remaining, overlap) if o > threshold]
+        remaining = [d for d, o in zip(remaining, overlap) if o <= threshold]
         w = np.array([d.score for d in group])[:, None]
         face = (np.stack([d.face for d in group]) * w).sum(0) / w.sum()
         points = (np.stack([d.keypoints for d in group]) * w[:, :, None]).sum(0) / w.sum()

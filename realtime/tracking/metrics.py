@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from realtime.tracking.tracker import iou_matrix
+from realtime.boxes import iou_matrix
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from realtime.config import TrackingConfig, load_config
+from realtime.boxes import iou_matrix
 from realtime.skeleton import LSP14
 
 log = logging.getLogger(__name__)
@@ -368,16 +369,6 @@ def _foot(box: np.ndarray) -> np.ndarray:
     return np.stack([0.5 * (box[..., 0] + box[..., 2]), box[..., 3]], axis=-1)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of [x0, y0, x1, y1] boxes."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=-1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
 
 
 def _length(v: np.ndarray) -> np.ndarray:
