@@ -258,9 +258,9 @@ class _RecordingDetector(PersonDetector):
         super().__init__(real.backend, real.min_score, real.tiles)
         self.asked: list[list[Crop]] = []
 
-    def detect(self, image, regions=None):
-        self.asked.append(list(regions) if regions is not None else self.regions(image.shape[1], image.shape[0]))
-        return super().detect(image, regions)
+    def detect_many(self, images, regions):
+        self.asked += [list(r) for r in regions]
+        return super().detect_many(images, regions)
 
 
 def test_video_spreads_the_detector_regions_over_frames(demo_video):
@@ -375,3 +375,61 @@ def test_odd_arrays_give_empty_results_or_clear_errors(cpm, photos_dir):
         cpm.estimate(np.zeros((20, 20, 3, 2), np.uint8))
     with pytest.raises(ImageError, match="NaN"):
         cpm.estimate(np.full((20, 20, 3), np.nan, np.float32))
+
+
+class _CountingBackend:
+    """A real backend that counts its calls and the crops in them."""
+
+    def __init__(self, real):
+        self.real, self.name, self.calls = real, real.name, []
+
+    def infer(self, batch):
+        self.calls.append(len(batch))
+        return self.real.infer(batch)
+
+    def close(self):
+        self.real.close()
+
+
+def test_several_sources_share_one_batch(photos_dir, demo_video, small_video):
+    """Three videos, each followed by its own estimator: one detector call and one keypoint call per
+    step for all of them, and the same people as each video run on its own."""
+    from realtime.pose2d import estimate_sources
+
+    alone = [PoseEstimator2D.create(backend="onnxruntime", model="cpm") for _ in range(3)]
+    first = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
+    first.keypoint_backend = _CountingBackend(first.keypoint_backend)
+    first.detector.backend = _CountingBackend(first.detector.backend)
+    together = [first, first.another(), first.another()]
+    videos = [_frames(demo_video, 3), _frames(small_video, 3), [load_image(photos_dir / "p2.jpg")] * 3]
+    found = []
+    for step in range(3):
+        images = [v[step] for v in videos]
+        batched = estimate_sources(together, images)
+        found.append(sum(map(len, batched)))
+        for est, image, people in zip(alone, images, batched):
+            expected = est.estimate(image)
+            assert len(people) == len(expected)
+            for p, q in zip(people, expected):
+                np.testing.assert_allclose(p.keypoints, q.keypoints, atol=0.05)
+                np.testing.assert_allclose(p.confidence, q.confidence, atol=1e-3)
+    assert min(found) >= 3
+    assert len(first.keypoint_backend.calls) == 3 and all(n >= k for n, k in zip(first.keypoint_backend.calls, found))
+    every_region = sum(len(first.detector.regions(v[0].shape[1], v[0].shape[0])) for v in videos)
+    detector_calls = first.detector.backend.calls
+    assert detector_calls[0] == every_region and len(detector_calls) <= 3  # at most one call per step
+    # Closing a sibling leaves the shared networks usable.
+    together[1].close()
+    assert len(first.estimate(videos[0][0])) > 0
+    for est in alone + [first]:
+        est.close()
+
+
+def test_estimate_sources_rejects_estimators_with_their_own_networks(cpm, photos_dir):
+    from realtime.pose2d import estimate_sources
+
+    other = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
+    image = load_image(photos_dir / "p2.jpg")
+    with pytest.raises(ValueError, match="share their networks"):
+        estimate_sources([cpm, other], [image, image])
+    other.close()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from realtime.client import Subscriber
-from realtime.record import Recorder, RecordingError, RecordingReader, read_recording
+from realtime.record import Recorder, RecordingError, RecordingReader, join_parts, part_path, read_recording
 from realtime.transport import schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,8 +25,8 @@ def _frame(seq: int, t: float) -> schema.Frame:
     return schema.Frame(source="cam0", seq=seq, t_capture=t, t_publish=t + 0.04, people=[person])
 
 
-def _write(path: Path, n: int, t0: float = 1000.0, dt: float = 0.01) -> None:
-    with Recorder(path, flush_every_s=0.1) as rec:
+def _write(path: Path, n: int, t0: float = 1000.0, dt: float = 0.01, flush_every_s: float = 0.1) -> None:
+    with Recorder(path, flush_every_s=flush_every_s) as rec:
         rec.write(schema.TOPIC_SKELETON, int(t0 * 1e9), schema.pack(schema.Skeleton()))
         for i in range(n):
             rec.write(schema.frame_topic("cam0"), int((t0 + i * dt) * 1e9), schema.pack(_frame(i, t0 + i * dt)))
@@ -93,6 +93,31 @@ def test_recording_survives_sigkill(tmp_path):
     assert reader.skipped == 0
     times = [lt for _, lt, _ in messages]
     assert times == sorted(times)
+
+
+def test_parts_of_a_restarted_recorder_join_into_one_file(tmp_path):
+    """A part cut mid-chunk (as by SIGKILL), the restarted recorder's part, and a stale part of an
+    earlier run: the first two become the one complete file, the stale one is left alone."""
+    path = tmp_path / "run.mcap"
+    _write(path, 60, flush_every_s=0.0)  # a chunk per message
+    whole = list(read_recording(path))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])  # cut inside a record, as a killed writer leaves it
+    cut = RecordingReader(path)
+    kept = list(cut)
+    assert cut.truncated and 1 < len(kept) < len(whole)
+    assert part_path(path, 1) == tmp_path / "run.1.mcap"
+    _write(part_path(path, 1), 20, t0=2000.0)
+    _write(part_path(path, 2), 5, t0=3000.0)  # left by an earlier run that restarted twice
+    assert join_parts(path, restarts=1) == (2, len(kept) + 21)
+    joined = RecordingReader(path)
+    messages = list(joined)
+    assert not joined.truncated and joined.skipped == 0
+    assert [m.seq for t, _, m in messages if t == "frame/cam0"] == [m.seq for t, _, m in kept[1:]] + list(range(20))
+    times = [lt for _, lt, _ in messages]
+    assert times == sorted(times)
+    assert not part_path(path, 1).exists() and part_path(path, 2).exists()
+    assert join_parts(path, restarts=0) == (1, 0)
 
 
 def test_replay_republishes_every_message(tmp_path):

@@ -11,6 +11,7 @@ from typing import Any
 _EXPORTS = {
     "PoseEstimator2D": "realtime.pose2d.estimator",
     "Person2D": "realtime.pose2d.estimator",
+    "estimate_sources": "realtime.pose2d.estimator",
     "ImageError": "realtime.pose2d.images",
     "load_image": "realtime.pose2d.images",
 }

@@ -137,16 +137,30 @@ class PersonDetector:
     def detect(self, image_bgr: np.ndarray, regions: list[Crop] | None = None) -> list[Detection]:
         """People in ``regions`` of the image (default: all of ``self.regions``). A region as large as
         the frame is a whole-frame view; any other is a tile, whose people count only when whole in it."""
-        h, w = image_bgr.shape[:2]
         if regions is None:
-            regions = self.regions(w, h)
-        if not regions:
-            return []
-        batch = warp(image_bgr, regions)
+            regions = self.regions(image_bgr.shape[1], image_bgr.shape[0])
+        return self.detect_many([image_bgr], [regions])[0]
+
+    def detect_many(self, images_bgr: list[np.ndarray], regions: list[list[Crop]]) -> list[list[Detection]]:
+        """:meth:`detect` on several images (one per source) with ONE network call for all their regions."""
+        batches = [warp(image, r) for image, r in zip(images_bgr, regions) if r]
+        if not batches:
+            return [[] for _ in images_bgr]
+        batch = np.concatenate(batches) if len(batches) > 1 else batches[0]
         lo, hi = model_spec("detector").input_range
         batch *= (hi - lo) / 255.0
         batch += lo
         raw_boxes, raw_scores = _outputs(self.backend.infer(batch))
+        found, start = [], 0
+        for image, r in zip(images_bgr, regions):
+            end = start + len(r)
+            found.append(self._people(raw_boxes[start:end], raw_scores[start:end], r, image.shape[:2]))
+            start = end
+        return found
+
+    def _people(self, raw_boxes: np.ndarray, raw_scores: np.ndarray, regions: list[Crop],
+                shape: tuple[int, int]) -> list[Detection]:
+        h, w = shape
         whole: list[Detection] = []
         tiled: list[tuple[Detection, Crop]] = []
         for crop, boxes, scores in zip(regions, raw_boxes, raw_scores):

@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -167,6 +167,8 @@ class PoseEstimator2D:
     _frame: int = 0
     #: Boxes of the people dropped in the last frame: the detector looks there next.
     _lost_boxes: list[np.ndarray] = field(default_factory=list)
+    #: False for an estimator made by :meth:`another`: its networks are closed by the first one.
+    owns_networks: bool = True
 
     @classmethod
     def create(cls, backend: str | None = None, model: str | None = None,
@@ -184,6 +186,12 @@ class PoseEstimator2D:
         person_detector = PersonDetector(detector, config.detector_score, config.detector_tiles)
         refiner = _refiner(config) if MODELS[model].belief_maps else None
         return cls(keypoints, person_detector, MODELS[model], config, refiner)
+
+    def another(self) -> "PoseEstimator2D":
+        """An estimator for another video sharing this one's networks, so that :func:`estimate_sources`
+        puts the crops of both videos into one batch. Closing it leaves the networks open."""
+        return PoseEstimator2D(self.keypoint_backend, self.detector, self.model, self.config, self.refiner,
+                               owns_networks=False)
 
     @property
     def backend(self) -> str:
@@ -225,35 +233,13 @@ class PoseEstimator2D:
         return due + [_around(box, width, height) for box in self._lost_boxes]
 
     def close(self) -> None:
-        self.keypoint_backend.close()
-        self.detector.backend.close()
+        if self.owns_networks:
+            self.keypoint_backend.close()
+            self.detector.backend.close()
 
     def estimate(self, image_bgr: np.ndarray) -> list[Person2D]:
         """Every person in one frame, best score first. Frames too small to hold a person give []."""
-        t0 = time.perf_counter()
-        if isinstance(image_bgr, np.ndarray) and (image_bgr.ndim < 2 or min(image_bgr.shape[:2]) < MIN_SIDE):
-            self.last_timings = {"detect": 0.0, "crop": 0.0, "infer": 0.0, "decode": 0.0}
-            return []
-        image = to_bgr8(image_bgr)
-        regions = self.detector_regions(image.shape[1], image.shape[0])
-        candidates = list(self._tracks)
-        if regions:
-            candidates = _merge(candidates, self.detector.detect(image, regions))
-            self.detector_runs += 1
-        self._frame += 1
-        candidates = sorted(candidates, key=lambda c: -c.score)[: self.config.max_people]
-        t1 = time.perf_counter()
-
-        crops = [box_crop(c.box, self.model.input_size, self.model.crop_scale) for c in candidates]
-        batch = self._batch(image, crops)
-        t2 = time.perf_counter()
-        out = self.keypoint_backend.infer(batch) if crops else {}
-        t3 = time.perf_counter()
-        people = self._people(out, crops, candidates)
-        t4 = time.perf_counter()
-        self.last_timings = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3,
-                             "infer": (t3 - t2) * 1e3, "decode": (t4 - t3) * 1e3}
-        return people
+        return estimate_sources([self], [image_bgr])[0]
 
     def estimate_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Person2D]:
         """Keypoints of the people in given boxes (e.g. ground truth), one per box, in box order,
@@ -280,13 +266,19 @@ class PoseEstimator2D:
         r = self.refiner.refine(maps, crops, self.config.keypoint_threshold)
         return map_to_crop(r.keypoints, maps.shape[1], self.model.input_size), r.confidence, r.cpm_confidence
 
-    def _people(self, out: dict[str, np.ndarray], crops: list[Crop], candidates: list[_Track]) -> list[Person2D]:
+    def _candidates(self, detections: list[Detection] | None) -> list[_Track]:
+        """Who to look at in this frame: the people followed from the last one and new detections."""
+        candidates = list(self._tracks)
+        if detections is not None:
+            candidates = _merge(candidates, detections)
+            self.detector_runs += 1
+        self._frame += 1
+        return sorted(candidates, key=lambda c: -c.score)[: self.config.max_people]
+
+    def _people(self, crops: list[Crop], candidates: list[_Track], points: np.ndarray, confidence: np.ndarray,
+                evidence: np.ndarray) -> list[Person2D]:
         """The people found; the tracks for the next frame (found people, and followed people on a
         poor frame keeping their box); the people lost for good."""
-        if not crops:
-            self._tracks, self._lost_boxes = [], []
-            return []
-        points, confidence, evidence = self._read(out, crops)
         found, poor = [], []
         for crop, p, c, e, track in zip(crops, points, confidence, evidence, candidates):
             person = _person(crop, p, c, e)
@@ -300,6 +292,51 @@ class PoseEstimator2D:
         self._tracks = ([_Track(_next_box(p.bbox, box), p.score) for p, box in found]
                         + [t for t in poor if t.misses < self.config.lost_frames])
         return [p for p, _ in found]
+
+
+def estimate_sources(estimators: Sequence[PoseEstimator2D], images: Sequence[np.ndarray]) -> list[list[Person2D]]:
+    """One frame of each of several videos, each followed by its own estimator, with ONE detector call
+    and ONE keypoint-network call for all of them: a GPU is only busy with large batches, and on a CPU
+    one call saves the per-call overhead. The estimators must share their networks
+    (:meth:`PoseEstimator2D.another`). Frames too small to hold a person give [] and leave their
+    estimator's state alone."""
+    if len(estimators) != len(images):
+        raise ValueError(f"estimate_sources: {len(estimators)} estimators for {len(images)} images")
+    if not estimators:
+        return []
+    lead = estimators[0]
+    if any(e.keypoint_backend is not lead.keypoint_backend or e.detector is not lead.detector for e in estimators):
+        raise ValueError("estimate_sources: the estimators must share their networks (PoseEstimator2D.another)")
+    t0 = time.perf_counter()
+    frames = {i: to_bgr8(image) for i, image in enumerate(images)
+              if not (isinstance(image, np.ndarray) and (image.ndim < 2 or min(image.shape[:2]) < MIN_SIDE))}
+    regions = {i: estimators[i].detector_regions(f.shape[1], f.shape[0]) for i, f in frames.items()}
+    looking = [i for i in frames if regions[i]]
+    detections = dict(zip(looking, lead.detector.detect_many([frames[i] for i in looking],
+                                                             [regions[i] for i in looking])))
+    candidates = {i: estimators[i]._candidates(detections.get(i)) for i in frames}
+    t1 = time.perf_counter()
+
+    m = lead.model
+    crops = {i: [box_crop(c.box, m.input_size, m.crop_scale) for c in candidates[i]] for i in frames}
+    batches = [lead._batch(frames[i], crops[i]) for i in frames if crops[i]]
+    t2 = time.perf_counter()
+    out = lead.keypoint_backend.infer(batches[0] if len(batches) == 1 else np.concatenate(batches)) if batches else {}
+    t3 = time.perf_counter()
+    every_crop = [c for i in frames for c in crops[i]]
+    points, confidence, evidence = lead._read(out, every_crop) if every_crop else (np.empty((0, len(LSP14))),) * 3
+    people: list[list[Person2D]] = [[] for _ in images]
+    start = 0
+    for i in frames:
+        end = start + len(crops[i])
+        people[i] = estimators[i]._people(crops[i], candidates[i], points[start:end], confidence[start:end],
+                                          evidence[start:end])
+        start = end
+    t4 = time.perf_counter()
+    timings = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "infer": (t3 - t2) * 1e3, "decode": (t4 - t3) * 1e3}
+    for i, est in enumerate(estimators):
+        est.last_timings = dict(timings) if i in frames else dict.fromkeys(timings, 0.0)
+    return people
 
 
 def _person(crop: Crop, points: np.ndarray, confidence: np.ndarray, evidence: np.ndarray) -> Person2D:

@@ -51,11 +51,12 @@ class Child:
         return time.monotonic() - self._last_beat >= self.config.runtime.heartbeat_s
 
     def beat(self, force: bool = False, **counters: Any) -> None:
-        """Heartbeat carrying this stage's counters; sent at most every ``[runtime] heartbeat_s``."""
+        """Heartbeat carrying this stage's counters and CPU seconds (all its threads); sent at most
+        every ``[runtime] heartbeat_s``."""
         self._counters.update(counters)
         if force or self.beat_due:
             self._last_beat = time.monotonic()
-            self._send({"kind": "beat", **self._counters})
+            self._send({"kind": "beat", **self._counters, "cpu_s": time.process_time()})
 
     def event(self, event: str, level: int = logging.INFO, **values: Any) -> None:
         """Log an event here and report it to the supervisor (which counts and shows it)."""

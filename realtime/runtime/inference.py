@@ -1,8 +1,10 @@
-"""Inference process: owns the 2D backend (GPU or CPU) and one stateful estimator per source.
+"""Inference process: owns the 2D networks (GPU or CPU) and one stateful estimator per source.
 
 It asks each capture process for a frame only when it is free to process it (``ready``),
-so every frame it sees is the newest one; the 2D people of a frame go to the lifting
-workers as one msgpack message (no image). ``iseq`` numbers the frames this process sent
+so every frame it sees is the newest one. The frames of all sources that are waiting go
+through the networks together (one detector and one keypoint batch for every person in
+every source); a frame is never held back to wait for another source's. The 2D people of a
+frame go to the lifting workers as one msgpack message (no image). ``iseq`` numbers the frames this process sent
 per source, consecutively, so the publisher can tell a late result from a lost one;
 ``epoch`` changes when this process restarts.
 """
@@ -27,8 +29,9 @@ def main(child: Child, *, sources: list[str]) -> int:
     from realtime.pose2d import PoseEstimator2D
 
     cfg = child.config.pose2d
-    estimators = [PoseEstimator2D.create(backend=cfg.backend, model=cfg.model, config=cfg) for _ in sources]
-    child.event("inference_started", backend=estimators[0].backend, model=cfg.model, sources=len(sources))
+    first = PoseEstimator2D.create(backend=cfg.backend, model=cfg.model, config=cfg)
+    estimators = [first] + [first.another() for _ in sources[1:]]
+    child.event("inference_started", backend=first.backend, model=cfg.model, sources=len(sources))
     push = make_socket(child.ctx, zmq.PUSH, bind=child.endpoints.lift_in, hwm=4)
     dealers = [make_socket(child.ctx, zmq.DEALER, connect=ep, hwm=2) for ep in child.endpoints.frames[:len(sources)]]
     poller = zmq.Poller()
@@ -38,8 +41,10 @@ def main(child: Child, *, sources: list[str]) -> int:
     iseq = [0] * len(sources)
     asked = [0.0] * len(sources)
     done = [False] * len(sources)
-    frames = people_total = dropped = failed = 0
+    frames = people_total = failed = batches = 0
+    dropped = [0] * len(sources)  # frames of each source dropped here (no free lifting worker)
     infer_ms: deque[float] = deque(maxlen=50)
+    batch_wait_s = child.config.runtime.batch_wait_ms / 1e3
 
     requests = [0] * len(sources)
 
@@ -48,6 +53,15 @@ def main(child: Child, *, sources: list[str]) -> int:
         requests[i] += not again
         dealers[i].send_multipart([KIND_READY, str(requests[i]).encode()])
         asked[i] = time.monotonic()
+
+    def send(i: int, out: dict[str, Any], eos: bool) -> None:
+        out["dropped"] += dropped[i]
+        # A frame meeting busy workers is dropped; an end of stream waits a little for one.
+        if push.poll(2000 if eos else 0, zmq.POLLOUT):
+            push.send(pack_header(out))
+            iseq[i] += 1
+        else:
+            dropped[i] += 1
 
     while not push.poll(100, zmq.POLLOUT):  # no lifting worker connected yet: a frame now would be dropped
         if child.stop.is_set():
@@ -58,56 +72,90 @@ def main(child: Child, *, sources: list[str]) -> int:
     try:
         while not child.stop.is_set() and not all(done):
             events = dict(poller.poll(100))
+            waiting: list[tuple[int, dict[str, Any], np.ndarray]] = []
             for i, d in enumerate(dealers):
-                if d not in events:
-                    if not done[i] and time.monotonic() - asked[i] > _REASK_S:
-                        ask(i, again=True)
-                    continue
-                header, image = recv_frame(d.recv_multipart(copy=False))
-                out: dict[str, Any] = {"epoch": epoch, "iseq": iseq[i], **header}
+                if d not in events and not done[i] and time.monotonic() - asked[i] > _REASK_S:
+                    ask(i, again=True)
+            for i in _arrivals(dealers, events, done, batch_wait_s):
+                header, image = recv_frame(dealers[i].recv_multipart(copy=False))
+                out: dict[str, Any] = {"epoch": epoch, "iseq": iseq[i], **header, "dropped": header.get("dropped", 0)}
                 out.pop("shape", None), out.pop("dtype", None)
                 if header["kind"] == KIND_EOS:
                     done[i] = True
+                    send(i, out, eos=True)
                 else:
                     assert image is not None
                     out["stages"]["received"] = time.time()
-                    t0 = time.perf_counter()
-                    try:
-                        people = estimators[i].estimate(image)
-                    except Exception as e:  # one bad frame is published with nobody, never ends the stream
-                        failed += 1
-                        child.log.warning("2D estimation failed: frame published without people",
-                                          extra=fields(seq=header.get("seq"), error=f"{type(e).__name__}: {e}"))
-                        estimators[i].reset()
-                        people = []
-                    infer_ms.append((time.perf_counter() - t0) * 1e3)
-                    out["stages"]["pose2d"] = time.time()
+                    waiting.append((i, out, image))
+            if waiting:
+                t0 = time.perf_counter()
+                found, bad = _estimate(child, [estimators[i] for i, _, _ in waiting], [im for _, _, im in waiting])
+                infer_ms.append((time.perf_counter() - t0) * 1e3)
+                failed += bad
+                batches += 1
+                finished = time.time()
+                for (i, out, image), people in zip(waiting, found):
+                    out["stages"]["pose2d"] = finished
                     out.update(width=int(image.shape[1]), height=int(image.shape[0]),
                                timings={k: round(v, 3) for k, v in estimators[i].last_timings.items()},
                                people=[_person(p) for p in people])
                     frames += 1
                     people_total += len(people)
+                    send(i, out, eos=False)
                     ask(i)
-                out["dropped"] = header.get("dropped", 0) + dropped
-                # A frame meeting busy workers is dropped; an EOS waits a little for one.
-                if push.poll(2000 if header["kind"] == KIND_EOS else 0, zmq.POLLOUT):
-                    push.send(pack_header(out))
-                    iseq[i] += 1
-                else:
-                    dropped += 1
             if child.beat_due:
-                child.beat(frames=frames, people=people_total, dropped=dropped, failed=failed,
+                child.beat(frames=frames, batches=batches, people=people_total, dropped=sum(dropped), failed=failed,
                            infer_ms_p50=float(np.median(infer_ms)) if infer_ms else 0.0)
         if all(done):
-            child.event("inference_finished", frames=frames)
+            child.event("inference_finished", frames=frames, batches=batches)
             time.sleep(0.2)
         return 0
     finally:
         for d in dealers:
             d.close()
         push.close(linger=1000)
-        for est in estimators:
+        for est in reversed(estimators):
             est.close()
+
+
+def _arrivals(dealers: list[zmq.Socket], events: dict[Any, int], done: list[bool], wait_s: float) -> list[int]:
+    """The sources with a frame (or end of stream) to read: those in ``events`` and, when there are
+    some, those of the others still running whose answer comes within ``wait_s``."""
+    ready = [i for i, d in enumerate(dealers) if d in events]
+    others = [i for i, d in enumerate(dealers) if i not in ready and not done[i]]
+    deadline = time.monotonic() + wait_s
+    while ready and others and (left := deadline - time.monotonic()) > 0:
+        poller = zmq.Poller()
+        for i in others:
+            poller.register(dealers[i], zmq.POLLIN)
+        late = dict(poller.poll(left * 1e3))
+        ready += [i for i in others if dealers[i] in late]
+        others = [i for i in others if dealers[i] not in late]
+    return sorted(ready)
+
+
+def _estimate(child: Child, estimators: list[Any], images: list[np.ndarray]) -> tuple[list[list[Any]], int]:
+    """The people of each frame, in one batch; when the batch fails, each frame alone, so that one bad
+    frame is published with nobody (and its source's estimator starts afresh) and never takes the
+    other sources' frames or the stream with it. Returns (people per frame, frames that failed)."""
+    from realtime.pose2d import estimate_sources
+
+    try:
+        return estimate_sources(estimators, images), 0
+    except Exception:
+        if len(images) > 1:
+            child.log.warning("batched 2D estimation failed: retrying the frames one by one")
+    found, failed = [], 0
+    for est, image in zip(estimators, images):
+        try:
+            found.append(est.estimate(image))
+        except Exception as e:
+            failed += 1
+            child.log.warning("2D estimation failed: frame published without people",
+                              extra=fields(error=f"{type(e).__name__}: {e}"))
+            est.reset()
+            found.append([])
+    return found, failed
 
 
 def _person(p: Any) -> dict[str, Any]:

@@ -6,20 +6,20 @@ process subscribing to the PUB socket: the file then holds exactly the published
 drop under its high-water mark), with no extra copy or socket hop on a 2-core machine.
 The MCAP writer closes a chunk at least every ``[record] flush_every_s``, so killing this
 process loses at most that much; a restarted publisher records into ``<name>.<n>.mcap``
-beside the first file instead of overwriting it.
+beside the first file instead of overwriting it, and the supervisor joins the parts into the
+one file at the end of the run (``realtime.record.parts``).
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zmq
 
-from realtime.record import Recorder
+from realtime.record import Recorder, part_path
 from realtime.runtime.child import Child
 from realtime.runtime.logs import fields
 from realtime.runtime.reorder import Reorder
@@ -32,12 +32,6 @@ _POLL_MS = 50
 _INITIAL_WAIT_S = 0.5
 
 log = logging.getLogger("realtime.publisher")
-
-
-def recording_path(path: str, restarts: int) -> Path:
-    """``path`` for the first publisher of a run, ``<stem>.<restarts>.mcap`` after a restart."""
-    p = Path(path)
-    return p if restarts == 0 else p.with_name(f"{p.stem}.{restarts}{p.suffix or '.mcap'}")
 
 
 class Publisher:
@@ -176,7 +170,7 @@ def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
     pub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, not only a topic's first, reaches us
     recorder = None
     if record_path:
-        recorder = Recorder(recording_path(record_path, child.restarts), child.config.record.flush_every_s)
+        recorder = Recorder(part_path(record_path, child.restarts), child.config.record.flush_every_s)
     publisher = Publisher(child, sources, pub, recorder)
     child.event("publisher_started", publish=child.endpoints.publish,
                 record=str(recorder.path) if recorder else "")

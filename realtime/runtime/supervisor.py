@@ -141,13 +141,13 @@ class Supervisor:
             # would only oversubscribe the cores. Set before the forkserver starts, so children inherit it.
             os.environ.setdefault(var, "1")
         self.mp = multiprocessing.get_context("forkserver")
-        gpu = cfg.pose2d.backend in ("auto", "torch", "tensorrt")
-        self.mp.set_forkserver_preload(PRELOAD + (["torch"] if gpu else []))
+        self.mp.set_forkserver_preload(PRELOAD + (["torch"] if _wants_torch(cfg.pose2d.backend) else []))
         self.children: dict[str, ChildState] = {}
         self._stopping = False
         self._failed = False
         self._status_t = time.monotonic()
         self._status_counts: dict[str, int] = {}
+        self._status_cpu: dict[str, float] = {}
         self._events: dict[str, int] = {}
         self._sources_done_at: float | None = None
 
@@ -309,7 +309,25 @@ class Supervisor:
                     c.process.kill()
                     c.process.join(1.0)
         self._receive(control, 0)  # the last heartbeats, with final counters
+        self._join_recording()
         log.info("stopped", extra=fields(published=self.children["publisher"].counters.get("published", 0)))
+
+    def _join_recording(self) -> None:
+        """After publisher restarts the recording is in parts: join them into the file asked for."""
+        restarts, path = self.children["publisher"].restarts, self.cfg.record.path
+        if not path or not restarts:
+            return
+        from realtime.record import join_parts
+
+        t0 = time.monotonic()
+        try:
+            parts, messages = join_parts(path, restarts)
+        except Exception as e:  # the parts stay as they are, each readable on its own
+            log.error("could not join the recording's parts: they stay beside it",
+                      extra=fields(path=path, error=f"{type(e).__name__}: {e}"))
+            return
+        log.info("recording joined", extra=fields(path=path, parts=parts, messages=messages,
+                                                  seconds=round(time.monotonic() - t0, 2)))
 
     # ---- status line
     def _status(self, force: bool = False) -> None:
@@ -321,12 +339,16 @@ class Supervisor:
         self._status_t = now
         counted = {"capture": "sent", "inference": "frames", "lifting": "frames", "publisher": "published"}
         fps = {"capture": 0.0, "pose2d": 0.0, "lift": 0.0, "publish": 0.0}
+        cpu = dict.fromkeys(fps, 0.0)
         for c in self.children.values():
             count = c.counters.get(counted[c.role], 0)
             before = self._status_counts.get(c.name, 0)
             stage = {"inference": "pose2d", "lifting": "lift", "publisher": "publish"}.get(c.role, c.role)
             fps[stage] += (count - before if count >= before else count) / dt  # a restart resets counters
             self._status_counts[c.name] = count
+            used, before_s = c.counters.get("cpu_s", 0.0), self._status_cpu.get(c.name, 0.0)
+            cpu[stage] += 100.0 * (used - before_s if used >= before_s else used) / dt
+            self._status_cpu[c.name] = used
         pub = self.children["publisher"].counters
         total = pub.get("latency", {}).get("total", {})
         people = pub.get("people", 0) / max(pub.get("published", 0), 1)
@@ -334,13 +356,23 @@ class Supervisor:
         line = ("fps " + " ".join(f"{k}={v:.1f}" for k, v in fps.items())
                 + f" | latency p50={total.get('p50', float('nan')):.0f}ms p95={total.get('p95', float('nan')):.0f}ms"
                 + f" | people/frame={people:.1f} | dropped={drops}"
+                + " | cpu% " + " ".join(f"{k}={v:.0f}" for k, v in cpu.items())
                 + f" | restarts={sum(c.restarts for c in self.children.values())}"
                 + "".join(f" | {e}={n}" for e, n in sorted(self._events.items()) if e in _COUNTED_EVENTS))
         if self.live_status:
             print("\r" + line, end="", file=sys.stderr, flush=True)
         else:
             log.info("status %s", line, extra=fields(fps={k: round(v, 2) for k, v in fps.items()},
+                                                     cpu_percent={k: round(v) for k, v in cpu.items()},
                                                      latency_ms=pub.get("latency", {}), dropped=drops))
+
+
+def _wants_torch(backend: str) -> bool:
+    """Whether the 2D stage will import torch (then the forkserver imports it once for every restart);
+    ``auto`` on a box without an NVIDIA device never does."""
+    from realtime.pose2d.backends import may_have_gpu
+
+    return backend in ("torch", "tensorrt") or (backend == "auto" and may_have_gpu())
 
 
 def _terminate(c: ChildState) -> None:

@@ -66,9 +66,14 @@ class Backend:
         self.close()
 
 
+def may_have_gpu() -> bool:
+    """An NVIDIA device node and torch are there: the cheap test, before importing torch (seconds on
+    a small CPU box) to ask CUDA."""
+    return any(Path("/dev").glob("nvidia[0-9]*")) and importlib.util.find_spec("torch") is not None
+
+
 def _gpu_present() -> bool:
-    """Looks for an NVIDIA device node before importing torch, which takes seconds on a small CPU box."""
-    if not any(Path("/dev").glob("nvidia[0-9]*")) or importlib.util.find_spec("torch") is None:
+    if not may_have_gpu():
         return False
     import torch
     return torch.cuda.is_available()
