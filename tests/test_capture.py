@@ -1,13 +1,18 @@
-"""Video sources on real files and a dead network address."""
+"""Video sources on real files, a live HTTP camera that drops out, and a dead network address."""
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from realtime.capture import SourceError, VideoSource, resolve_uri, source_kind
 from realtime.capture.source import DEMO_VIDEO
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from mjpeg_camera import MjpegCamera  # noqa: E402
 
 
 def _drain(src: VideoSource, limit: int = 10_000) -> list:
@@ -70,6 +75,39 @@ def test_dead_rtsp_address_is_retried_with_backoff():
     assert not src.connected and not src.ended
     assert len(events) >= 3 and all(e["event"] == "source_down" for e in events)
     assert [e["retry_in_s"] for e in events[:4]] == [0.05, 0.1, 0.2, 0.2]
+
+
+def test_live_http_camera_that_drops_out_is_reconnected(small_video):
+    """A real MJPEG-over-HTTP camera on loopback: frames are decoded live and stamped with the wall
+    clock; the camera going away is reported and retried; when it is back, frames continue."""
+    events = []
+    camera = MjpegCamera(small_video, max_frames=60)
+    src = VideoSource(camera.url, reconnect_initial_s=0.1, reconnect_max_s=0.4, on_event=events.append)
+    assert src.kind == "stream" and (src.width, src.height) == (340, 256)
+    frames = []
+    while len(frames) < 10:
+        f = src.read()
+        if f is not None:
+            frames.append(f)
+    assert [f.seq for f in frames] == list(range(10))
+    assert all(abs(f.t_capture - time.time()) < 2.0 for f in frames) and frames[-1].image.shape == (256, 340, 3)
+    camera.stop()
+    deadline = time.monotonic() + 10
+    while not any(e["event"] == "source_down" for e in events) and time.monotonic() < deadline:
+        time.sleep(src.wait_s())
+        src.read()
+    assert not src.connected and events[0]["reason"] == "read failed", events
+    camera = MjpegCamera(small_video, port=camera.port, max_frames=60)
+    try:
+        later = None
+        while later is None and time.monotonic() < deadline:
+            time.sleep(src.wait_s())
+            later = src.read()
+        assert later is not None and later.seq >= 10, events
+        assert events[-1] == {"event": "reconnected", "uri": camera.url, "attempts": len(events) - 1}
+    finally:
+        camera.stop()
+        src.close()
 
 
 def test_uri_kinds_and_demo():

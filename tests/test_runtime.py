@@ -19,6 +19,7 @@ from realtime.record import RecordingReader
 from realtime.transport.schema import Frame, Skeleton
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
 pytestmark = pytest.mark.slow
 
 
@@ -182,6 +183,32 @@ def test_killed_or_hung_children_are_restarted_and_publishing_resumes(config, sm
     joined = RecordingReader(record)
     recorded = [lt for t, lt, _ in joined if t == "frame/cam0"]
     assert recorded and recorded == sorted(recorded) and joined.skipped == 0 and not joined.truncated
+
+
+def test_live_camera_dropping_out_keeps_the_pipeline_up(config, small_video):
+    """A live MJPEG-over-HTTP camera on loopback goes away for a while: the drop is reported, the
+    pipeline stays up (the publisher keeps announcing its skeleton), and frames resume when it is back."""
+    from mjpeg_camera import MjpegCamera
+
+    camera = MjpegCamera(small_video, max_frames=90)
+    run = Run("--config", str(config), "--source", camera.url)
+    try:
+        with Subscriber(run.endpoint) as sub:
+            assert _frames_after(sub, 0.0, 90) is not None, run.log
+            camera.stop()
+            deadline = time.monotonic() + 20
+            skeletons = 0
+            while (skeletons < 2 or "source_down" not in run.log) and time.monotonic() < deadline:
+                m = sub.recv(timeout_s=0.5)
+                skeletons += m is not None and isinstance(m[1], Skeleton)
+            assert skeletons >= 2 and "source_down" in run.log and run.proc.poll() is None, run.log
+            camera = MjpegCamera(small_video, port=camera.port, max_frames=90)
+            back = time.time()
+            assert _frames_after(sub, back, 20) is not None, run.log
+        assert "reconnected" in run.log and "restarting" not in run.log, run.log
+    finally:
+        camera.stop()
+        assert run.stop() == 0, run.log
 
 
 def test_dead_rtsp_source_is_retried_while_the_pipeline_stays_up(config):
