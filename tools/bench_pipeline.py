@@ -1,11 +1,14 @@
 """Benchmark the whole streaming pipeline: `realtime run` on the demo video, measured by a subscriber.
 
 Reports processed fps, dropped frames, people per frame, capture->publish latency (p50/p95/p99)
-in total and per stage (from the stage timestamps every frame carries), and the transport cost
-publish -> subscriber receive. With ``--kill CHILD`` it SIGKILLs one child after 30 frames and reports how
+in total and per stage (from the stage timestamps every frame carries), the transport cost
+publish -> subscriber receive, and each stage's CPU use (median of the run's status lines; 100 =
+one core). ``--source`` may be repeated: several sources run at once (one capture process each,
+their frames batched together in the one inference process), reported per source and in total. With ``--kill CHILD`` it SIGKILLs one child after 30 frames and reports how
 long until a frame captured after the kill was published. Prints a table, or one JSON object with --json.
 
     .venv/bin/python tools/bench_pipeline.py --frames 300 [--backend onnxruntime] [--json]
+    .venv/bin/python tools/bench_pipeline.py --source demo --source demo --frames 150 [--camera-pitch 19.9]
 """
 from __future__ import annotations
 
@@ -41,11 +44,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench(source: str, frames: int, backend: str | None, workers: int | None, skip: int,
+def bench(sources: list[str], frames: int, backend: str | None, workers: int | None, skip: int,
           kill: str | None, extra: list[str]) -> dict:
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
-    cmd = [sys.executable, "-m", "realtime", "run", "--headless", "--source", source, "--publish", endpoint,
+    cmd = [sys.executable, "-m", "realtime", "run", "--headless", "--publish", endpoint,
            "--max-frames", str(frames), *extra]
+    for source in sources:
+        cmd += ["--source", source]
     if backend:
         cmd += ["--backend", backend]
     if workers:
@@ -74,36 +79,59 @@ def bench(source: str, frames: int, backend: str | None, workers: int | None, sk
     reader.join(5)
     if rc != 0 or not received:
         raise SystemExit(f"the run failed (exit status {rc}):\n" + "\n".join(log[-30:]))
-    measured = received[skip:] if len(received) > skip + 10 else received
+    by_source: dict[str, list[tuple[float, Frame]]] = {}
+    for t, f in received:
+        by_source.setdefault(f.source, []).append((t, f))
+    per_source = {name: _source_stats(rows, skip) for name, rows in by_source.items()}
+    measured = [row for rows in by_source.values() for row in (rows[skip:] if len(rows) > skip + 10 else rows)]
     published = [f for _, f in measured]
-    span = published[-1].t_publish - published[0].t_publish
     lat = [stage_latencies(f.stages, f.t_publish) for f in published]
     stages = {k: percentiles([row[k] for row in lat if k in row], (50, 95, 99))
               for k in (*STAGE_ORDER[1:], "total") if any(k in row for row in lat)}
     transport = percentiles([(t - f.t_publish) * 1e3 for t, f in measured], (50, 95, 99))
-    last = received[-1][1]
-    backend_used = re.findall(r"inference_started backend=(\S+)", "\n".join(log))
+    text = "\n".join(log)
+    backend_used = re.findall(r"inference_started backend=(\S+)", text)
+    cpu = [json.loads(m.replace("'", '"')) for m in re.findall(r"cpu_percent=(\{[^}]*\})", text)]
+    first = next(iter(per_source.values()))
     return {
-        "source": source, "frames_requested": frames, "frames_received": len(received),
+        "sources": sources, "frames_requested": frames, "frames_received": len(received),
         "frames_measured": len(published), "skipped_warmup": len(received) - len(published),
-        "processed_fps": (len(published) - 1) / span if span > 0 else float("nan"),
-        "dropped": last.dropped, "source_frames": last.seq + 1,
+        "processed_fps": sum(r["processed_fps"] for r in per_source.values()),
+        "dropped": sum(r["dropped"] for r in per_source.values()),
+        "source_frames": sum(r["source_frames"] for r in per_source.values()),
         "people_per_frame": float(np.mean([len(f.people) for f in published])),
         "people_3d_per_frame": float(np.mean([sum(p.joints3d is not None for p in f.people) for f in published])),
         "latency_ms": stages, "transport_ms": transport,
+        "cpu_percent": {k: float(np.median([c[k] for c in cpu[1:] or cpu])) for k in (cpu[0] if cpu else {})},
+        "per_source": per_source,
         "backend": backend_used[-1] if backend_used else "?",
         "workers": workers, "killed": kill if kill_at is not None else None, "resume_after_kill_s": kill_gap,
-        "width": last.width, "height": last.height,
+        "width": first["width"], "height": first["height"],
     }
 
 
+def _source_stats(rows: list[tuple[float, Frame]], skip: int) -> dict:
+    measured = [f for _, f in (rows[skip:] if len(rows) > skip + 10 else rows)]
+    span = measured[-1].t_publish - measured[0].t_publish
+    last = rows[-1][1]
+    return {"processed_fps": (len(measured) - 1) / span if span > 0 else float("nan"),
+            "dropped": last.dropped, "source_frames": last.seq + 1, "frames_measured": len(measured),
+            "people_per_frame": float(np.mean([len(f.people) for f in measured])),
+            "width": last.width, "height": last.height}
+
+
 def _table(r: dict) -> str:
-    lines = [f"source {r['source']} ({r['width']}x{r['height']}), backend {r['backend']}, "
+    lines = [f"source {', '.join(r['sources'])} ({r['width']}x{r['height']}), backend {r['backend']}, "
              f"{r['frames_measured']} frames measured (first {r['skipped_warmup']} skipped)",
              f"processed fps        {r['processed_fps']:8.1f}",
              f"dropped frames       {r['dropped']:8d}  of {r['source_frames']} source frames",
-             f"people per frame     {r['people_per_frame']:8.2f}  (with 3D: {r['people_3d_per_frame']:.2f})",
-             "", f"{'latency (ms)':<22}{'p50':>8}{'p95':>8}{'p99':>8}"]
+             f"people per frame     {r['people_per_frame']:8.2f}  (with 3D: {r['people_3d_per_frame']:.2f})"]
+    if len(r["per_source"]) > 1:
+        lines += [f"  {name:<18} fps {v['processed_fps']:5.1f}  dropped {v['dropped']:5d} of {v['source_frames']:5d}"
+                  f"  people/frame {v['people_per_frame']:.2f}" for name, v in r["per_source"].items()]
+    if r["cpu_percent"]:
+        lines.append("cpu % (100 = a core)  " + "  ".join(f"{k} {v:.0f}" for k, v in r["cpu_percent"].items()))
+    lines += ["", f"{'latency (ms)':<22}{'p50':>8}{'p95':>8}{'p99':>8}"]
     for k, v in r["latency_ms"].items():
         name = "capture->publish" if k == "total" else k
         lines.append(f"{name:<22}{v['p50']:8.1f}{v['p95']:8.1f}{v['p99']:8.1f}")
@@ -118,7 +146,7 @@ def _table(r: dict) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--source", default="demo")
+    p.add_argument("--source", action="append", help="source (repeat for several at once; default: demo)")
     p.add_argument("--frames", type=int, default=300, help="processed frames to run for")
     p.add_argument("--backend", help="2D backend (default: [pose2d] backend)")
     p.add_argument("--workers", type=int, help="lifting workers (default: [runtime] workers)")
@@ -126,10 +154,12 @@ def main() -> int:
     p.add_argument("--kill", metavar="CHILD", help="SIGKILL this child (e.g. lift-0, inference) after 30 frames")
     p.add_argument("--config", help="config file passed to realtime run")
     p.add_argument("--no-pace", action="store_true", help="decode the file as fast as the pipeline takes it")
+    p.add_argument("--camera-pitch", type=float, metavar="DEG", help="passed to realtime run (demo: 19.9)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
-    extra = (["--config", args.config] if args.config else []) + (["--no-pace"] if args.no_pace else [])
-    result = bench(args.source, args.frames, args.backend, args.workers, args.skip, args.kill, extra)
+    extra = ((["--config", args.config] if args.config else []) + (["--no-pace"] if args.no_pace else [])
+             + (["--camera-pitch", str(args.camera_pitch)] if args.camera_pitch is not None else []))
+    result = bench(args.source or ["demo"], args.frames, args.backend, args.workers, args.skip, args.kill, extra)
     print(json.dumps(result) if args.json else _table(result))
     return 0
 
