@@ -64,6 +64,7 @@ class Pose2DConfig:
                               help="people whose mean keypoint confidence is below this are dropped (lost); "
                                    "nan = the model's own (cpm 0.12, blazepose 0.2)")
     ort_threads: int = opt(2, min=0)
+    ort_split_batch: bool = opt(True, help="run the parts of a batch side by side, one thread each")
     precision: str = opt("fp16", choices=("fp16", "fp32"))
     refine_3d: bool = opt(True, help="fuse the CPM's belief maps with its lifted 3D pose projected back (5.4-5.5)")
     refine_weight: float = opt(0.3, min=0.0, max=1.0, help="weight w of the projected maps: (1-w) cpm + w projected")

@@ -131,3 +131,20 @@ def test_auto_backend_and_errors(refs):
     be.close()
     with pytest.raises(RuntimeError, match="closed"):
         be.infer(refs["cpm"][0])
+
+
+def test_a_batch_cut_into_parts_gives_the_whole_batch_result(refs):
+    """[pose2d] ort_split_batch: parts of the batch run side by side on their own threads; the result
+    is the one-call result, in order, for every batch size around the thread count."""
+    crops = np.concatenate([refs["cpm"][0]] * 2)
+    crops = np.concatenate([crops, crops[:, ::-1]])  # 4 different crops
+    whole = create_backend("cpm", "onnxruntime", Pose2DConfig(ort_threads=1))
+    split = create_backend("cpm", "onnxruntime", Pose2DConfig(ort_threads=3, ort_split_batch=True))
+    for n in (1, 2, 3, 4):
+        (expected,), (got,) = whole.infer(crops[:n]).values(), split.infer(crops[:n]).values()
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+    split.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        split.infer(crops[:2])
+    whole.close()

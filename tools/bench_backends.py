@@ -5,7 +5,11 @@
     python tools/bench_backends.py --json               # one JSON object instead of the table
     python tools/bench_backends.py --backends torch,torch-eager,tensorrt --frame-people 4   # on a GPU
 
-Backends: onnxruntime, litert (the upstream .tflite in LiteRT, the reference), torch-cpu (fp32 eager),
+    python tools/bench_backends.py --threads 2 --backends onnxruntime,onnxruntime-intra --batches 1,2,3,4
+
+Backends: onnxruntime, onnxruntime-intra (``[pose2d] ort_split_batch = false``: with --threads > 1, each
+layer's work is shared out instead of the batch being cut into parts, one per thread),
+litert (the upstream .tflite in LiteRT, the reference), torch-cpu (fp32 eager),
 torch (CUDA, [pose2d] precision, CUDA graphs), torch-eager (CUDA, no graphs), tensorrt.
 The keypoint model runs at each --batches size, the detector ("detector") at batch 1 only.
 Inputs are real photos resized to the model's input (never zeros). Each cell: warm-up calls, then
@@ -17,6 +21,7 @@ photo with at least N people, detector included (the estimator is reset before e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -146,9 +151,11 @@ def open_backend(label: str, model: str, config: Pose2DConfig, threads: int) -> 
     """A loaded backend for a bench label, and the precision it runs in."""
     if label == "litert":
         return LiteRT(model, config, threads), "fp32"
-    if label == "onnxruntime":
+    if label in ("onnxruntime", "onnxruntime-intra"):
         from realtime.pose2d.backends import create_backend
 
+        if label == "onnxruntime-intra":  # each layer's work shared out over the threads, batch whole
+            config = dataclasses.replace(config, ort_split_batch=False)
         return create_backend(model, "onnxruntime", config), "fp32"
     if label == "torch-cpu":
         import torch
@@ -165,7 +172,8 @@ def open_backend(label: str, model: str, config: Pose2DConfig, threads: int) -> 
         from realtime.pose2d.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(model, config), config.precision
-    raise SystemExit(f"unknown backend {label!r} (known: {', '.join(sorted(set(CPU_BACKENDS + GPU_BACKENDS)))})")
+    known = sorted(set(CPU_BACKENDS + GPU_BACKENDS + ("onnxruntime-intra",)))
+    raise SystemExit(f"unknown backend {label!r} (known: {', '.join(known)})")
 
 
 def _error(e: Exception) -> str:
@@ -229,7 +237,7 @@ def bench_frame(label: str, people: int, config: Pose2DConfig, args: argparse.Na
     image = cv2.imread(str(path))
     if image is None:
         return {"error": f"{path}: cannot read the frame image"}
-    backend = {"torch-eager": "torch", "torch-cpu": "onnxruntime", "litert": "onnxruntime"}.get(label, label)
+    backend = {"torch-eager": "torch", "torch-cpu": "onnxruntime", "litert": "onnxruntime", "onnxruntime-intra": "onnxruntime"}.get(label, label)
     try:
         est = PoseEstimator2D.create(backend=backend, config=config)
         frame, found = image, len(est.estimate(image))
