@@ -39,6 +39,7 @@ class SourceConfig:
     realtime: bool = opt(True, help="pace file sources at their own frame rate")
     reconnect_initial_s: float = opt(0.5, min=0.01)
     reconnect_max_s: float = opt(10.0, min=0.1)
+    stream_decode_threads: int = opt(1, min=0, max=64, help="decoder threads for network streams; 0 = FFmpeg's")
     focal_px: float = opt(0.0, min=0.0, help="camera focal length in pixels; 0 = unknown, use 0.8 x width")
     name: str = opt("", help="source id in topics (frame/<name>); '' = cam0, cam1, ...")
 

@@ -2,7 +2,10 @@
 its frame rate, each client getting the current frame onwards, as network cameras do.
 
 For trying the pipeline's network-source path (reconnects included) without a camera, and for the
-tests and ``tools/bench_capture.py``. The JPEGs are encoded once at start.
+tests and ``tools/bench_capture.py``. The JPEGs are encoded once at start. With ``stamp=True``
+(``--stamp``) each frame carries its index in the file as a block code in its top-left corner
+(:func:`draw_stamp`, read back from a decoded image by :func:`read_stamp`), so a reader can tell
+which frame a decoder gave it and measure latency against :attr:`MjpegCamera.sent_at`.
 
     python tools/mjpeg_camera.py VIDEO [--port 8090] [--fps 30]
     realtime run --source http://127.0.0.1:8090/stream.mjpg
@@ -17,8 +20,44 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 BOUNDARY = b"frame"
+
+#: Stamp geometry: 16 bits as two rows of 8 blocks, then a row holding each bit inverted as a half block (a check).
+STAMP_BLOCK = 32
+STAMP_BITS = 16
+STAMP_COLS = 8
+
+
+def draw_stamp(image: np.ndarray, index: int) -> None:
+    """Write ``index % 65536`` into the image's top-left 256x96 pixels as black/white blocks."""
+    b = STAMP_BLOCK
+    for bit in range(STAMP_BITS):
+        row, col = divmod(bit, STAMP_COLS)
+        image[row * b:(row + 1) * b, col * b:(col + 1) * b] = 255 if (index >> bit) & 1 else 0
+    for col in range(STAMP_COLS):  # check row: bit pairs (col, col + 8) inverted as two half-blocks
+        lo, hi = (index >> col) & 1, (index >> (col + STAMP_COLS)) & 1
+        image[2 * b:3 * b, col * b:col * b + b // 2] = 0 if lo else 255
+        image[2 * b:3 * b, col * b + b // 2:(col + 1) * b] = 0 if hi else 255
+
+
+def read_stamp(image: np.ndarray) -> int | None:
+    """The index :func:`draw_stamp` wrote (mod 65536), or None if the code does not check out."""
+    b, q = STAMP_BLOCK, STAMP_BLOCK // 4
+    if image.shape[0] < 3 * b or image.shape[1] < STAMP_COLS * b:
+        return None
+    gray = image[:3 * b, :STAMP_COLS * b].mean(axis=2) if image.ndim == 3 else image[:3 * b, :STAMP_COLS * b]
+    index = 0
+    for bit in range(STAMP_BITS):
+        row, col = divmod(bit, STAMP_COLS)
+        on = gray[row * b + q:(row + 1) * b - q, col * b + q:(col + 1) * b - q].mean() > 128
+        half = col * b + (b // 2 if row else 0)
+        check = gray[2 * b + q:3 * b - q, half + q // 2:half + b // 2 - q // 2].mean() > 128
+        if on == check:
+            return None
+        index |= int(on) << bit
+    return index
 
 
 class MjpegCamera:
@@ -26,7 +65,7 @@ class MjpegCamera:
     at once (a camera losing power), a new instance on the same port brings it back."""
 
     def __init__(self, video: str | Path, port: int = 0, fps: float | None = None, quality: int = 90,
-                 max_frames: int = 0) -> None:
+                 max_frames: int = 0, stamp: bool = False) -> None:
         cap = cv2.VideoCapture(str(video))
         self.fps = fps or cap.get(cv2.CAP_PROP_FPS) or 30.0
         self.jpegs: list[bytes] = []
@@ -34,6 +73,8 @@ class MjpegCamera:
             ok, frame = cap.read()
             if not ok:
                 break
+            if stamp:
+                draw_stamp(frame, len(self.jpegs))
             self.jpegs.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
         cap.release()
         if not self.jpegs:
@@ -99,8 +140,9 @@ def main() -> None:
     p.add_argument("video")
     p.add_argument("--port", type=int, default=8090)
     p.add_argument("--fps", type=float, help="frame rate (default: the file's)")
+    p.add_argument("--stamp", action="store_true", help="draw each frame's index as a block code (top left)")
     args = p.parse_args()
-    camera = MjpegCamera(args.video, args.port, args.fps)
+    camera = MjpegCamera(args.video, args.port, args.fps, stamp=args.stamp)
     print(f"serving {args.video} ({len(camera.jpegs)} frames at {camera.fps:g} fps) on {camera.url}", flush=True)
     try:
         threading.Event().wait()

@@ -60,13 +60,14 @@ class VideoSource:
 
     def __init__(self, uri: str, *, loop: bool = False, realtime: bool = True,
                  reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
-                 start_seq: int = 0, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 stream_decode_threads: int = 1, start_seq: int = 0, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.uri = resolve_uri(uri)
         self.kind = source_kind(self.uri)
         self.loop = loop and self.kind == "file"
         self.realtime = realtime
         self.reconnect_initial_s = reconnect_initial_s
         self.reconnect_max_s = reconnect_max_s
+        self.stream_decode_threads = stream_decode_threads
         self.on_event = on_event or (lambda event: None)
         self.seq = start_seq
         self.skipped = 0          # frames decoded but passed over to keep up with real time
@@ -106,9 +107,10 @@ class VideoSource:
                 raise SourceError(f"{self.uri}: expected webcam:N with an integer N") from None
             cap = cv2.VideoCapture(index)
         else:
-            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG,
-                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _OPEN_TIMEOUT_MS,
-                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, _READ_TIMEOUT_MS])
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, _READ_TIMEOUT_MS]
+            if self.stream_decode_threads > 0:  # frame threads delay each frame (docs/benchmarks.md, Capture)
+                params += [cv2.CAP_PROP_N_THREADS, self.stream_decode_threads]
+            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
             return False

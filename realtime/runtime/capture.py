@@ -38,7 +38,8 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
     try:
         source = VideoSource(cfg.uri, loop=cfg.loop, realtime=cfg.realtime,
                              reconnect_initial_s=cfg.reconnect_initial_s,
-                             reconnect_max_s=cfg.reconnect_max_s, start_seq=start_seq,
+                             reconnect_max_s=cfg.reconnect_max_s,
+                             stream_decode_threads=cfg.stream_decode_threads, start_seq=start_seq,
                              on_event=lambda e: _report(child, dict(e)))
     except SourceError as e:
         child.event("source_error", logging.ERROR, error=str(e))
