@@ -124,7 +124,7 @@ class TransportConfig:
 class RuntimeConfig:
     workers: int = opt(2, min=1, max=64)
     reorder_wait_ms: float = opt(50.0, min=0.0)
-    batch_wait_ms: float = opt(3.0, min=0.0, max=1000.0)
+    batch_wait_ms: float = opt(0.0, min=0.0, max=1000.0)
     heartbeat_s: float = opt(1.0, min=0.05)
     hang_timeout_s: float = opt(10.0, min=0.5)
     status_every_s: float = opt(5.0, min=0.0)

@@ -178,7 +178,8 @@ def test_killed_or_hung_children_are_restarted_and_publishing_resumes(config, sm
     assert "restarting lift-0 reason=killed by SIGKILL" in run.log
     assert "restarting inference reason=killed by SIGKILL" in run.log
     # The killed publisher's part (every closed chunk) and the restarted one's, joined into the one file.
-    assert re.search(r"recording joined path=\S+kill.mcap parts=2 ", run.log), run.log
+    joined_parts = re.search(r"recording joined path=\S+kill.mcap parts=(\d+) ", run.log)
+    assert joined_parts and int(joined_parts.group(1)) >= 2, run.log
     assert not (tmp_path / "kill.1.mcap").exists()
     joined = RecordingReader(record)
     recorded = [lt for t, lt, _ in joined if t == "frame/cam0"]

@@ -93,7 +93,9 @@ def bench(sources: list[str], frames: int, backend: str | None, workers: int | N
     backend_used = re.findall(r"inference_started backend=(\S+)", text)
     cpu = [json.loads(m.replace("'", '"')) for m in re.findall(r"cpu_percent=(\{[^}]*\})", text)]
     first = next(iter(per_source.values()))
+    finished = re.findall(r"inference_finished frames=(\d+) batches=(\d+)", text)
     return {
+        "frames_per_2d_batch": int(finished[-1][0]) / max(int(finished[-1][1]), 1) if finished else None,
         "sources": sources, "frames_requested": frames, "frames_received": len(received),
         "frames_measured": len(published), "skipped_warmup": len(received) - len(published),
         "processed_fps": sum(r["processed_fps"] for r in per_source.values()),
@@ -129,6 +131,8 @@ def _table(r: dict) -> str:
     if len(r["per_source"]) > 1:
         lines += [f"  {name:<18} fps {v['processed_fps']:5.1f}  dropped {v['dropped']:5d} of {v['source_frames']:5d}"
                   f"  people/frame {v['people_per_frame']:.2f}" for name, v in r["per_source"].items()]
+    if len(r["per_source"]) > 1 and r["frames_per_2d_batch"]:
+        lines.append(f"frames per 2D batch  {r['frames_per_2d_batch']:8.2f}  (one detector + one keypoint call each)")
     if r["cpu_percent"]:
         lines.append("cpu % (100 = a core)  " + "  ".join(f"{k} {v:.0f}" for k, v in r["cpu_percent"].items()))
     lines += ["", f"{'latency (ms)':<22}{'p50':>8}{'p95':>8}{'p99':>8}"]

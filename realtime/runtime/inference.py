@@ -71,12 +71,13 @@ def main(child: Child, *, sources: list[str]) -> int:
         ask(i)
     try:
         while not child.stop.is_set() and not all(done):
+            polled = time.monotonic()
             events = dict(poller.poll(100))
             waiting: list[tuple[int, dict[str, Any], np.ndarray]] = []
             for i, d in enumerate(dealers):
                 if d not in events and not done[i] and time.monotonic() - asked[i] > _REASK_S:
                     ask(i, again=True)
-            for i in _arrivals(dealers, events, done, batch_wait_s):
+            for i in _arrivals(dealers, events, done, asked, polled, batch_wait_s):
                 header, image = recv_frame(dealers[i].recv_multipart(copy=False))
                 out: dict[str, Any] = {"epoch": epoch, "iseq": iseq[i], **header, "dropped": header.get("dropped", 0)}
                 out.pop("shape", None), out.pop("dtype", None)
@@ -118,13 +119,23 @@ def main(child: Child, *, sources: list[str]) -> int:
             est.close()
 
 
-def _arrivals(dealers: list[zmq.Socket], events: dict[Any, int], done: list[bool], wait_s: float) -> list[int]:
-    """The sources with a frame (or end of stream) to read: those in ``events`` and, when there are
-    some, those of the others still running whose answer comes within ``wait_s``."""
+def _arrivals(dealers: list[zmq.Socket], events: dict[Any, int], done: list[bool], asked: list[float],
+              polled: float, wait_s: float) -> list[int]:
+    """The sources with a frame (or end of stream) to read: those in ``events`` and, when this stage
+    is the bottleneck, the others that answer within ``wait_s``.
+
+    The stage is the bottleneck when a frame was already waiting when it polled (``polled`` = the
+    poll's start), or a source answered within ``wait_s`` of being asked (its frame was ready: its
+    capture only had to convert and send it); the other sources then have theirs on the way too.
+    A slower answer means the sources wait for their cameras and the stage has time to spare:
+    waiting for another source would only add latency."""
     ready = [i for i, d in enumerate(dealers) if d in events]
-    others = [i for i, d in enumerate(dealers) if i not in ready and not done[i]]
-    deadline = time.monotonic() + wait_s
-    while ready and others and (left := deadline - time.monotonic()) > 0:
+    now = time.monotonic()
+    if not ready or (now - polled > 1e-3 and min(now - asked[i] for i in ready) > wait_s):
+        return ready
+    others = [i for i in range(len(dealers)) if i not in ready and not done[i]]
+    deadline = now + wait_s
+    while others and (left := deadline - time.monotonic()) > 0:
         poller = zmq.Poller()
         for i in others:
             poller.register(dealers[i], zmq.POLLIN)
