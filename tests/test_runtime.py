@@ -276,3 +276,30 @@ def test_root_is_placed_in_the_cameras_level_frame():
     # 100 px right of and above the centre: 1 m right, and 1 m up in camera axes.
     x, y, z = level_root(1060.0, 440.0, 100.0, 1000.0, 960.0, 540.0, 0.0)
     assert (x, y, z) == pytest.approx((1.0, 1.0, -10.0))
+
+
+def test_a_bad_frame_in_a_batch_takes_no_other_source_with_it(photos_dir):
+    """The inference process's batch of several sources' frames: one frame that is no image fails the
+    batch, the frames are retried one by one, and only the bad one comes out without people."""
+    import threading
+
+    import numpy as np
+    import zmq
+
+    from realtime.config import Config
+    from realtime.pose2d import PoseEstimator2D, load_image
+    from realtime.runtime.child import Child
+    from realtime.runtime.inference import _estimate
+    from realtime.transport.sockets import Endpoints
+
+    child = Child("inference", Config(), Endpoints("inproc://c", "inproc://i", "inproc://o", (), "inproc://p"),
+                  zmq.Context.instance(), threading.Event())
+    first = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
+    estimators = [first, first.another(), first.another()]
+    photo = load_image(photos_dir / "p2.jpg")
+    not_an_image = np.zeros((200, 200, 5), np.uint8)
+    found, failed = _estimate(child, estimators, [photo, not_an_image, photo])
+    assert failed == 1 and [len(p) for p in found] == [2, 0, 2]
+    found, failed = _estimate(child, estimators, [photo, photo, photo])  # and the stream goes on
+    assert failed == 0 and [len(p) for p in found] == [2, 2, 2]
+    first.close()
