@@ -114,7 +114,8 @@ class FilterConfig:
 class TransportConfig:
     scheme: str = opt("ipc", choices=("ipc", "tcp"))
     ipc_dir: str = opt("", help="directory for ipc:// sockets; '' = a fresh temp dir per run")
-    host: str = opt("127.0.0.1")
+    host: str = opt("127.0.0.1", help="tcp: the machine running capture, inference and publisher")
+    bind: str = opt("", help="tcp: the interface our listening sockets bind; '' = host")
     base_port: int = opt(5550, min=1024, max=65000)
     publish: str = opt("tcp://127.0.0.1:5560", help="where consumers subscribe")
     skeleton_every_s: float = opt(2.0, min=0.1)

@@ -134,6 +134,64 @@ def test_two_sources_are_batched_and_published_on_their_own_topics(config, demo_
     assert sorted(recorded) == ["cam0"] * 10 + ["cam1"] * 10
 
 
+def _free_port_run(count: int) -> int:
+    """A port p with p .. p + count - 1 all free now."""
+    for _ in range(50):
+        base = _free_port()
+        try:
+            socks = []
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no run of free ports")
+
+
+def test_lifting_workers_of_another_run_over_tcp(config, demo_video):
+    """Split across machines, on loopback: one run has capture, inference and publisher and no
+    lifting worker; a second run (another machine's) has only lifting workers and connects over tcp.
+    The first publishes 3D people: every one of them was lifted by the second."""
+    base = _free_port_run(4) - 1
+    text = config.read_text()
+    text = re.sub(r'(?m)^scheme = .*$', 'scheme = "tcp"', text)
+    text = re.sub(r"(?m)^base_port = .*$", f"base_port = {base}", text)
+    config.write_text(text)
+    other = config.with_name("other.toml")  # the other machine: its own ipc directory for its supervisor
+    other.write_text(re.sub(r'(?m)^ipc_dir = "(.*)"$', r'ipc_dir = "\1-other"', text))
+    main = Run("--config", str(config), "--source", str(demo_video), "--max-frames", "8", "--no-pace",
+               "--stages", "capture,inference,publisher")
+    workers = Run("--config", str(other), "--stages", "lifting", "--workers", "1")
+    frames: list[Frame] = []
+    try:
+        with Subscriber(main.endpoint) as sub:
+            while main.proc.poll() is None or sub.sock.poll(0):
+                m = sub.recv(timeout_s=1.0)
+                if m is not None and isinstance(m[1], Frame):
+                    frames.append(m[1])
+        assert main.stop() == 0, main.log
+    finally:
+        assert workers.stop() == 0, workers.log
+    assert [f.seq for f in frames] == list(range(8)), main.log
+    assert any(p.joints3d is not None for f in frames for p in f.people), main.log
+    assert "started lift-0" not in main.log and "started lift-0" in workers.log
+    assert "started capture-0" not in workers.log and "stages=lifting" in workers.log
+
+
+def test_stages_are_checked():
+    done = subprocess.run([sys.executable, "-m", "realtime", "run", "--stages", "lifting,tracking"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown stage 'tracking'" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "realtime", "run", "--stages", "lifting"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and 'scheme = "tcp"' in done.stderr
+
+
 def _frames_after(sub: Subscriber, t: float, timeout: float) -> float | None:
     """When the first frame captured after ``t`` arrived, waiting at most ``timeout``."""
     deadline = time.monotonic() + timeout

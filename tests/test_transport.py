@@ -16,8 +16,9 @@ def test_endpoints_from_config_ipc_and_tcp(tmp_path):
     ep = Endpoints.from_config(cfg.transport, 2)
     assert ep.frames == (f"ipc://{tmp_path}/frames0", f"ipc://{tmp_path}/frames1")
     assert Endpoints.from_dict(ep.to_dict()) == ep
-    tcp = Endpoints.from_config(Config().replace("transport", scheme="tcp", base_port=6100).transport, 1)
-    assert tcp.control == "tcp://127.0.0.1:6100" and tcp.frames == ("tcp://127.0.0.1:6103",)
+    tcp = Endpoints.from_config(Config().replace("transport", scheme="tcp", base_port=6100,
+                                                 ipc_dir=str(tmp_path)).transport, 1)
+    assert tcp.control == f"ipc://{tmp_path}/control" and tcp.frames == ("tcp://127.0.0.1:6103",)
 
 
 def test_frame_travels_as_separate_part_over_ipc(tmp_path):
@@ -59,3 +60,18 @@ def test_reorder_waits_boundedly_then_counts_lost():
     assert r.pop(0.1) == [] and r.lost == 2
     r.push(2, 0, "new epoch", now=0.2)    # inference restarted: numbering starts again
     assert r.pop(0.2) == ["new epoch"]
+
+
+def test_tcp_endpoints_bind_on_the_configured_interface(tmp_path):
+    from realtime.config import TransportConfig
+    from realtime.transport.sockets import Endpoints
+
+    cfg = TransportConfig(scheme="tcp", host="10.0.0.5", bind="0.0.0.0", base_port=6000, ipc_dir=str(tmp_path))
+    ep = Endpoints.from_config(cfg, 2)
+    assert (ep.lift_in, ep.lift_out, ep.frames) == ("tcp://10.0.0.5:6001", "tcp://10.0.0.5:6002",
+                                                    ("tcp://10.0.0.5:6003", "tcp://10.0.0.5:6004"))
+    assert ep.bind_address(ep.lift_in) == "tcp://0.0.0.0:6001"
+    assert ep.control == f"ipc://{tmp_path}/control" == ep.bind_address(ep.control)  # a supervisor's own
+    assert Endpoints.from_dict(ep.to_dict()) == ep
+    local = Endpoints.from_config(TransportConfig(ipc_dir=str(tmp_path)), 1)
+    assert local.bind_address(local.lift_in) == local.lift_in == f"ipc://{tmp_path}/lift_in"

@@ -46,7 +46,7 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
         return EXIT_FATAL
     router = make_socket(child.ctx, zmq.ROUTER, hwm=4)
     router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a consumer that is gone raises: try the next
-    router.bind(child.endpoints.frames[index])
+    router.bind(child.endpoints.bind_address(child.endpoints.frames[index]))
     child.event("capture_started", uri=source.uri, kind=source.kind, width=source.width,
                 height=source.height, fps=source.fps, start_seq=start_seq)
     on_demand = source.kind == "file" and not cfg.realtime

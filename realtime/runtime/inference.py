@@ -32,7 +32,7 @@ def main(child: Child, *, sources: list[str]) -> int:
     first = PoseEstimator2D.create(backend=cfg.backend, model=cfg.model, config=cfg)
     estimators = [first] + [first.another() for _ in sources[1:]]
     child.event("inference_started", backend=first.backend, model=cfg.model, sources=len(sources))
-    push = make_socket(child.ctx, zmq.PUSH, bind=child.endpoints.lift_in, hwm=4)
+    push = make_socket(child.ctx, zmq.PUSH, bind=child.endpoints.bind_address(child.endpoints.lift_in), hwm=4)
     dealers = [make_socket(child.ctx, zmq.DEALER, connect=ep, hwm=2) for ep in child.endpoints.frames[:len(sources)]]
     poller = zmq.Poller()
     for d in dealers:

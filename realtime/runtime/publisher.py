@@ -165,7 +165,7 @@ def _person(p: dict[str, Any]) -> schema.Person:
 
 
 def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
-    pull = make_socket(child.ctx, zmq.PULL, bind=child.endpoints.lift_out, hwm=16)
+    pull = make_socket(child.ctx, zmq.PULL, bind=child.endpoints.bind_address(child.endpoints.lift_out), hwm=16)
     pub = make_socket(child.ctx, zmq.XPUB, bind=child.endpoints.publish, hwm=256)
     pub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, not only a topic's first, reaches us
     recorder = None

@@ -43,6 +43,8 @@ STARTUP_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 10.0
 #: Events shown as counts on the status line.
 _COUNTED_EVENTS = ("source_down", "reconnected", "stage_failed")
+#: What ``--stages`` may name: the roles of the children.
+STAGES = ("capture", "inference", "lifting", "publisher")
 #: Give up (exit 1) when one child needs more restarts than this within RESTART_WINDOW_S.
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
@@ -79,6 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="decode files as fast as the pipeline takes them instead of at their frame rate")
     p.add_argument("--publish", metavar="ENDPOINT", help="ZeroMQ PUB endpoint (default: [transport] publish)")
     p.add_argument("--log-format", choices=("text", "json"), help="log lines as text or JSON")
+    p.add_argument("--stages", metavar="LIST", default=",".join(STAGES),
+                   help="comma-separated stages to run here (default: all). With [transport] scheme = \"tcp\", "
+                        "'--stages lifting' adds lifting workers on another machine to a pipeline running at "
+                        "[transport] host (docs/runtime.md)")
     p.add_argument("--headless", action="store_true",
                    help="status only as log lines (default on a terminal: one live status line)")
 
@@ -109,14 +115,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"realtime run: {e}", file=sys.stderr)
         return 2
     setup_logging(cfg.runtime.log_format, "supervisor")
-    uris = args.source or [cfg.source.uri]
-    try:
-        _check_sources(cfg, uris)
-    except Exception as e:  # SourceError: say which source and why, then stop
-        log.error("%s", e)
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        print(f"realtime run: --stages: unknown stage {unknown[0]!r}; choose from {', '.join(STAGES)}"
+              if unknown else "realtime run: --stages: name at least one stage", file=sys.stderr)
         return 2
+    if set(stages) != set(STAGES) and cfg.transport.scheme != "tcp":
+        print("realtime run: --stages: running only some stages needs [transport] scheme = \"tcp\" "
+              "(the others run on another machine)", file=sys.stderr)
+        return 2
+    uris = args.source or [cfg.source.uri]
+    if "capture" in stages:
+        try:
+            _check_sources(cfg, uris)
+        except Exception as e:  # SourceError: say which source and why, then stop
+            log.error("%s", e)
+            return 2
     live = sys.stderr.isatty() and not args.headless
-    return Supervisor(cfg, uris, max_frames=args.max_frames, live_status=live).run()
+    return Supervisor(cfg, uris, max_frames=args.max_frames, live_status=live, stages=stages).run()
 
 
 def _check_sources(cfg: Config, uris: list[str]) -> None:
@@ -129,8 +146,10 @@ def _check_sources(cfg: Config, uris: list[str]) -> None:
 
 
 class Supervisor:
-    def __init__(self, cfg: Config, uris: list[str], max_frames: int = 0, live_status: bool = False) -> None:
+    def __init__(self, cfg: Config, uris: list[str], max_frames: int = 0, live_status: bool = False,
+                 stages: tuple[str, ...] = STAGES) -> None:
         self.cfg = cfg
+        self.stages = stages
         self.uris = uris
         self.names = [cfg.source.name if cfg.source.name and len(uris) == 1 else f"cam{i}" for i in range(len(uris))]
         self.max_frames = max_frames
@@ -141,7 +160,8 @@ class Supervisor:
             # would only oversubscribe the cores. Set before the forkserver starts, so children inherit it.
             os.environ.setdefault(var, "1")
         self.mp = multiprocessing.get_context("forkserver")
-        self.mp.set_forkserver_preload(PRELOAD + (["torch"] if _wants_torch(cfg.pose2d.backend) else []))
+        torch = "inference" in stages and _wants_torch(cfg.pose2d.backend)
+        self.mp.set_forkserver_preload(PRELOAD + (["torch"] if torch else []))
         self.children: dict[str, ChildState] = {}
         self._stopping = False
         self._failed = False
@@ -152,14 +172,22 @@ class Supervisor:
         self._sources_done_at: float | None = None
 
     # ---- children
+    @property
+    def _publisher(self) -> ChildState | None:
+        return self.children.get("publisher")
+
     def _plan(self) -> None:
-        record = self.cfg.record.path
-        self._add("publisher", "publisher", sources=self.names, record_path=record)
-        for i in range(self.cfg.runtime.workers):
-            self._add(f"lift-{i}", "lifting")
-        self._add("inference", "inference", sources=self.names)
-        for i, (uri, name) in enumerate(zip(self.uris, self.names)):
-            self._add(f"capture-{i}", "capture", uri=uri, index=i, source_name=name, max_frames=self.max_frames)
+        if "publisher" in self.stages:
+            self._add("publisher", "publisher", sources=self.names, record_path=self.cfg.record.path)
+        if "lifting" in self.stages:
+            for i in range(self.cfg.runtime.workers):
+                self._add(f"lift-{i}", "lifting")
+        if "inference" in self.stages:
+            self._add("inference", "inference", sources=self.names)
+        if "capture" in self.stages:
+            for i, (uri, name) in enumerate(zip(self.uris, self.names)):
+                self._add(f"capture-{i}", "capture", uri=uri, index=i, source_name=name,
+                          max_frames=self.max_frames)
 
     def _add(self, name: str, role: str, **kwargs: Any) -> None:
         self.children[name] = ChildState(name=name, role=role, kwargs=kwargs)
@@ -203,7 +231,9 @@ class Supervisor:
         control = make_socket(ctx, zmq.PULL, bind=self.endpoints.control, hwm=1000)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self._plan()
-        log.info("run starting", extra=fields(sources=",".join(self.uris), workers=self.cfg.runtime.workers,
+        log.info("run starting", extra=fields(stages=",".join(self.stages),
+                                               sources=",".join(self.uris) if "capture" in self.stages else "-",
+                                               workers=self.cfg.runtime.workers,
                                                publish=self.endpoints.publish,
                                                record=self.cfg.record.path or "-",
                                                backend=self.cfg.pose2d.backend))
@@ -214,7 +244,7 @@ class Supervisor:
                 self._receive(control, 100)
                 self._watch()
                 self._status()
-                if self.children["publisher"].finished:
+                if self._publisher is not None and self._publisher.finished:
                     log.info("end of stream: all frames published")
                     break
                 if self._sources_done_too_long():
@@ -236,7 +266,7 @@ class Supervisor:
     def _sources_done_too_long(self) -> bool:
         """All captures ended more than DRAIN_TIMEOUT_S ago (their end-of-stream was lost in a restart)."""
         captures = [c for c in self.children.values() if c.role == "capture"]
-        if not all(c.finished for c in captures):
+        if not captures or not all(c.finished for c in captures):
             return False
         self._sources_done_at = self._sources_done_at or time.monotonic()
         return time.monotonic() - self._sources_done_at > DRAIN_TIMEOUT_S
@@ -292,15 +322,17 @@ class Supervisor:
         captures = [c for c in self.children.values() if c.role == "capture"]
         for c in captures:
             _terminate(c)
-        publisher = self.children["publisher"]
+        publisher = self._publisher
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while time.monotonic() < deadline and publisher.process is not None and publisher.process.is_alive():
+        while (captures and publisher is not None and time.monotonic() < deadline
+               and publisher.process is not None and publisher.process.is_alive()):
             self._receive(control, 100)
             if publisher.finished:
                 break
         order = ["inference"] + [n for n in self.children if n.startswith("lift-")] + ["publisher"]
         for name in order:
-            _terminate(self.children[name])
+            if name in self.children:
+                _terminate(self.children[name])
         for c in self.children.values():
             if c.process is not None:
                 c.process.join(5.0)
@@ -310,11 +342,14 @@ class Supervisor:
                     c.process.join(1.0)
         self._receive(control, 0)  # the last heartbeats, with final counters
         self._join_recording()
-        log.info("stopped", extra=fields(published=self.children["publisher"].counters.get("published", 0)))
+        log.info("stopped", extra=fields(published=self._publisher.counters.get("published", 0)
+                                         if self._publisher is not None else "-"))
 
     def _join_recording(self) -> None:
         """After publisher restarts the recording is in parts: join them into the file asked for."""
-        restarts, path = self.children["publisher"].restarts, self.cfg.record.path
+        if self._publisher is None:
+            return
+        restarts, path = self._publisher.restarts, self.cfg.record.path
         if not path or not restarts:
             return
         from realtime.record import join_parts
@@ -349,7 +384,7 @@ class Supervisor:
             used, before_s = c.counters.get("cpu_s", 0.0), self._status_cpu.get(c.name, 0.0)
             cpu[stage] += 100.0 * (used - before_s if used >= before_s else used) / dt
             self._status_cpu[c.name] = used
-        pub = self.children["publisher"].counters
+        pub = self._publisher.counters if self._publisher is not None else {}
         total = pub.get("latency", {}).get("total", {})
         people = pub.get("people", 0) / max(pub.get("published", 0), 1)
         drops = sum(c.counters.get("dropped", 0) for c in self.children.values()) + pub.get("lost", 0)

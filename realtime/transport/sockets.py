@@ -28,7 +28,9 @@ KIND_READY = b"ready"
 @dataclass(frozen=True)
 class Endpoints:
     """Addresses of the internal sockets. Who binds: capture (frames), inference (lift_in),
-    tracker (lift_out), supervisor (control); the others connect."""
+    tracker (lift_out), supervisor (control); the others connect. Control is always ipc (a
+    supervisor and its own children); with tcp the rest may cross machines, so a socket binds at
+    :meth:`bind_address` (``[transport] bind``) and is reached at ``[transport] host``."""
 
     control: str
     lift_in: str
@@ -36,25 +38,35 @@ class Endpoints:
     frames: tuple[str, ...]
     publish: str
     ipc_dir: str = ""
+    host: str = ""
+    bind_host: str = ""
 
     @classmethod
     def from_config(cls, cfg: TransportConfig, n_sources: int) -> "Endpoints":
+        root = Path(cfg.ipc_dir) if cfg.ipc_dir else Path(tempfile.mkdtemp(prefix="realtime-"))
+        root.mkdir(parents=True, exist_ok=True)
         if cfg.scheme == "ipc":
-            root = Path(cfg.ipc_dir) if cfg.ipc_dir else Path(tempfile.mkdtemp(prefix="realtime-"))
-            root.mkdir(parents=True, exist_ok=True)
             return cls(control=f"ipc://{root}/control", lift_in=f"ipc://{root}/lift_in",
                        lift_out=f"ipc://{root}/lift_out",
                        frames=tuple(f"ipc://{root}/frames{i}" for i in range(n_sources)),
                        publish=cfg.publish, ipc_dir=str(root))
         host, port = cfg.host, cfg.base_port
-        return cls(control=f"tcp://{host}:{port}", lift_in=f"tcp://{host}:{port + 1}",
+        return cls(control=f"ipc://{root}/control", lift_in=f"tcp://{host}:{port + 1}",
                    lift_out=f"tcp://{host}:{port + 2}",
                    frames=tuple(f"tcp://{host}:{port + 3 + i}" for i in range(n_sources)),
-                   publish=cfg.publish)
+                   publish=cfg.publish, ipc_dir=str(root), host=host, bind_host=cfg.bind or host)
+
+    def bind_address(self, endpoint: str) -> str:
+        """Where the socket reached at ``endpoint`` binds (the same but for ``[transport] bind``)."""
+        prefix = f"tcp://{self.host}:"
+        if self.host and endpoint.startswith(prefix):
+            return f"tcp://{self.bind_host}:{endpoint[len(prefix):]}"
+        return endpoint
 
     def to_dict(self) -> dict[str, Any]:
         return {"control": self.control, "lift_in": self.lift_in, "lift_out": self.lift_out,
-                "frames": list(self.frames), "publish": self.publish, "ipc_dir": self.ipc_dir}
+                "frames": list(self.frames), "publish": self.publish, "ipc_dir": self.ipc_dir,
+                "host": self.host, "bind_host": self.bind_host}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Endpoints":
