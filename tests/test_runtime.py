@@ -270,6 +270,39 @@ def test_live_camera_dropping_out_keeps_the_pipeline_up(config, small_video):
         assert run.stop() == 0, run.log
 
 
+def test_children_stop_when_the_supervisor_is_killed(config, small_video, tmp_path):
+    """SIGKILL of the supervisor itself: its children notice, stop as on SIGTERM (nothing left running,
+    the publish port free again) and the publisher closes the recording properly."""
+    record = tmp_path / "orphan.mcap"
+    run = Run("--config", str(config), "--source", str(small_video), "--loop", "--record", str(record))
+    with Subscriber(run.endpoint) as sub:
+        assert _frames_after(sub, 0.0, 90) is not None, run.log
+    children = [int(pid) for pid in re.findall(r"started \S+ pid=(\d+)", run.log)]
+    assert len(children) >= 5, run.log
+    run.proc.kill()
+    run.proc.wait(10)
+    deadline = time.monotonic() + 20
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in alive if _running(pid)]
+    assert not alive, f"still running after the supervisor's death: {alive}\n{run.log}"
+    port = int(run.endpoint.rsplit(":", 1)[1])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # the publisher let go of it
+    reader = RecordingReader(record)
+    frames = [m for t, _, m in reader if t == "frame/cam0"]
+    assert frames and not reader.truncated and reader.skipped == 0
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"  # a zombie has stopped (its parent reaps it later)
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def test_dead_rtsp_source_is_retried_while_the_pipeline_stays_up(config):
     run = Run("--config", str(config), "--source", f"rtsp://127.0.0.1:{_free_port()}/none")
     try:

@@ -2,7 +2,10 @@
 
 A stage module provides ``main(child: Child, **kwargs) -> int``. Its loop calls
 ``child.beat(**counters)`` each iteration (rate-limited here), so a stage stuck inside a
-call stops beating and the supervisor restarts it. SIGINT is ignored in children: Ctrl-C
+call stops beating and the supervisor restarts it. The beat also notices a supervisor that
+died without stopping its children (SIGKILL, a crash): the stage then stops as on SIGTERM,
+so nothing is left running (holding the camera or the publish port) and the recording is
+closed properly. SIGINT is ignored in children: Ctrl-C
 reaches the whole process group, and the supervisor alone decides the shutdown order
 (SIGTERM to each child, captures first).
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -40,6 +44,8 @@ class Child:
     _control: zmq.Socket | None = None
     _last_beat: float = 0.0
     _counters: dict[str, Any] = field(default_factory=dict)
+    #: The supervisor (multiprocessing's parent, also under the forkserver), None when not started by one.
+    _supervisor: Any = field(default_factory=multiprocessing.parent_process)
 
     @property
     def log(self) -> logging.Logger:
@@ -57,6 +63,9 @@ class Child:
         if force or self.beat_due:
             self._last_beat = time.monotonic()
             self._send({"kind": "beat", **self._counters, "cpu_s": time.process_time()})
+            if self._supervisor is not None and not self.stop.is_set() and not self._supervisor.is_alive():
+                self.log.warning("supervisor gone: stopping", extra=fields(supervisor_pid=self._supervisor.pid))
+                self.stop.set()
 
     def event(self, event: str, level: int = logging.INFO, **values: Any) -> None:
         """Log an event here and report it to the supervisor (which counts and shows it)."""
