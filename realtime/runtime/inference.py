@@ -3,10 +3,10 @@
 It asks each capture process for a frame only when it is free to process it (``ready``),
 so every frame it sees is the newest one. The frames of all sources that are waiting go
 through the networks together (one detector and one keypoint batch for every person in
-every source); a frame is never held back to wait for another source's. The 2D people of a
-frame go to the lifting workers as one msgpack message (no image). ``iseq`` numbers the frames this process sent
-per source, consecutively, so the publisher can tell a late result from a lost one;
-``epoch`` changes when this process restarts.
+every source); only with ``[runtime] batch_wait_ms`` > 0 is a frame held back, briefly, for
+another source's. The 2D people of a frame go to the lifting workers as one msgpack message
+(no image). ``iseq`` numbers the frames this process sent per source, consecutively, so the
+publisher can tell a late result from a lost one; ``epoch`` changes when this process restarts.
 """
 from __future__ import annotations
 
