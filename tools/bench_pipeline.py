@@ -91,7 +91,7 @@ def bench(sources: list[str], frames: int, backend: str | None, workers: int | N
     transport = percentiles([(t - f.t_publish) * 1e3 for t, f in measured], (50, 95, 99))
     text = "\n".join(log)
     backend_used = re.findall(r"inference_started backend=(\S+)", text)
-    cpu = [json.loads(m.replace("'", '"')) for m in re.findall(r"cpu_percent=(\{[^}]*\})", text)]
+    cpu = [{k: float(v) for k, v in re.findall(r"(\w+)=(\d+)", m)} for m in re.findall(r"\| cpu% ([^|]*)", text)]
     first = next(iter(per_source.values()))
     finished = re.findall(r"inference_finished frames=(\d+) batches=(\d+)", text)
     return {

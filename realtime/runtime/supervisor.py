@@ -210,6 +210,10 @@ class Supervisor:
         log.info("started %s", c.name, extra=fields(pid=c.process.pid, restarts=c.restarts))
 
     def _restart(self, c: ChildState, why: str) -> None:
+        if self._stopping:  # a signal to the whole process group (e.g. `timeout`) ends children too
+            log.info("%s ended during shutdown", c.name, extra=fields(reason=why))
+            c.finished = True
+            return
         now = time.monotonic()
         c.restart_times = [t for t in c.restart_times if now - t < RESTART_WINDOW_S] + [now]
         if len(c.restart_times) > MAX_RESTARTS:
@@ -373,12 +377,13 @@ class Supervisor:
         dt = max(now - self._status_t, 1e-6)
         self._status_t = now
         counted = {"capture": "sent", "inference": "frames", "lifting": "frames", "publisher": "published"}
-        fps = {"capture": 0.0, "pose2d": 0.0, "lift": 0.0, "publish": 0.0}
+        stage_of = {"capture": "capture", "inference": "pose2d", "lifting": "lift", "publisher": "publish"}
+        fps = {stage_of[role]: 0.0 for role in STAGES if role in self.stages}
         cpu = dict.fromkeys(fps, 0.0)
         for c in self.children.values():
             count = c.counters.get(counted[c.role], 0)
             before = self._status_counts.get(c.name, 0)
-            stage = {"inference": "pose2d", "lifting": "lift", "publisher": "publish"}.get(c.role, c.role)
+            stage = stage_of[c.role]
             fps[stage] += (count - before if count >= before else count) / dt  # a restart resets counters
             self._status_counts[c.name] = count
             used, before_s = c.counters.get("cpu_s", 0.0), self._status_cpu.get(c.name, 0.0)
@@ -388,18 +393,22 @@ class Supervisor:
         total = pub.get("latency", {}).get("total", {})
         people = pub.get("people", 0) / max(pub.get("published", 0), 1)
         drops = sum(c.counters.get("dropped", 0) for c in self.children.values()) + pub.get("lost", 0)
-        line = ("fps " + " ".join(f"{k}={v:.1f}" for k, v in fps.items())
-                + f" | latency p50={total.get('p50', float('nan')):.0f}ms p95={total.get('p95', float('nan')):.0f}ms"
-                + f" | people/frame={people:.1f} | dropped={drops}"
-                + " | cpu% " + " ".join(f"{k}={v:.0f}" for k, v in cpu.items())
-                + f" | restarts={sum(c.restarts for c in self.children.values())}"
-                + "".join(f" | {e}={n}" for e, n in sorted(self._events.items()) if e in _COUNTED_EVENTS))
+        line = "fps " + " ".join(f"{k}={v:.1f}" for k, v in fps.items())
+        if self._publisher is not None:
+            line += (f" | latency p50={total.get('p50', float('nan')):.0f}ms p95={total.get('p95', float('nan')):.0f}ms"
+                     f" | people/frame={people:.1f}")
+        line += (f" | dropped={drops}"
+                 + " | cpu% " + " ".join(f"{k}={v:.0f}" for k, v in cpu.items())
+                 + f" | restarts={sum(c.restarts for c in self.children.values())}"
+                 + "".join(f" | {e}={n}" for e, n in sorted(self._events.items()) if e in _COUNTED_EVENTS))
         if self.live_status:
             print("\r" + line, end="", file=sys.stderr, flush=True)
-        else:
+        elif self.cfg.runtime.log_format == "json":  # the same numbers as fields, for log processors
             log.info("status %s", line, extra=fields(fps={k: round(v, 2) for k, v in fps.items()},
                                                      cpu_percent={k: round(v) for k, v in cpu.items()},
                                                      latency_ms=pub.get("latency", {}), dropped=drops))
+        else:
+            log.info("status %s", line)
 
 
 def _wants_torch(backend: str) -> bool:
