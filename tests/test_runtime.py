@@ -46,10 +46,11 @@ def config(tmp_path) -> Path:
 class Run:
     """`python -m realtime run ...` with its log collected line by line in the background."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, own_group: bool = False) -> None:
         self.endpoint = f"tcp://127.0.0.1:{_free_port()}"
         self.proc = subprocess.Popen([sys.executable, "-m", "realtime", "run", "--headless", "--publish",
-                                      self.endpoint, *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
+                                      self.endpoint, *args], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=own_group)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -301,6 +302,21 @@ def _running(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"  # a zombie has stopped (its parent reaps it later)
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_sigterm_to_the_whole_process_group_stops_cleanly(config, small_video, tmp_path):
+    """As `timeout` or `kill -TERM -PGID` do: every process gets SIGTERM at once (the forkserver too);
+    nothing is restarted during the shutdown, and the recording is complete."""
+    record = tmp_path / "group.mcap"
+    run = Run("--config", str(config), "--source", str(small_video), "--loop", "--record", str(record),
+              own_group=True)
+    with Subscriber(run.endpoint) as sub:
+        assert _frames_after(sub, 0.0, 90) is not None, run.log
+    os.killpg(run.proc.pid, signal.SIGTERM)
+    assert run.stop() == 0, run.log
+    assert "restarting" not in run.log, run.log
+    reader = RecordingReader(record)
+    assert [m for t, _, m in reader if t == "frame/cam0"] and not reader.truncated
 
 
 def test_dead_rtsp_source_is_retried_while_the_pipeline_stays_up(config):
