@@ -147,6 +147,16 @@ class VmcConfig:
 
 
 @dataclass(frozen=True)
+class CameraConfig:
+    """One ``[[camera]]`` table: what is known about one source's camera, by source name."""
+
+    name: str = opt("", help="the source it describes: cam0, cam1, ... or [source] name")
+    focal_px: float = opt(0.0, min=0.0, help="focal length in pixels; 0 = [source] focal_px")
+    pitch_deg: float = opt(math.nan, min=-90.0, max=90.0,
+                           help="downward pitch in degrees; nan = [lifting] camera_pitch_deg")
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     pose2d: Pose2DConfig = field(default_factory=Pose2DConfig)
@@ -157,6 +167,18 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     vmc: VmcConfig = field(default_factory=VmcConfig)
+    #: ``[[camera]]`` tables: per-source camera settings over the global ones.
+    camera: tuple[CameraConfig, ...] = ()
+
+    def camera_for(self, source: str) -> tuple[float, float]:
+        """``(focal_px, pitch_deg)`` of a source: its ``[[camera]]`` values where given, else the
+        global ``[source] focal_px`` and ``[lifting] camera_pitch_deg`` (0 / nan = unknown)."""
+        focal, pitch = self.source.focal_px, self.lifting.camera_pitch_deg
+        for c in self.camera:
+            if c.name == source:
+                focal = c.focal_px or focal
+                pitch = pitch if math.isnan(c.pitch_deg) else c.pitch_deg
+        return focal, pitch
 
     def replace(self, section: str, **values: Any) -> "Config":
         """A copy with some keys of one section changed, validated like the file."""
@@ -212,12 +234,27 @@ def from_dict(data: dict[str, Any]) -> Config:
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(f"[{unknown[0]}]: unknown section (known: {', '.join(sections)})")
-    built = {}
+    built: dict[str, Any] = {}
     for name, value in data.items():
+        if name == "camera":
+            built[name] = _cameras(value)
+            continue
         if not isinstance(value, dict):
             raise ConfigError(f"[{name}]: expected a table of keys, got {value!r}")
         built[name] = _build(typing.get_type_hints(Config)[name], name, value)
     return Config(**built)
+
+
+def _cameras(tables: Any) -> tuple[CameraConfig, ...]:
+    if not isinstance(tables, (list, tuple)) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError("[[camera]]: expected an array of tables ([[camera]] name = ...)")
+    cameras = tuple(_build(CameraConfig, f"camera #{i + 1}", t) for i, t in enumerate(tables))
+    names = [c.name for c in cameras]
+    if "" in names:
+        raise ConfigError(f"[[camera]] #{names.index('') + 1} name: every camera table needs the source's name")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[[camera]] name: {sorted(n for n in names if names.count(n) > 1)[0]!r} is given twice")
+    return cameras
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from realtime.client import Subscriber
@@ -133,6 +134,28 @@ def test_two_sources_are_batched_and_published_on_their_own_topics(config, demo_
     assert finished and int(finished.group(1)) == 20 and int(finished.group(2)) < 20, run.log
     recorded = [m.source for t, _, m in RecordingReader(record) if t.startswith("frame/")]
     assert sorted(recorded) == ["cam0"] * 10 + ["cam1"] * 10
+
+
+def test_camera_tables_reach_the_lifting_workers(config, demo_video):
+    """The same video as two sources, the second described by a [[camera]] table with twice the focal
+    length: its people come out at twice the distance, frame for frame."""
+    config.write_text(config.read_text() + '\n[[camera]]\nname = "cam1"\nfocal_px = 3072.0\n')
+    config.write_text(re.sub(r"(?m)^focal_px = 0.0$", "focal_px = 1536.0", config.read_text(), count=1))
+    run = Run("--config", str(config), "--source", str(demo_video), "--source", str(demo_video),
+              "--max-frames", "3", "--no-pace")
+    depth: dict[tuple[str, int], float] = {}
+    with Subscriber(run.endpoint) as sub:
+        while run.proc.poll() is None or sub.sock.poll(0):
+            m = sub.recv(timeout_s=1.0)
+            if m is not None and isinstance(m[1], Frame):
+                roots = [p.root[2] for p in m[1].people if p.root is not None]
+                if roots:
+                    depth[m[1].source, m[1].seq] = float(np.median(roots))
+    assert run.stop() == 0, run.log
+    ratios = [depth["cam1", seq] / depth["cam0", seq] for seq in range(3)
+              if ("cam0", seq) in depth and ("cam1", seq) in depth]
+    assert ratios and all(abs(r - 2.0) < 0.05 for r in ratios), (depth, run.log)
+    assert "matches no source" not in run.log
 
 
 def _free_port_run(count: int) -> int:

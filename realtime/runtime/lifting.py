@@ -4,12 +4,13 @@ Workers PULL from inference's PUSH (ZeroMQ hands each frame to the next free wor
 PUSH results to the publisher, which puts frames back in order. The root is placed in the
 camera's level frame (x right, y up against gravity, z horizontal towards the viewer, origin
 at the camera; the frame of the lifter's joints) from the lifter's weak-perspective scale ``s``
-(px per metre), the projected root ``(u, v)`` and the chosen camera pitch, with ``f`` from
-``[source] focal_px`` or, when unknown, 0.8 x image width (a ~64 degree horizontal field of view,
+(px per metre), the projected root ``(u, v)`` and the chosen camera pitch, with ``f`` from the
+source's ``[[camera]]`` table or ``[source] focal_px`` or, when unknown, 0.8 x image width (a ~64 degree horizontal field of view,
 typical of webcams) and the principal point at the image centre.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -29,8 +30,19 @@ DEFAULT_FOCAL_PER_WIDTH = 0.8
 def main(child: Child) -> int:
     from realtime.lifting import Lifter
 
-    lifter = Lifter.from_config(child.config.lifting)
-    lifter.lift(np.zeros((1, len(LSP14), 2)), np.ones((1, len(LSP14))))  # warm-up: the first call is slow
+    cfg = child.config
+    lifters: dict[str, Any] = {}  # by camera pitch: sources whose cameras look down differently
+
+    def lifter_for(source: str) -> tuple[Any, float]:
+        focal, pitch = cfg.camera_for(source)
+        key = "unknown" if math.isnan(pitch) else f"{pitch:g}"
+        if key not in lifters:
+            lifters[key] = Lifter.from_config(dataclasses.replace(cfg.lifting, camera_pitch_deg=pitch))
+            lifters[key].lift(np.zeros((1, len(LSP14), 2)), np.ones((1, len(LSP14))))  # the first call is slow
+        return lifters[key], focal
+
+    for name in ["", *(c.name for c in cfg.camera)]:  # load the prior(s) and warm up before taking frames
+        lifter_for(name)
     pull = make_socket(child.ctx, zmq.PULL, connect=child.endpoints.lift_in, hwm=2)
     push = make_socket(child.ctx, zmq.PUSH, connect=child.endpoints.lift_out, hwm=8)
     child.event("worker_started")
@@ -41,7 +53,8 @@ def main(child: Child) -> int:
                 message = unpack_header(pull.recv())
                 if message["kind"] != KIND_EOS:
                     try:
-                        lift_frame(lifter, message, child.config.source.focal_px)
+                        lifter, focal = lifter_for(str(message.get("source", "")))
+                        lift_frame(lifter, message, focal)
                     except Exception as e:  # one bad frame is published without 3D, never ends the stream
                         failed += 1
                         child.log.warning("lifting failed: frame published without 3D",

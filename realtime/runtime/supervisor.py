@@ -153,6 +153,9 @@ class Supervisor:
         self.uris = uris
         self.names = [cfg.source.name if cfg.source.name and len(uris) == 1 else f"cam{i}" for i in range(len(uris))]
         self.max_frames = max_frames
+        unmatched = [c.name for c in cfg.camera if c.name not in self.names]
+        if "capture" in stages and unmatched:
+            log.warning("[[camera]] %s matches no source (sources: %s)", unmatched[0], ", ".join(self.names))
         self.live_status = live_status
         self.endpoints = Endpoints.from_config(cfg.transport, len(uris))
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
