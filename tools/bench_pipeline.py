@@ -3,7 +3,8 @@
 Reports processed fps, dropped frames, people per frame, capture->publish latency (p50/p95/p99)
 in total and per stage (from the stage timestamps every frame carries), the transport cost
 publish -> subscriber receive, and each stage's CPU use (median of the run's status lines; 100 =
-one core). ``--source`` may be repeated: several sources run at once (one capture process each,
+one core) and, every 10 s, each child's resident memory (``--loop --frames 6000`` makes a
+long run to watch it for growth). ``--source`` may be repeated: several sources run at once (one capture process each,
 their frames batched together in the one inference process), reported per source and in total. With ``--kill CHILD`` it SIGKILLs one child after 30 frames and reports how
 long until a frame captured after the kill was published. Prints a table, or one JSON object with --json.
 
@@ -59,6 +60,9 @@ def bench(sources: list[str], frames: int, backend: str | None, workers: int | N
     log: list[str] = []
     reader = threading.Thread(target=lambda: log.extend(line.rstrip() for line in proc.stderr), daemon=True)
     reader.start()
+    rss: dict[str, list[float]] = {}
+    sampler = threading.Thread(target=_sample_rss, args=(proc, log, rss), daemon=True)
+    sampler.start()
     received: list[tuple[float, Frame]] = []
     kill_at = kill_gap = None
     with Subscriber(endpoint) as sub:
@@ -76,6 +80,7 @@ def bench(sources: list[str], frames: int, backend: str | None, workers: int | N
             elif kill_at is not None and kill_gap is None and m[1].t_capture > kill_at:
                 kill_gap = sub.received_at - kill_at
     rc = proc.wait()
+    sampler.join(5)
     reader.join(5)
     if rc != 0 or not received:
         raise SystemExit(f"the run failed (exit status {rc}):\n" + "\n".join(log[-30:]))
@@ -109,7 +114,26 @@ def bench(sources: list[str], frames: int, backend: str | None, workers: int | N
         "backend": backend_used[-1] if backend_used else "?",
         "workers": workers, "killed": kill if kill_at is not None else None, "resume_after_kill_s": kill_gap,
         "width": first["width"], "height": first["height"],
+        "rss_mb": {name: {"first": v[0], "last": v[-1], "max": max(v), "samples": len(v)} for name, v in rss.items()},
     }
+
+
+#: Seconds between RSS samples of each child (memory growth over a long run: ``--loop``).
+RSS_EVERY_S = 10.0
+
+
+def _sample_rss(proc: subprocess.Popen, log: list[str], rss: dict[str, list[float]]) -> None:
+    """Resident memory (MB, from /proc) of each child named in the run's log, every RSS_EVERY_S."""
+    while proc.poll() is None:
+        pids = dict(re.findall(r"started (\S+) pid=(\d+)", "\n".join(log)))  # the latest pid of each
+        for name, pid in pids.items():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            except (OSError, StopIteration, ValueError):
+                continue
+            rss.setdefault(name, []).append(kb / 1024.0)
+        time.sleep(RSS_EVERY_S)
 
 
 def _source_stats(rows: list[tuple[float, Frame]], skip: int) -> dict:
@@ -141,6 +165,9 @@ def _table(r: dict) -> str:
         lines.append(f"{name:<22}{v['p50']:8.1f}{v['p95']:8.1f}{v['p99']:8.1f}")
     t = r["transport_ms"]
     lines.append(f"{'publish->subscriber':<22}{t['p50']:8.2f}{t['p95']:8.2f}{t['p99']:8.2f}")
+    if any(v["samples"] > 1 for v in r["rss_mb"].values()):
+        lines.append("\nRSS MB (first -> last, max)  " + "  ".join(
+            f"{name} {v['first']:.0f}->{v['last']:.0f} ({v['max']:.0f})" for name, v in sorted(r["rss_mb"].items())))
     if r["killed"]:
         gap = r["resume_after_kill_s"]
         lines.append(f"\nSIGKILL {r['killed']}: publishing resumed after "
@@ -158,11 +185,13 @@ def main() -> int:
     p.add_argument("--kill", metavar="CHILD", help="SIGKILL this child (e.g. lift-0, inference) after 30 frames")
     p.add_argument("--config", help="config file passed to realtime run")
     p.add_argument("--no-pace", action="store_true", help="decode the file as fast as the pipeline takes it")
+    p.add_argument("--loop", action="store_true", help="loop file sources (a long run: --frames 6000 --loop)")
     p.add_argument("--camera-pitch", type=float, metavar="DEG", help="passed to realtime run (demo: 19.9)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
     extra = ((["--config", args.config] if args.config else []) + (["--no-pace"] if args.no_pace else [])
-             + (["--camera-pitch", str(args.camera_pitch)] if args.camera_pitch is not None else []))
+             + (["--camera-pitch", str(args.camera_pitch)] if args.camera_pitch is not None else [])
+             + (["--loop"] if args.loop else []))
     result = bench(args.source or ["demo"], args.frames, args.backend, args.workers, args.skip, args.kill, extra)
     print(json.dumps(result) if args.json else _table(result))
     return 0
