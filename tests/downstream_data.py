@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import functools
 import math
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +90,15 @@ def _parent_first() -> list[int]:
                 done.add(i)
                 todo.remove(i)
     return order
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout_s: float, action=None) -> None:
+    """Until ``path`` exists (a Blender script's signal file), ``proc`` ends or ``timeout_s`` passes,
+    calling ``action`` meanwhile (e.g. publishing until the script has subscribed)."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return
+        if action:
+            action()
+        time.sleep(0.05)

@@ -19,7 +19,7 @@ import mcap
 import numpy as np
 import pytest
 import zmq
-from downstream_data import REPO_ROOT, fixed_lengths, mocap_people, write_recording
+from downstream_data import REPO_ROOT, fixed_lengths, mocap_people, wait_for, write_recording
 
 from realtime import skeleton as sk
 from realtime.export.cli import export
@@ -96,16 +96,6 @@ def _check_heads(heads: dict, expected: np.ndarray, atol: float = 1e-4) -> None:
     np.testing.assert_allclose(heads["Head/tail"], expected[sk.JOINTS3D.index("head_top")], atol=atol)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float, action=None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            return
-        if action:
-            action()
-        time.sleep(0.05)
-
-
 #: Opt-in: REALTIME_BLENDER_UI=1 also runs the live link in Blender's UI under Xvfb (about a minute).
 UI = os.environ.get("REALTIME_BLENDER_UI") == "1"
 
@@ -123,8 +113,8 @@ def test_live_link_drives_one_armature_per_track_and_keys_every_frame(recording,
     skeleton = messages[0][2]
 
     def publish() -> None:
-        _wait_for(tmp_path / "connected", proc, 90)
-        _wait_for(tmp_path / "skeleton", proc, 30, lambda: pub.send_multipart([b"skeleton", pack(skeleton)]))
+        wait_for(tmp_path / "connected", proc, 90)
+        wait_for(tmp_path / "skeleton", proc, 30, lambda: pub.send_multipart([b"skeleton", pack(skeleton)]))
         pub.send_multipart([b"frame/cam0", b"\xc1 not msgpack"])  # a bad message must not stop the link
         for _, _, frame in messages[1:]:
             pub.send_multipart([frame_topic(frame.source), pack(frame)])

@@ -224,21 +224,11 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float, action=None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            return
-        if action:
-            action()
-        time.sleep(0.05)
-
-
 def driver(args: argparse.Namespace, work: Path) -> int:
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
     import numpy as np
     import zmq
-    from downstream_data import fixed_lengths, mocap_people, write_recording
+    from downstream_data import fixed_lengths, mocap_people, wait_for, write_recording
 
     from realtime import skeleton as sk
     from realtime.export.cli import export
@@ -308,8 +298,8 @@ def driver(args: argparse.Namespace, work: Path) -> int:
     messages = list(read_recording(recording))
 
     def publish() -> None:
-        _wait_for(out / "connected", proc, args.timeout)
-        _wait_for(out / "skeleton", proc, 30, lambda: pub.send_multipart([b"skeleton", pack(messages[0][2])]))
+        wait_for(out / "connected", proc, args.timeout)
+        wait_for(out / "skeleton", proc, 30, lambda: pub.send_multipart([b"skeleton", pack(messages[0][2])]))
         pub.send_multipart([b"frame/cam0", b"\xc1 not msgpack"])  # a bad message must not stop the link
         for _, _, frame in messages[1:]:
             pub.send_multipart([frame_topic(frame.source), pack(frame)])
