@@ -102,3 +102,20 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout_s: float, action=None) 
         if action:
             action()
         time.sleep(0.05)
+
+
+def cut_and_bad_recordings(recording: Path, folder: Path) -> tuple[Path, Path]:
+    """A copy of ``recording`` cut as a killed recorder leaves it (complete chunks, then a partial
+    one), and a file that is not a recording: what the Blender importer must cope with."""
+    from realtime.record import read_recording
+
+    cut = folder / "cut.mcap"
+    with Recorder(cut) as rec:
+        for topic, log_time, message in read_recording(recording):
+            rec.write(topic, log_time, pack(message))
+            rec.flush()
+    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.6)])
+    not_mcap = folder / "notes.mcap"
+    not_mcap.write_text("not a recording\n")
+    return cut, not_mcap
+

@@ -19,11 +19,12 @@ import mcap
 import numpy as np
 import pytest
 import zmq
-from downstream_data import REPO_ROOT, fixed_lengths, mocap_people, wait_for, write_recording
+from downstream_data import (REPO_ROOT, cut_and_bad_recordings, fixed_lengths, mocap_people, wait_for,
+                             write_recording)
 
 from realtime import skeleton as sk
 from realtime.export.cli import export
-from realtime.record import Recorder, read_recording
+from realtime.record import read_recording
 from realtime.rig import BONE_HEADS, BONES
 from realtime.transport.schema import frame_topic, pack
 
@@ -146,14 +147,7 @@ def test_live_link_drives_one_armature_per_track_and_keys_every_frame(recording,
 
 def test_bvh_export_and_recording_import_in_blender(recording, people, addon, tmp_path):
     (bvh,) = export(recording, tmp_path / "take.bvh", "bvh", track=7)
-    cut = tmp_path / "cut.mcap"  # as a killed recorder leaves it: complete chunks, then a partial one
-    with Recorder(cut) as rec:
-        for topic, log_time, message in read_recording(recording):
-            rec.write(topic, log_time, pack(message))
-            rec.flush()
-    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.6)])
-    not_mcap = tmp_path / "notes.mcap"
-    not_mcap.write_text("not a recording\n")
+    cut, not_mcap = cut_and_bad_recordings(recording, tmp_path)
     config = _config(tmp_path, addon, bvh=str(bvh), mcap=str(recording), cut_mcap=str(cut), not_mcap=str(not_mcap))
     results = _finish(_blender("offline_check.py", config, tmp_path), tmp_path)
 

@@ -75,7 +75,7 @@ def inside(config_path: str) -> int:
     cfg = json.loads(Path(config_path).read_text())
     out = Path(cfg["out"])
     sys.path.insert(0, str(REPO / "tests" / "blender"))
-    from common import bone_heads, keyed_frames  # the tests' helpers (they only use bpy)
+    from common import bone_heads, keyed_frames, live_results  # the tests' helpers (they only use bpy)
 
     results: dict = {"version": bpy.app.version_string, "background": bpy.app.background}
 
@@ -164,16 +164,8 @@ def inside(config_path: str) -> int:
                 interval = live.tick()
                 assert interval is not None, "the timer asked to stop"
                 time.sleep(interval)
-            p = link.performer
             bpy.context.view_layer.update()
-            live_pose = {track: {b.name: list(bpy.data.objects[name].matrix_world @ b.head)
-                                 for b in bpy.data.objects[name].pose.bones}
-                         for track, name in p.armatures.items()}
-            got = {"frames": p.frames, "skipped": p.skipped, "bad": link.bad, "live": live_pose, "tracks": {}}
-            for track, name in p.armatures.items():
-                obj = bpy.data.objects[name]
-                frames = keyed_frames(obj)
-                got["tracks"][track] = {"name": name, "keyed": frames, "heads": bone_heads(obj, frames)}
+            got = live_results(link)
             assert bpy.ops.realtime_pose.disconnect() == {"FINISHED"}
             assert not bpy.app.timers.is_registered(live.tick)
             return got
@@ -228,11 +220,11 @@ def driver(args: argparse.Namespace, work: Path) -> int:
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
     import numpy as np
     import zmq
-    from downstream_data import fixed_lengths, mocap_people, wait_for, write_recording
+    from downstream_data import cut_and_bad_recordings, fixed_lengths, mocap_people, wait_for, write_recording
 
     from realtime import skeleton as sk
     from realtime.export.cli import export
-    from realtime.record import Recorder, read_recording
+    from realtime.record import read_recording
     from realtime.rig import BONE_HEADS, BONES
     from realtime.transport.schema import frame_topic, pack
 
@@ -270,14 +262,7 @@ def driver(args: argparse.Namespace, work: Path) -> int:
     people = dict(zip((3, 7), mocap_people(shared / "data" / "mocap" / "cmu", FPS, FRAMES)))
     recording = write_recording(work / "session.mcap", list(people.values()), FPS)
     (bvh,) = export(recording, work / "take.bvh", "bvh", track=7)
-    cut = work / "cut.mcap"
-    with Recorder(cut) as rec:
-        for topic, log_time, message in read_recording(recording):
-            rec.write(topic, log_time, pack(message))
-            rec.flush()
-    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.6)])
-    not_mcap = work / "notes.mcap"
-    not_mcap.write_text("not a recording\n")
+    cut, not_mcap = cut_and_bad_recordings(recording, work)
 
     ctx = zmq.Context.instance()
     pub = ctx.socket(zmq.PUB)

@@ -45,3 +45,20 @@ def keyed_frames(obj) -> list[int]:
 
 def finish(cfg: dict, results: dict) -> None:
     Path(cfg["out"], "results.json").write_text(json.dumps(results))
+
+
+def live_results(link) -> dict:
+    """What the live link did: counts, each armature's pose now and its keyed frames' bone heads."""
+    import bpy
+    p = link.performer
+    live_pose = {track: {b.name: list(bpy.data.objects[name].matrix_world @ b.head)
+                         for b in bpy.data.objects[name].pose.bones}
+                 for track, name in p.armatures.items()}
+    results = {"frames": p.frames, "skipped": p.skipped, "bad": link.bad, "last_seq": p.last_seq,
+               "background": bpy.app.background, "live": live_pose, "tracks": {}}
+    for track, name in p.armatures.items():
+        obj = bpy.data.objects[name]
+        frames = keyed_frames(obj)
+        results["tracks"][track] = {"name": name, "keyed": frames, "heads": bone_heads(obj, frames)}
+    return results
+

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bone_heads, finish, keyed_frames, setup  # noqa: E402
+from common import finish, live_results, setup  # noqa: E402
 
 cfg = setup()
 import bpy  # noqa: E402
@@ -35,17 +35,8 @@ def waiting() -> bool:
 
 
 def report() -> None:
-    p = link.performer
     bpy.context.view_layer.update()
-    live_pose = {track: {b.name: list(bpy.data.objects[name].matrix_world @ b.head)
-                         for b in bpy.data.objects[name].pose.bones}
-                 for track, name in p.armatures.items()}
-    results = {"frames": p.frames, "skipped": p.skipped, "bad": link.bad, "last_seq": p.last_seq,
-               "background": bpy.app.background, "live": live_pose, "tracks": {}}
-    for track, name in p.armatures.items():
-        obj = bpy.data.objects[name]
-        frames = keyed_frames(obj)
-        results["tracks"][track] = {"name": name, "keyed": frames, "heads": bone_heads(obj, frames)}
+    results = live_results(link)
     assert bpy.ops.realtime_pose.disconnect() == {"FINISHED"}
     assert not bpy.app.timers.is_registered(live.tick)
     finish(cfg, results)
