@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from downstream_data import REPO_ROOT, fixed_lengths, mocap_people, write_recording
+from downstream_data import REPO_ROOT, cut_and_bad_recordings, fixed_lengths, mocap_people, write_recording
 
 from realtime import skeleton as sk
 from realtime.cli import main
@@ -136,13 +136,7 @@ def test_several_sources_need_a_choice(people, tmp_path, capsys):
 
 
 def test_a_recording_cut_short_exports_up_to_the_cut(recording, tmp_path, capsys):
-    from realtime.record import read_recording
-    cut = tmp_path / "cut.mcap"
-    with Recorder(cut) as rec:
-        for topic, t, m in read_recording(recording):
-            rec.write(topic, t, pack(m))
-            rec.flush()
-    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.6)])
+    cut, _ = cut_and_bad_recordings(recording, tmp_path)
     assert main(["export", str(cut), "--output", str(tmp_path / "c.csv"), "--track", "3"]) == 0
     assert "file cut short" in capsys.readouterr().err
     rows = (tmp_path / "c.csv").read_text().splitlines()[1:]
