@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime.capture import video_frames
 from realtime.config import Pose2DConfig
 from realtime.pose2d import ImageError, PoseEstimator2D, load_image
 from realtime.pose2d.crops import Crop, box_crop, letterbox, warp
@@ -153,10 +154,7 @@ def test_detector_separates_people_left_to_right(detector, photos_dir):
 
 
 def test_tiles_find_small_people_in_a_wide_shot(detector, demo_video):
-    cap = cv2.VideoCapture(str(demo_video))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
+    frame = _frames(demo_video, 1)[0]
     whole = PersonDetector(detector.backend, 0.5, tiles=1)
     assert len(detector.regions(1920, 1080)) > 1
     assert len(detector.detect(frame)) >= len(whole.detect(frame)) + 2
@@ -244,10 +242,8 @@ def test_blazepose_mapping_derives_neck_and_head_top():
 # --- video ---------------------------------------------------------------------------------------
 
 def _frames(video: Path, count: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(video))
-    frames = [cap.read()[1] for _ in range(count)]
-    cap.release()
-    assert all(f is not None for f in frames)
+    frames = list(video_frames(video, count))
+    assert len(frames) == count
     return frames
 
 

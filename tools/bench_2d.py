@@ -44,6 +44,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from realtime.capture import video_frames  # noqa: E402
 from realtime.config import Config, Pose2DConfig  # noqa: E402
 from realtime.pose2d.crops import box_crop, warp  # noqa: E402
 from realtime.pose2d.estimator import MODELS, PoseEstimator2D  # noqa: E402
@@ -293,12 +294,8 @@ def video_study(path: Path, frames: int, draw: Path | None) -> dict:
         est = PoseEstimator2D.create(backend="onnxruntime", config=config)
         if refine is None:
             est.model = dataclasses.replace(est.model, bgr=False)
-        capture = cv2.VideoCapture(str(path))
         counts, scores, decode_ms = [], [], []
-        for i in range(frames):
-            ok, frame = capture.read()
-            if not ok:
-                break
+        for i, frame in enumerate(video_frames(path, frames)):
             people = est.estimate(frame)
             counts.append(len(people))
             scores += [p.score for p in people]
@@ -307,7 +304,6 @@ def video_study(path: Path, frames: int, draw: Path | None) -> dict:
             if draw is not None and i in (frames // 5, frames // 2, frames - 1):
                 draw.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(draw / f"video_{'refined' if refine else 'cpm'}_{i}.png"), drawn(frame, people))
-        capture.release()
         out[name] = {"frames": len(counts), "people_per_frame": float(np.mean(counts)),
                      "frames_without_people": int(np.sum(np.array(counts) == 0)),
                      "mean_score": float(np.mean(scores)) if scores else 0.0,
@@ -321,14 +317,7 @@ def realtime_study(path: Path, frames: int, repeats: int, overrides: dict | None
     """``estimate()`` on the first ``frames`` frames of a video with the default configuration, decoded
     beforehand so that only the 2D stage is timed; ``repeats`` passes (state reset in between), the
     median pass by p50 reported, each pass's p50/p95 listed."""
-    capture = cv2.VideoCapture(str(path))
-    video = []
-    while len(video) < frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        video.append(frame)
-    capture.release()
+    video = list(video_frames(path, frames))
     config = Config().replace("pose2d", backend="onnxruntime", **(overrides or {})).pose2d
     est = PoseEstimator2D.create(config=config)
     passes = []
@@ -384,15 +373,9 @@ def score_separation(path: Path, step: int = 30, seed: int = 0) -> dict:
 
     est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=False))
     rng = np.random.default_rng(seed)
-    capture = cv2.VideoCapture(str(path))
     scores: dict[str, list[float]] = {"people": [], "background": []}
-    i = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        i += 1
-        if (i - 1) % step:
+    for i, frame in enumerate(video_frames(path)):
+        if i % step:
             continue
         boxes = [_detection_box(d) for d in est.detector.detect(frame)]
         h, w = frame.shape[:2]
@@ -406,7 +389,6 @@ def score_separation(path: Path, step: int = 30, seed: int = 0) -> dict:
         for name, found in (("people", boxes), ("background", background)):
             if found:
                 scores[name] += [p.score for p in est.estimate_in_boxes(frame, np.array(found))]
-    capture.release()
     est.close()
     people, background = np.array(scores["people"]), np.array(scores["background"])
     return {"people": len(people), "background": len(background),
@@ -531,9 +513,7 @@ def main(argv: list[str] | None = None) -> int:
               "accuracy": accuracy(samples, args.shared / "models", args.models.split(","))}
     if not args.skip_latency:
         person = load_image(args.shared / "data" / "images" / "photos" / "p1.jpg")
-        capture = cv2.VideoCapture(str(args.shared / "data" / "video" / "deepstream_Retail02_short.mp4"))
-        wide = capture.read()[1]
-        capture.release()
+        wide = next(video_frames(args.shared / "data" / "video" / "deepstream_Retail02_short.mp4", 1))
         result["latency_backend"] = args.backend
         result["latency"] = latency(person, wide, args.repeats, args.backend)
         result["cpus"] = os.cpu_count()

@@ -273,11 +273,9 @@ def _publish(url: str, video: str, frames: int) -> None:
 
 
 def _first_frame(video: Path) -> np.ndarray:
-    import cv2
-    cap = cv2.VideoCapture(str(video))
-    ok, image = cap.read()
-    cap.release()
-    if not ok:
+    from realtime.capture import video_frames
+    image = next(video_frames(video, 1), None)
+    if image is None:
         raise SystemExit(f"{video}: cannot read")
     return image
 

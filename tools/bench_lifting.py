@@ -111,8 +111,7 @@ def collect_stream(video: Path, n_frames: int, backend: str, out: Path | None) -
         with np.load(out) as f:
             return {name: [(f[f"{name}_kp"][f[f"{name}_at"] == i], f[f"{name}_conf"][f[f"{name}_at"] == i])
                            for i in range(int(f[f"{name}_n"]))] for name in ("people", "feedback")}
-    import cv2
-
+    from realtime.capture import video_frames
     from realtime.config import load_config
     from realtime.pose2d.estimator import PoseEstimator2D
 
@@ -121,16 +120,11 @@ def collect_stream(video: Path, n_frames: int, backend: str, out: Path | None) -
     if estimator.refiner is not None:
         estimator.refiner = dataclasses.replace(estimator.refiner,
                                                 lifter=_Recording(estimator.refiner.lifter, feedback))
-    capture = cv2.VideoCapture(str(video))
     people = []
-    while len(people) < n_frames:
-        ok, image = capture.read()
-        if not ok:
-            break
+    for image in video_frames(video, n_frames):
         found = estimator.estimate(image)
         people.append((np.array([p.keypoints for p in found], np.float64).reshape(-1, 14, 2),
                        np.array([p.confidence for p in found], np.float64).reshape(-1, 14)))
-    capture.release()
     estimator.close()
     streams = {"people": people, "feedback": feedback}
     if out is not None:

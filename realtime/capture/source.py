@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,22 @@ def resolve_uri(uri: str) -> str:
     if uri == "demo":
         return str(DEMO_VIDEO) if DEMO_VIDEO.exists() else "webcam:0"
     return uri
+
+
+def video_frames(path: str | Path, limit: int = 0) -> Iterator[np.ndarray]:
+    """Every BGR frame of a video file in order, at most ``limit`` (0 = all): for offline tools and
+    tests, which want each frame rather than the newest (a live pipeline's :class:`VideoSource`)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        count = 0
+        while not limit or count < limit:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+            count += 1
+    finally:
+        cap.release()
 
 
 def source_kind(uri: str) -> str:

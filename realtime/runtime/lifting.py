@@ -28,16 +28,17 @@ DEFAULT_FOCAL_PER_WIDTH = 0.8
 
 
 def main(child: Child) -> int:
-    from realtime.lifting import Lifter
+    from realtime.lifting import Lifter, PosePrior
 
     cfg = child.config
+    prior = PosePrior.load(cfg.lifting.prior or None)
     lifters: dict[str, Any] = {}  # by camera pitch: sources whose cameras look down differently
 
     def lifter_for(source: str) -> tuple[Any, float]:
         focal, pitch = cfg.camera_for(source)
         key = "unknown" if math.isnan(pitch) else f"{pitch:g}"
         if key not in lifters:
-            lifters[key] = Lifter.from_config(dataclasses.replace(cfg.lifting, camera_pitch_deg=pitch))
+            lifters[key] = Lifter.from_config(dataclasses.replace(cfg.lifting, camera_pitch_deg=pitch), prior)
             lifters[key].lift(np.zeros((1, len(LSP14), 2)), np.ones((1, len(LSP14))))  # the first call is slow
         return lifters[key], focal
 
