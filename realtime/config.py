@@ -32,6 +32,12 @@ def opt(default: Any, *, choices: tuple | None = None, min: float | None = None,
     return field(default=default, metadata=meta)
 
 
+def _pose2d_models(role: str) -> tuple[str, ...]:
+    """The 2D networks of one role, from the one model table (``realtime/pose2d/registry.py``)."""
+    from realtime.pose2d.registry import names
+    return names(role)
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     uri: str = opt("demo", help="video file, webcam:N, rtsp://..., http://..., or 'demo'")
@@ -46,14 +52,16 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class Pose2DConfig:
-    model: str = opt("cpm", choices=("cpm", "blazepose-lite", "blazepose-full", "blazepose-heavy"))
+    model: str = opt("movenet-lightning", choices=_pose2d_models("keypoints"),
+                     help="2D keypoint network (realtime models list)")
+    detector: str = opt("movenet-multipose", choices=_pose2d_models("detector"), help="person detector")
     backend: str = opt("auto", choices=("auto", "tensorrt", "torch", "onnxruntime"))
     models_dir: str = opt("", help="local mirror of upstream model files; '' = ../shared/models if present")
     engines_dir: str = opt("", help="where converted models and engine caches go; '' = engines/")
     max_people: int = opt(10, min=1, max=64)
     detect_every: int = opt(20, min=1, help="the detector's regions (whole frame, tiles) are spread round-robin "
                                             "over N frames; the first frame looks everywhere")
-    detector_score: float = opt(0.5, min=0.0, max=1.0)
+    detector_score: float = opt(math.nan, min=0.0, max=1.0, help="detection score threshold; nan = the detector's own")
     detector_tiles: int = opt(2, min=1, max=8,
                               help="rows of overlapping square tiles the detector also sees (1 = whole frame only)")
     keypoint_threshold: float = opt(0.1, min=0.0, max=1.0)
@@ -63,12 +71,12 @@ class Pose2DConfig:
                                           "the detector then looks where they were")
     person_score: float = opt(math.nan, min=0.0, max=1.0,
                               help="people whose mean keypoint confidence is below this are dropped (lost); "
-                                   "nan = the model's own (cpm 0.12, blazepose 0.2)")
+                                   "nan = the model's own (cpm 0.12, the others 0.2)")
     ort_threads: int = opt(2, min=0)
     ort_split_batch: bool = opt(True, help="run the parts of a batch side by side, one thread each")
     precision: str = opt("fp16", choices=("fp16", "fp32"))
-    refine_3d: bool = opt(True, help="fuse the CPM's belief maps with its lifted 3D pose projected back (5.4-5.5)")
-    refine_weight: float = opt(0.3, min=0.0, max=1.0, help="weight w of the projected maps: (1-w) cpm + w projected")
+    refine_3d: bool = opt(False, help="fuse the network's belief maps with its lifted 3D pose projected back (5.4-5.5)")
+    refine_weight: float = opt(0.3, min=0.0, max=1.0, help="weight w of the projected maps: (1-w) network + w projected")
     refine_sigma: float = opt(2.0, min=0.1, help="sigma of the projected maps, belief-map pixels")
     refine_iterations: int = opt(1, min=1, max=5)
     refine_leave_one_out: bool = opt(False, help="project each joint from a lift of the other joints (robust, slower)")

@@ -9,7 +9,7 @@ from realtime.config import Pose2DConfig
 from realtime.pose2d.backends import BackendError, available_backends, create_backend
 from realtime.pose2d.models import ModelError, model_path, model_spec
 
-MODELS = ["cpm", "detector", "blazepose-lite", "blazepose-full", "blazepose-heavy"]
+MODELS = ["cpm", "blazepose-detector", "blazepose-lite", "blazepose-full", "blazepose-heavy"]
 PHOTOS = ["golf.jpg", "p1.jpg", "apink1.jpg"]
 
 
@@ -37,8 +37,8 @@ def litert(name: str, batch: np.ndarray) -> dict[str, np.ndarray]:
     for x in batch:
         it.set_tensor(index, x[None])
         it.invoke()
-        results.append([it.get_tensor(by_name[t]).copy() for t in spec.tflite_outputs])
-    return {n: np.concatenate([r[i] for r in results]) for i, n in enumerate(spec.output_names)}
+        results.append([it.get_tensor(by_name[t]).copy() for t in spec.source_outputs])
+    return {n: np.concatenate([r[i] for r in results]) for i, n in enumerate(spec.outputs)}
 
 
 def assert_close(name: str, ours: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> None:
@@ -79,9 +79,9 @@ def test_cpm_belief_maps_peak_on_a_person(refs):
     assert (maps.reshape(-1, 14).max(axis=0) > 0.3).sum() >= 8
 
 
-@pytest.mark.parametrize("name", ["cpm", "detector"])
-def test_batch_equals_single_runs(name, refs):
-    batch, _ = refs[name]
+@pytest.mark.parametrize("name", ["cpm", "blazepose-detector", "movenet-lightning", "movenet-multipose"])
+def test_batch_equals_single_runs(name, refs, photos_dir):
+    batch = refs[name][0] if name in refs else photo_batch(photos_dir, name, PHOTOS)
     with create_backend(name, "onnxruntime") as be:
         together = be.infer(batch)
         single = [be.infer(batch[i:i + 1]) for i in range(len(batch))]

@@ -52,7 +52,13 @@ def cpu_cpm(models_dir):
     backend.close()
 
 
-@pytest.mark.parametrize("model", ["cpm", "detector"])
+CONVERTED = ["cpm", "blazepose-detector", "movenet-lightning", "movenet-thunder", "movenet-multipose", "efficientpose",
+             "nanodet", "centernet"]
+#: The default networks, checked end to end in FP16 on a GPU.
+DEFAULTS = ["movenet-lightning", "movenet-multipose"]
+
+
+@pytest.mark.parametrize("model", CONVERTED)
 def test_torch_cpu_matches_onnxruntime(model, models_dir, photos_dir):
     x = real_batch(photos_dir, model, 3)
     with TorchBackend(model, device="cpu") as tb, create_backend(model, "onnxruntime") as ort:
@@ -128,7 +134,7 @@ def _check_fp16(model: str, got: dict, want: dict) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("model", ["cpm", "detector"])
+@pytest.mark.parametrize("model", CONVERTED)
 def test_torch_cuda_fp16_close_to_fp32_cpu(model, models_dir, photos_dir):
     x = real_batch(photos_dir, model, 5)
     with TorchBackend(model, device="cpu") as cpu:
@@ -175,3 +181,25 @@ def test_tensorrt_fp16_close_to_fp32_cpu(models_dir, photos_dir, cpu_cpm):
     with create_backend("cpm", "tensorrt", config) as again:
         assert not again.built and again.engine_path == trt.engine_path  # loaded from the cache
         assert again.infer(x[:2])["belief_maps"].shape == (2, 96, 96, 14)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["torch", "tensorrt"])
+def test_default_networks_in_fp16_find_the_same_people_as_fp32_on_the_cpu(backend, photos_dir):
+    """The whole estimator (MultiPose + MoveNet Lightning) in FP16 on the GPU against FP32 ONNX Runtime
+    on the CPU: the same people, keypoints within 2 % of each person's box diagonal."""
+    if backend == "tensorrt":
+        pytest.importorskip("tensorrt", reason="TensorRT is not installed on this GPU machine")
+    from realtime.pose2d import PoseEstimator2D, load_image
+
+    photos = [load_image(photos_dir / n) for n in ("p2.jpg", "p3.jpg", "apink2.jpg", "ski.jpg")]
+    with PoseEstimator2D.create(backend="onnxruntime") as cpu, \
+            PoseEstimator2D.create(backend=backend, config=Pose2DConfig(precision="fp16")) as gpu:
+        assert gpu.backend == backend
+        for want, got in zip(cpu.estimate(photos), gpu.estimate(photos)):
+            assert len(got) == len(want)
+            for p in want:
+                diag = float(np.hypot(*(p.bbox[2:] - p.bbox[:2])))
+                q = min(got, key=lambda q: np.abs(q.bbox - p.bbox).sum())
+                both = (p.confidence > 0) & (q.confidence > 0)
+                assert np.median(np.linalg.norm(p.keypoints[both] - q.keypoints[both], axis=1)) < 0.02 * diag

@@ -22,7 +22,8 @@ def test_json_with_lsp14_names(photos_dir):
     done = _estimate(str(photos_dir / "p2.jpg"), str(photos_dir / "p1.jpg"), "--json", "--backend", "onnxruntime")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["model"] == "cpm" and out["backend"] == "onnxruntime"
+    assert out["model"] == "movenet-lightning" and out["detector"] == "movenet-multipose"
+    assert out["backend"] == "onnxruntime"
     p2, p1 = out["images"]
     assert (p2["width"], p2["height"]) == (500, 422)
     assert len(p2["people"]) == 2 and len(p1["people"]) == 1
@@ -58,6 +59,19 @@ def test_text_output_with_another_model(photos_dir):
     assert "model blazepose-lite" in done.stdout and "1 people" in done.stdout
     for name in LSP14:
         assert f"    {name} " in done.stdout
+
+
+def test_draw_writes_the_people_on_the_photos(photos_dir, tmp_path):
+    import cv2
+
+    one = _estimate(str(photos_dir / "p2.jpg"), "--no-3d", "--backend", "onnxruntime", "--draw", str(tmp_path / "p2.png"))
+    assert one.returncode == 0, one.stderr
+    drawn, photo = cv2.imread(str(tmp_path / "p2.png")), cv2.imread(str(photos_dir / "p2.jpg"))
+    assert drawn.shape == photo.shape and (cv2.absdiff(drawn, photo).max(axis=2) > 60).mean() > 0.005
+    several = _estimate(str(photos_dir / "p1.jpg"), str(photos_dir / "p3.jpg"), "--no-3d", "--backend", "onnxruntime",
+                        "--draw", str(tmp_path / "out"))
+    assert several.returncode == 0, several.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p1.jpg", "p3.jpg"]
 
 
 def test_unknown_backend_is_a_usage_error(photos_dir):

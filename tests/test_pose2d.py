@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,29 +13,37 @@ from realtime.config import Pose2DConfig
 from realtime.pose2d import ImageError, PoseEstimator2D, load_image
 from realtime.pose2d.crops import Crop, box_crop, letterbox, warp
 from realtime.pose2d.decode import decode_belief_maps, map_to_crop
-from realtime.pose2d.detector import PersonDetector, anchors
+from realtime.pose2d.detection import PersonDetector, create_detector
+from realtime.pose2d.detection.blazepose import anchors
+from realtime.pose2d.evaluation import BODY12, Sample, load_annotated, pck
 from realtime.pose2d.landmarks import blazepose_to_lsp14
 from realtime.skeleton import LSP14
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-import bench_2d  # noqa: E402
+
+@pytest.fixture(scope="module")
+def est() -> PoseEstimator2D:
+    """The default networks (MultiPose detector, MoveNet Lightning) on ONNX Runtime."""
+    e = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig())
+    yield e
+    e.close()
 
 
 @pytest.fixture(scope="module")
-def cpm() -> PoseEstimator2D:
-    est = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
-    yield est
-    est.close()
+def cpm(est) -> PoseEstimator2D:
+    """The CPM with the default detector (sharing its network)."""
+    e = PoseEstimator2D.create(backend="onnxruntime", model="cpm", config=Pose2DConfig(model="cpm"))
+    yield e
+    e.close()
 
 
 @pytest.fixture(scope="module")
-def detector(cpm) -> PersonDetector:
-    return cpm.detector
+def annotated(annotated_dir) -> list[Sample]:
+    return load_annotated(annotated_dir)
 
 
 @pytest.fixture(scope="module")
-def lsp(annotated_dir) -> list[bench_2d.Sample]:
-    return [s for s in bench_2d.load_annotated(annotated_dir) if s.dataset == "lsp"]
+def lsp(annotated) -> list[Sample]:
+    return [s for s in annotated if s.dataset == "lsp"]
 
 
 # --- belief-map decoding -------------------------------------------------------------------------
@@ -120,9 +127,9 @@ def test_letterbox_pads_with_zeros():
     assert batch[0, 112, 112, 0] == pytest.approx(200)
 
 
-# --- detector ------------------------------------------------------------------------------------
+# --- detectors -----------------------------------------------------------------------------------
 
-def test_anchor_layout():
+def test_blazepose_anchor_layout():
     a = anchors()
     assert a.shape == (2254, 2)
     np.testing.assert_allclose(a[0], [0.5 / 28, 0.5 / 28])
@@ -131,41 +138,66 @@ def test_anchor_layout():
     np.testing.assert_allclose(a[-1], [6.5 / 7, 6.5 / 7])
 
 
-@pytest.mark.parametrize("name, count", [("p1.jpg", 1), ("golf.jpg", 1), ("singer.jpg", 1), ("nadal.png", 1),
-                                         ("p2.jpg", 2), ("p3.jpg", 3), ("apink2.jpg", 4)])
-def test_detector_finds_the_people(detector, photos_dir, name, count):
+@pytest.mark.parametrize("name, count", [("p1.jpg", 1), ("golf.jpg", 1), ("nadal.png", 1), ("p2.jpg", 2),
+                                         ("p3.jpg", 3), ("apink2.jpg", 6)])
+def test_detector_finds_the_people(est, photos_dir, name, count):
+    """MultiPose (the default detector) on photos of 1 to 6 people, two of them side by side frames."""
     image = load_image(photos_dir / name)
     h, w = image.shape[:2]
-    found = detector.detect(image)
-    assert len(found) == count, [d.person_box.round() for d in found]
+    found = est.detector.detect(image)
+    assert len(found) == count, [d.extent.round() for d in found]
     for d in found:
-        assert d.score >= 0.5
-        box = d.person_box
-        hip = d.keypoints[0]
-        assert 0 <= hip[0] < w and 0 <= hip[1] < h           # the body centre is in the picture
-        assert 0.2 * h < box[3] - box[1] < 3.0 * h            # a person-sized box
-        face = d.face
-        assert box[0] <= (face[0] + face[2]) / 2 <= box[2] and (face[1] + face[3]) / 2 < hip[1]   # head up
+        assert d.score >= est.detector.min_score
+        x0, y0, x1, y1 = d.box
+        assert 0 <= d.centre[0] < w and 0 <= d.centre[1] < h          # the body centre is in the picture
+        assert x0 <= d.centre[0] <= x1 and y0 <= d.centre[1] <= y1
+        assert 0.2 * h < d.extent[3] - d.extent[1] <= 1.05 * h        # a person-sized box
+        assert d.keypoints.shape == (17, 3)                              # MultiPose's own COCO-17 come along
 
 
-def test_detector_separates_people_left_to_right(detector, photos_dir):
-    found = sorted(detector.detect(load_image(photos_dir / "p2.jpg")), key=lambda d: d.keypoints[0, 0])
-    assert found[0].keypoints[0, 0] < 250 < found[1].keypoints[0, 0]
+def test_detector_separates_people_left_to_right(est, photos_dir):
+    found = sorted(est.detector.detect(load_image(photos_dir / "p2.jpg")), key=lambda d: d.centre[0])
+    assert found[0].centre[0] < 250 < found[1].centre[0]
 
 
-def test_tiles_find_small_people_in_a_wide_shot(detector, demo_video):
+@pytest.mark.parametrize("name", ["nanodet", "centernet", "blazepose-detector"])
+def test_other_detectors_find_the_two_people(est, photos_dir, name):
+    from realtime.pose2d.backends import create_backend
+
+    detector = create_detector(name, create_backend(name, "onnxruntime"))
+    found = sorted(detector.detect(load_image(photos_dir / "p2.jpg")), key=lambda d: d.centre[0])
+    assert len(found) == 2 and found[0].centre[0] < 250 < found[1].centre[0]
+    detector.backend.close()
+
+
+def test_tiles_find_small_people_in_a_wide_shot(est, demo_video):
     frame = _frames(demo_video, 1)[0]
-    whole = PersonDetector(detector.backend, 0.5, tiles=1)
-    assert len(detector.regions(1920, 1080)) > 1
-    assert len(detector.detect(frame)) >= len(whole.detect(frame)) + 2
+    whole = create_detector(est.detector.name, est.detector.backend, tiles=1)
+    assert len(est.detector.regions(1920, 1080)) == 9
+    assert len(est.detector.detect(frame)) >= len(whole.detect(frame)) + 1
+
+
+def test_detectors_find_the_annotated_people(est, annotated):
+    """Person recall of the default detector on the 16 annotated people (IoU >= 0.5 of its boxes,
+    rescaled to keypoint-box size, with the annotated joints' box)."""
+    from realtime.pose2d.evaluation import found
+
+    hits = [found(s, np.array([d.box for d in est.detector.detect(load_image(s.image))])) for s in annotated]
+    assert np.mean(hits) >= 0.9
 
 
 # --- keypoints -----------------------------------------------------------------------------------
 
+def test_movenet_on_the_annotated_people_with_ground_truth_boxes(est, annotated):
+    preds = [est.estimate_in_boxes(load_image(s.image), s.box)[0].keypoints for s in annotated]
+    assert pck(annotated, preds, BODY12, 0.1) >= 0.9
+
+
 def test_cpm_on_lsp_with_ground_truth_boxes(cpm, lsp):
     errors = []
+    network_only = dataclasses.replace(cpm, refiner=None)
     for s in lsp:
-        (person,) = cpm.estimate_in_boxes(load_image(s.image), s.box)
+        (person,) = network_only.estimate_in_boxes(load_image(s.image), s.box)
         assert person.keypoints.shape == (14, 2) and person.confidence.shape == (14,)
         errors.append(np.linalg.norm(person.keypoints - s.keypoints, axis=1))
     errors = np.array(errors)
@@ -179,8 +211,10 @@ def test_cpm_on_lsp_with_ground_truth_boxes(cpm, lsp):
 
 def test_cpm_matches_upstream_litert(cpm, lsp, models_dir):
     pytest.importorskip("ai_edge_litert")
-    upstream = bench_2d.estimator_on(bench_2d.LiteRTModel(bench_2d.tflite_path(models_dir, "cpm")),
-                                     cpm.detector.backend, "cpm")
+    from realtime.pose2d.evaluation import LiteRTModel
+
+    upstream = dataclasses.replace(cpm, keypoint_backend=LiteRTModel(models_dir / cpm.spec.file, spec=cpm.spec),
+                                   refiner=None)
     network_only = dataclasses.replace(cpm, refiner=None)   # parity of the networks, before any 3D feedback
     for s in lsp:
         image = load_image(s.image)
@@ -190,11 +224,10 @@ def test_cpm_matches_upstream_litert(cpm, lsp, models_dir):
         np.testing.assert_allclose(ours.confidence, theirs.confidence, atol=1e-3)
 
 
-def test_estimate_a_still_photo(cpm, photos_dir):
-    cpm.reset()
-    people = cpm.estimate(load_image(photos_dir / "p2.jpg"))
+def test_estimate_a_still_photo(est, photos_dir):
+    people = est.estimate(load_image(photos_dir / "p2.jpg"))
     assert len(people) == 2
-    assert set(cpm.last_timings) == {"detect", "crop", "infer", "decode"}
+    assert set(est.last_timings) == {"detect", "crop", "infer", "decode"}
     for p in people:
         assert p.bbox.shape == (4,) and p.keypoints.shape == (14, 2) and p.confidence.shape == (14,)
         assert 0.0 < p.score <= 1.0 and ((p.confidence >= 0) & (p.confidence <= 1)).all()
@@ -204,28 +237,53 @@ def test_estimate_a_still_photo(cpm, photos_dir):
         assert p.keypoints[LSP14.index("head_top"), 1] < p.keypoints[LSP14.index("l_ankle"), 1]
 
 
+def test_estimate_is_stateless_on_a_list_of_photos(est, photos_dir):
+    """IMAGE mode: a list of unrelated photos gives each photo's people whatever came before, the
+    same as one call per photo, in any order; file paths work too."""
+    paths = sorted(photos_dir.glob("*.jpg"))
+    alone = [est.estimate(load_image(p)) for p in paths]
+    together = est.estimate([str(p) for p in paths])
+    backwards = est.estimate(list(reversed(paths)))[::-1]
+    assert sum(map(len, alone)) >= len(paths)
+    for a, b, c in zip(alone, together, backwards):
+        assert len(a) == len(b) == len(c)
+        for p, q, r in zip(a, b, c):
+            np.testing.assert_allclose(p.keypoints, q.keypoints, atol=1e-3)
+            np.testing.assert_allclose(p.keypoints, r.keypoints, atol=1e-3)
+
+
 def test_max_people_caps_the_batch(photos_dir):
     est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(max_people=1))
     assert len(est.estimate(load_image(photos_dir / "p2.jpg"))) == 1
+    est.close()
 
 
-def test_two_crops_on_one_person_give_one_person(cpm, photos_dir):
+def test_two_crops_on_one_person_give_one_person(est, photos_dir):
     image = load_image(photos_dir / "p1.jpg")
-    cpm.reset()
-    (person,) = cpm.estimate(image)
-    cpm.seed(np.stack([person.bbox, person.bbox + [3, -4, 5, 2]]))
-    assert len(cpm.estimate(image)) == 1
-    cpm.reset()
+    (person,) = est.estimate(image)
+    video = est.video()
+    video.seed(np.stack([person.bbox, person.bbox + [3, -4, 5, 2]]))
+    assert len(video.estimate(image)) == 1
 
 
-def test_blazepose_landmarks_map_to_lsp14(photos_dir):
-    est = PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite")
+def test_movenet_maps_coco_to_lsp14(est, photos_dir):
     (person,) = est.estimate(load_image(photos_dir / "p1.jpg"))
     k = dict(zip(LSP14, person.keypoints))
-    assert person.score > 0.5
+    assert person.score > 0.4
     assert k["head_top"][1] < k["neck"][1] < k["r_hip"][1] < k["r_knee"][1] < k["r_ankle"][1]
     # Facing the camera: the person's right is on the image's left.
     assert k["r_shoulder"][0] < k["l_shoulder"][0] and k["r_hip"][0] < k["l_hip"][0]
+
+
+@pytest.mark.parametrize("model", ["blazepose-lite", "movenet-thunder", "efficientpose"])
+def test_other_keypoint_networks_map_to_lsp14(photos_dir, model):
+    est = PoseEstimator2D.create(backend="onnxruntime", model=model, config=Pose2DConfig(model=model))
+    (person,) = est.estimate(load_image(photos_dir / "p1.jpg"))
+    k = dict(zip(LSP14, person.keypoints))
+    assert person.score > 0.3
+    assert k["head_top"][1] < k["neck"][1] < k["r_hip"][1] < k["r_knee"][1] < k["r_ankle"][1]
+    assert k["r_shoulder"][0] < k["l_shoulder"][0] and k["r_hip"][0] < k["l_hip"][0]
+    est.close()
 
 
 def test_blazepose_mapping_derives_neck_and_head_top():
@@ -239,6 +297,14 @@ def test_blazepose_mapping_derives_neck_and_head_top():
     assert (confidence > 0.99).all()
 
 
+def test_estimate_draws_people(est, photos_dir):
+    from realtime.pose2d.draw import draw_people
+
+    image = load_image(photos_dir / "p2.jpg")
+    drawn = draw_people(image, est.estimate(image))
+    assert drawn.shape == image.shape and (drawn != image).any(axis=2).mean() > 0.005
+
+
 # --- video ---------------------------------------------------------------------------------------
 
 def _frames(video: Path, count: int) -> list[np.ndarray]:
@@ -248,30 +314,39 @@ def _frames(video: Path, count: int) -> list[np.ndarray]:
 
 
 class _RecordingDetector(PersonDetector):
-    """The real detector, remembering which regions it was asked to look at in each frame."""
+    """The real detector, remembering which regions it was asked to look at in each frame, and
+    optionally adding a detection of its own (a false positive)."""
 
-    def __init__(self, real: PersonDetector):
-        super().__init__(real.backend, real.min_score, real.tiles)
+    def __init__(self, real: PersonDetector, extra=None):
+        self.__dict__.update(real.__dict__)
+        self.real = real
+        self.extra = extra
         self.asked: list[list[Crop]] = []
+
+    def decode(self, outputs, n):
+        return self.real.decode(outputs, n)
 
     def detect_many(self, images, regions):
         self.asked += [list(r) for r in regions]
-        return super().detect_many(images, regions)
+        found = super().detect_many(images, regions)
+        return [f + ([self.extra] if self.extra is not None else []) for f in found]
 
 
-def test_video_spreads_the_detector_regions_over_frames(demo_video):
+def _with_detector(est: PoseEstimator2D, detector: PersonDetector, **config) -> PoseEstimator2D:
+    return dataclasses.replace(est, detector=detector, config=dataclasses.replace(est.config, **config))
+
+
+def test_video_spreads_the_detector_regions_over_frames(est, demo_video):
     """The shop video (1080p: the whole frame and 8 tiles): frame 0 looks everywhere; then each frame
     looks at its round-robin share, so every region comes round once in every detect_every frames and
     no frame pays for all of them; people are followed from their keypoints in between."""
-    est = PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite",
-                                 config=Pose2DConfig(detect_every=3, lost_frames=100))
-    est.detector = _RecordingDetector(est.detector)
-    frames = _frames(demo_video, 7)
-    for frame in frames:
-        assert len(est.estimate(frame)) >= 2
-    regions = est.detector.regions(1920, 1080)
+    recording = _RecordingDetector(est.detector)
+    video = _with_detector(est, recording, detect_every=3, lost_frames=100).video()
+    for frame in _frames(demo_video, 7):
+        assert len(video.estimate(frame)) >= 2
+    regions = recording.regions(1920, 1080)
     assert len(regions) == 9
-    asked = est.detector.asked
+    asked = recording.asked
     assert len(asked) == 7 and asked[0] == regions
     for first in (1, 4):
         window = [r for frame in asked[first:first + 3] for r in frame]
@@ -279,57 +354,57 @@ def test_video_spreads_the_detector_regions_over_frames(demo_video):
     assert all(len(frame) == 3 for frame in asked[1:])
 
 
-def test_steady_people_get_the_detector_every_n_frames_exactly(cpm, photos_dir):
-    whole_frame_only = PersonDetector(cpm.detector.backend, cpm.detector.min_score, tiles=1)
-    est = PoseEstimator2D(cpm.keypoint_backend, whole_frame_only, cpm.model, Pose2DConfig(detect_every=3))
+def test_steady_people_get_the_detector_every_n_frames_exactly(est, photos_dir):
+    whole_frame_only = create_detector(est.detector.name, est.detector.backend, tiles=1)
+    video = _with_detector(est, whole_frame_only, detect_every=3).video()
     image = load_image(photos_dir / "p2.jpg")
     detected = []
     for _ in range(7):
-        runs = est.detector_runs
-        assert len(est.estimate(image)) == 2
-        detected.append(est.detector_runs > runs)
+        runs = video.detector_runs
+        assert len(video.estimate(image)) == 2
+        detected.append(video.detector_runs > runs)
     assert detected == [True, False, False, True, False, False, True]
 
 
-def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(cpm, photos_dir):
-    est = PoseEstimator2D(cpm.keypoint_backend, cpm.detector, cpm.model,
-                          Pose2DConfig(detect_every=100, lost_frames=2))
+def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(est, photos_dir):
+    video = _with_detector(est, est.detector, detect_every=100, lost_frames=2).video()
     image = load_image(photos_dir / "p2.jpg")
-    assert len(est.estimate(image)) == 2 and est.detector_runs == 1
-    assert len(est.estimate(image)) == 2 and est.detector_runs == 1
+    assert len(video.estimate(image)) == 2 and video.detector_runs == 1
+    assert len(video.estimate(image)) == 2 and video.detector_runs == 1
     black = np.zeros_like(image)
-    assert est.estimate(black) == [] and not est.lost        # one poor frame: still followed
-    assert est.estimate(black) == [] and est.lost             # the second: dropped
-    assert est.detector_runs == 1
-    assert len(est.estimate(image)) == 2 and est.detector_runs == 2   # the detector looks where they were
-    assert not est.lost
+    assert video.estimate(black) == [] and not video.lost        # one poor frame: still followed
+    assert video.estimate(black) == [] and video.lost             # the second: dropped
+    assert video.detector_runs == 1
+    assert len(video.estimate(image)) == 2 and video.detector_runs == 2   # the detector looks where they were
+    assert not video.lost
 
 
-def test_followed_people_need_only_keep_fraction_of_the_person_score(cpm, photos_dir):
-    """Hysteresis: on the same image, people the estimator already follows are kept at a score that
-    new detections do not reach (both people in p2.jpg score ~0.75)."""
+def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos_dir):
+    """Hysteresis: on the same image, people the follower already follows are kept at a score that
+    new detections do not reach."""
     image = load_image(photos_dir / "p2.jpg")
-    found = cpm.estimate_in_boxes(image, np.array([[50, 40, 220, 385], [270, 50, 445, 410]], float))
-    assert all(0.68 < p.score < 0.85 for p in found)
-    est = PoseEstimator2D(cpm.keypoint_backend, cpm.detector, cpm.model,
-                          Pose2DConfig(person_score=0.85, keep_fraction=0.8, detect_every=100))
-    assert est.estimate(image) == []
-    est.seed(np.stack([p.bbox for p in found]))
-    assert len(est.estimate(image)) == 2
+    found = est.estimate(image)
+    low = min(p.score for p in found)
+    video = _with_detector(est, est.detector, person_score=low / 0.9 + 1e-3, keep_fraction=0.85,
+                           detect_every=100).video()
+    assert video.estimate(image) == []
+    video.seed(np.stack([p.bbox for p in found]))
+    assert len(video.estimate(image)) == 2
 
 
-def test_a_detection_the_keypoint_model_rejects_is_not_a_lost_person(demo_video):
-    """On the first frame of the shop video the detector also fires on a shelf the CPM sees no one
-    in: that candidate is dropped silently and does not bring the detector back."""
-    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(detect_every=100))
-    est.detector = _RecordingDetector(est.detector)
-    frame = _frames(demo_video, 1)[0]
-    detections = est.detector.detect(frame)
-    people = est.estimate(frame)
-    assert 2 <= len(people) < len(detections)
-    assert not est.lost
-    est.estimate(frame)
-    assert len(est.detector.asked) == 2     # the explicit call and frame 0 only
+def test_a_detection_the_keypoint_network_rejects_is_not_a_lost_person(est, photos_dir):
+    """A false detection on an empty part of the frame is dropped silently and does not bring the
+    detector back."""
+    from realtime.pose2d.detection import box_detection
+
+    image = load_image(photos_dir / "p2.jpg")
+    image[:100, :100] = 0
+    recording = _RecordingDetector(est.detector, extra=box_detection(0.9, np.array([5.0, 5.0, 95.0, 95.0]), 1.0))
+    video = _with_detector(est, recording, detect_every=100).video()
+    assert len(video.estimate(image)) == 2
+    assert not video.lost
+    video.estimate(image)
+    assert len(recording.asked) == 1     # frame 0 only
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -357,20 +432,25 @@ def test_odd_image_files_are_converted(tmp_path):
         np.testing.assert_array_equal(image[:, :, 1], gray)
 
 
-def test_odd_arrays_give_empty_results_or_clear_errors(cpm, photos_dir):
-    cpm.reset()
-    assert cpm.estimate(np.zeros((1, 1, 3), np.uint8)) == []
-    assert cpm.estimate(np.zeros((0, 0, 3), np.uint8)) == []
+def test_odd_arrays_are_converted_or_give_clear_errors(est, photos_dir):
+    """Photos (IMAGE mode): odd pixel formats are converted; an empty, 1x1 or malformed array is a
+    one-line ImageError. Video frames that small are skipped (no people, state untouched)."""
+    for tiny, size in ((np.zeros((1, 1, 3), np.uint8), "1x1"), (np.zeros((0, 0, 3), np.uint8), "0x0")):
+        with pytest.raises(ImageError, match=f"image 0: image is {size} pixels, smaller than 8x8"):
+            est.estimate(tiny)
+    video = est.video()
+    assert video.estimate(np.zeros((1, 1, 3), np.uint8)) == [] and video.detector_runs == 0
     photo = load_image(photos_dir / "p1.jpg")
     gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
     for odd in (gray, gray.astype(np.uint16) * 257, photo.astype(np.float32) / 255.0,
                 np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])):
-        cpm.reset()
-        assert len(cpm.estimate(odd)) == 1
+        assert len(est.estimate(odd)) == 1
     with pytest.raises(ImageError, match="shape"):
-        cpm.estimate(np.zeros((20, 20, 3, 2), np.uint8))
+        est.estimate(np.zeros((20, 20, 3, 2), np.uint8))
     with pytest.raises(ImageError, match="NaN"):
-        cpm.estimate(np.full((20, 20, 3), np.nan, np.float32))
+        est.estimate(np.full((20, 20, 3), np.nan, np.float32))
+    with pytest.raises(ImageError, match="no such file"):
+        est.estimate("no/such/photo.jpg")
 
 
 class _CountingBackend:
@@ -388,44 +468,35 @@ class _CountingBackend:
 
 
 def test_several_sources_share_one_batch(photos_dir, demo_video, small_video):
-    """Three videos, each followed by its own estimator: one detector call and one keypoint call per
-    step for all of them, and the same people as each video run on its own."""
-    from realtime.pose2d import estimate_sources
-
-    alone = [PoseEstimator2D.create(backend="onnxruntime", model="cpm") for _ in range(3)]
-    first = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
-    first.keypoint_backend = _CountingBackend(first.keypoint_backend)
-    first.detector.backend = _CountingBackend(first.detector.backend)
-    together = [first, first.another(), first.another()]
+    """Three videos followed by one follower: one detector call and one keypoint call per step for
+    all of them, and the same people as each video followed on its own."""
+    est = PoseEstimator2D.create(backend="onnxruntime")
+    alone = [est.video() for _ in range(3)]
+    counting = PoseEstimator2D.create(backend="onnxruntime")
+    counting.keypoint_backend = _CountingBackend(counting.keypoint_backend)
+    counting.detector.backend = _CountingBackend(counting.detector.backend)
+    together = counting.video(sources=3)
     videos = [_frames(demo_video, 3), _frames(small_video, 3), [load_image(photos_dir / "p2.jpg")] * 3]
     found = []
     for step in range(3):
         images = [v[step] for v in videos]
-        batched = estimate_sources(together, images)
+        batched = together.estimate_sources(images)
         found.append(sum(map(len, batched)))
-        for est, image, people in zip(alone, images, batched):
-            expected = est.estimate(image)
+        for video, image, people in zip(alone, images, batched):
+            expected = video.estimate(image)
             assert len(people) == len(expected)
             for p, q in zip(people, expected):
                 np.testing.assert_allclose(p.keypoints, q.keypoints, atol=0.05)
                 np.testing.assert_allclose(p.confidence, q.confidence, atol=1e-3)
     assert min(found) >= 3
-    assert len(first.keypoint_backend.calls) == 3 and all(n >= k for n, k in zip(first.keypoint_backend.calls, found))
-    every_region = sum(len(first.detector.regions(v[0].shape[1], v[0].shape[0])) for v in videos)
-    detector_calls = first.detector.backend.calls
+    calls = counting.keypoint_backend.calls
+    assert len(calls) == 3 and all(n >= k for n, k in zip(calls, found))
+    every_region = sum(len(counting.detector.regions(v[0].shape[1], v[0].shape[0])) for v in videos)
+    detector_calls = counting.detector.backend.calls
     assert detector_calls[0] == every_region and len(detector_calls) <= 3  # at most one call per step
-    # Closing a sibling leaves the shared networks usable.
-    together[1].close()
-    assert len(first.estimate(videos[0][0])) > 0
-    for est in alone + [first]:
-        est.close()
-
-
-def test_estimate_sources_rejects_estimators_with_their_own_networks(cpm, photos_dir):
-    from realtime.pose2d import estimate_sources
-
-    other = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
-    image = load_image(photos_dir / "p2.jpg")
-    with pytest.raises(ValueError, match="share their networks"):
-        estimate_sources([cpm, other], [image, image])
-    other.close()
+    # A source without a frame this time is left alone.
+    before = together.sources[1].frame
+    together.estimate_sources([videos[0][0], None, videos[2][0]])
+    assert together.sources[1].frame == before
+    est.close()
+    counting.close()

@@ -1,9 +1,7 @@
-"""The 3D -> 2D feedback (paper 5.4-5.5) on real CPM belief maps of annotated LSP people."""
+"""The 3D -> 2D feedback (paper 5.4-5.5) on real CPM and MoveNet belief maps of annotated LSP people."""
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +11,9 @@ from realtime.lifting import PosePrior, PriorError
 from realtime.pose2d import PoseEstimator2D, load_image
 from realtime.pose2d.crops import box_crop, warp
 from realtime.pose2d.decode import decode_belief_maps, map_to_crop
+from realtime.pose2d.evaluation import load_annotated
 from realtime.pose2d.refine import BeliefRefiner, gaussian_maps
 from realtime.skeleton import LSP14
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-import bench_2d  # noqa: E402
 
 R_WRIST, L_WRIST, L_ANKLE = LSP14.index("r_wrist"), LSP14.index("l_wrist"), LSP14.index("l_ankle")
 THRESHOLD = Pose2DConfig().keypoint_threshold
@@ -25,7 +21,7 @@ THRESHOLD = Pose2DConfig().keypoint_threshold
 
 @pytest.fixture(scope="module")
 def cpm() -> PoseEstimator2D:
-    est = PoseEstimator2D.create(backend="onnxruntime", model="cpm", config=Pose2DConfig(refine_3d=False))
+    est = PoseEstimator2D.create(backend="onnxruntime", model="cpm", config=Pose2DConfig(model="cpm", refine_3d=False))
     yield est
     est.close()
 
@@ -38,9 +34,9 @@ def refiner() -> BeliefRefiner:
 @pytest.fixture(scope="module")
 def person(cpm, annotated_dir):
     """LSP im1640 (the CPM finds every joint within a few pixels): its sample, crop and CPM maps."""
-    (sample,) = [s for s in bench_2d.load_annotated(annotated_dir) if s.image.name == "im1640.jpg"]
-    crop = box_crop(sample.box, cpm.model.input_size, cpm.model.crop_scale)
-    batch = cpm.model.normalise(warp(load_image(sample.image), [crop]))
+    (sample,) = [s for s in load_annotated(annotated_dir) if s.image.name == "im1640.jpg"]
+    crop = box_crop(sample.box, cpm.spec.input_size[0], cpm.spec.crop_scale)
+    batch = cpm.spec.normalise(warp(load_image(sample.image), [crop]))
     (maps,) = cpm.keypoint_backend.infer(batch).values()
     return sample, crop, maps
 
@@ -161,8 +157,11 @@ def test_bad_settings_are_rejected(refiner):
         refiner.refine(np.zeros((2, 96, 96, 14), np.float32), [box_crop((0, 0, 10, 10), 192)])
 
 
-def test_estimator_with_refinement_keeps_the_person2d_contract(cpm, photos_dir, person):
-    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=True, refine_weight=0.3))
+@pytest.mark.parametrize("model", ["cpm", "movenet-lightning", "efficientpose"])
+def test_estimator_with_refinement_keeps_the_person2d_contract(photos_dir, person, model):
+    config = Pose2DConfig(model=model, refine_3d=True, refine_weight=0.3)
+    est = PoseEstimator2D.create(backend="onnxruntime", config=config)
+    plain_est = dataclasses.replace(est, refiner=None)
     assert est.refiner is not None
     people = est.estimate(load_image(photos_dir / "p2.jpg"))
     assert len(people) == 2
@@ -170,22 +169,42 @@ def test_estimator_with_refinement_keeps_the_person2d_contract(cpm, photos_dir, 
         assert p.bbox.shape == (4,) and p.keypoints.shape == (14, 2) and p.confidence.shape == (14,)
         assert np.isfinite(p.keypoints).all() and ((p.confidence >= 0) & (p.confidence <= 1)).all()
         assert 0.0 < p.score <= 1.0
-    # In a box: the score is the CPM's own evidence, the keypoints and confidences are the fused ones.
+    # In a box: the score is the network's own evidence, the keypoints and confidences are the fused ones.
     sample, _, maps = person
     image = load_image(sample.image)
     (refined,) = est.estimate_in_boxes(image, sample.box)
-    (plain,) = cpm.estimate_in_boxes(image, sample.box)
+    (plain,) = plain_est.estimate_in_boxes(image, sample.box)
     assert refined.score == pytest.approx(plain.score)
     assert not np.array_equal(refined.confidence, plain.confidence)
+    # Close to the network's own pose on a person it sees well (the feedback corrects, it does not redraw).
+    diag = float(np.hypot(*(sample.box[2:] - sample.box[:2])))
+    assert np.median(np.linalg.norm(refined.keypoints - plain.keypoints, axis=1)) < 0.03 * diag
+    est.close()
+
+
+def test_movenet_joints_without_maps_are_left_as_decoded(person):
+    """MoveNet has no neck or head-top heatmap (they come from shoulders and ears): the feedback
+    keeps them and their confidence."""
+    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=True, refine_weight=0.5))
+    plain_est = dataclasses.replace(est, refiner=None)
+    sample, _, _ = person
+    image = load_image(sample.image)
+    (refined,), (plain,) = est.estimate_in_boxes(image, sample.box), plain_est.estimate_in_boxes(image, sample.box)
+    for joint in ("neck", "head_top"):
+        j = LSP14.index(joint)
+        np.testing.assert_allclose(refined.keypoints[j], plain.keypoints[j])
+        assert refined.confidence[j] == plain.confidence[j]
     est.close()
 
 
 def test_refinement_settings_come_from_the_config():
     est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(
-        refine_weight=0.2, refine_sigma=3.0, refine_iterations=2, refine_leave_one_out=True))
+        refine_3d=True, refine_weight=0.2, refine_sigma=3.0, refine_iterations=2, refine_leave_one_out=True))
     r = est.refiner
     assert (r.weight, r.sigma, r.iterations, r.leave_one_out) == (0.2, 3.0, 2, True)
     assert PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=False)).refiner is None
-    assert PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite").refiner is None
+    assert PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite",
+                                  config=Pose2DConfig(refine_3d=True)).refiner is None
     with pytest.raises(PriorError, match=r"\[pose2d\] refine_prior: .*no-such-prior.npz"):
-        PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_prior="/no-such-prior.npz"))
+        PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=True,
+                                                                            refine_prior="/no-such-prior.npz"))

@@ -424,12 +424,14 @@ def test_a_bad_frame_in_a_batch_takes_no_other_source_with_it(photos_dir):
 
     child = Child("inference", Config(), Endpoints("inproc://c", "inproc://i", "inproc://o", (), "inproc://p"),
                   zmq.Context.instance(), threading.Event())
-    first = PoseEstimator2D.create(backend="onnxruntime", model="cpm")
-    estimators = [first, first.another(), first.another()]
+    first = PoseEstimator2D.create(backend="onnxruntime")
+    follower = first.video(sources=3)
     photo = load_image(photos_dir / "p2.jpg")
     not_an_image = np.zeros((200, 200, 5), np.uint8)
-    found, failed = _estimate(child, estimators, [photo, not_an_image, photo])
+    found, failed = _estimate(child, follower, {0: photo, 1: not_an_image, 2: photo})
     assert failed == 1 and [len(p) for p in found] == [2, 0, 2]
-    found, failed = _estimate(child, estimators, [photo, photo, photo])  # and the stream goes on
+    found, failed = _estimate(child, follower, {0: photo, 1: photo, 2: photo})  # and the stream goes on
     assert failed == 0 and [len(p) for p in found] == [2, 2, 2]
+    found, failed = _estimate(child, follower, {2: photo})                      # one source's frame alone
+    assert failed == 0 and [len(p) for p in found] == [2]
     first.close()

@@ -237,7 +237,7 @@ def walking_clips(mocap_dir):
     from realtime.mocap import load_dataset
     from realtime.tracking.scenes import PELVIS
     clips = [c.joints for c in load_dataset(mocap_dir, fps=FPS, split="test", progress=False).clips
-             if len(c.joints) >= 90
+             if len(c.joints) >= 90 and c.description == "walk"
              and np.linalg.norm(c.joints[-1, PELVIS, [0, 2]] - c.joints[0, PELVIS, [0, 2]]) > 1.0]
     assert len(clips) >= 4
     return clips

@@ -11,12 +11,12 @@ Backends: onnxruntime, onnxruntime-intra (``[pose2d] ort_split_batch = false``: 
 layer's work is shared out instead of the batch being cut into parts, one per thread),
 litert (the upstream .tflite in LiteRT, the reference), torch-cpu (fp32 eager),
 torch (CUDA, [pose2d] precision, CUDA graphs), torch-eager (CUDA, no graphs), tensorrt.
-The keypoint model runs at each --batches size, the detector ("detector") at batch 1 only.
+The keypoint networks run at each --batches size, the detectors at batch 1 only.
 Inputs are real photos resized to the model's input (never zeros). Each cell: warm-up calls, then
 timed calls until --repeats or --max-seconds, interleaved across backends so all see the same
 machine load; latency percentiles are over those calls and
 crops/s = batch / median latency. --frame-people N also times PoseEstimator2D.estimate on a real
-photo with at least N people, detector included (the estimator is reset before every call).
+photo with at least N people, detector included (the stateless still-image call).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from realtime.config import REPO_ROOT, Pose2DConfig, load_config  # noqa: E402
 
 CPU_BACKENDS = ("onnxruntime", "litert", "torch-cpu")
 GPU_BACKENDS = ("torch", "torch-eager", "tensorrt", "onnxruntime")
-SINGLE_BATCH_MODELS = ("detector",)
+SINGLE_BATCH_MODELS = ("movenet-multipose", "nanodet", "centernet", "blazepose-detector")
 #: Done-when targets from issue 3.
 ORT_VS_LITERT_MAX = 1.5
 TORCH_GPU_MIN_CROPS_S = 2000.0
@@ -243,11 +243,9 @@ def bench_frame(label: str, people: int, config: Pose2DConfig, args: argparse.Na
         frame, found = image, len(est.estimate(image))
         while found < people and frame.shape[1] < 4 * image.shape[1]:
             frame = np.concatenate([frame, image], axis=1)  # tile the photo until enough people are in view
-            est.reset()
             found = len(est.estimate(frame))
 
         def once() -> None:
-            est.reset()
             est.estimate(frame)
 
         t = time_round_robin([once], args.warmup, args.repeats, args.max_seconds)[0]
@@ -330,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--backends", help="comma-separated (default: GPU set when CUDA is available, else CPU set)")
-    p.add_argument("--models", default="cpm,detector", help="comma-separated model names")
+    p.add_argument("--models", default="movenet-lightning,movenet-multipose,cpm", help="comma-separated model names")
     p.add_argument("--batches", default="1,4,16,64", help="batch sizes for keypoint models")
     p.add_argument("--threads", type=int, default=1, help="threads for onnxruntime, LiteRT and torch CPU")
     p.add_argument("--warmup", type=int, default=3)

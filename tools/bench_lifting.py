@@ -121,8 +121,9 @@ def collect_stream(video: Path, n_frames: int, backend: str, out: Path | None) -
         estimator.refiner = dataclasses.replace(estimator.refiner,
                                                 lifter=_Recording(estimator.refiner.lifter, feedback))
     people = []
+    follower = estimator.video()
     for image in video_frames(video, n_frames):
-        found = estimator.estimate(image)
+        found = follower.estimate(image)
         people.append((np.array([p.keypoints for p in found], np.float64).reshape(-1, 14, 2),
                        np.array([p.confidence for p in found], np.float64).reshape(-1, 14)))
     estimator.close()

@@ -1,6 +1,6 @@
 """Converted models vs the upstream tflite: output parity and per-crop time, ONNX Runtime vs LiteRT, one thread each.
 
-    python tools/bench_parity.py [--models cpm,detector] [--repeats 50] [--json]
+    python tools/bench_parity.py [--models cpm,blazepose-detector] [--repeats 50] [--json]
 
 ``measure(model, repeats)`` is importable by other benchmark tools (tools/bench_backends.py).
 """
@@ -86,13 +86,13 @@ def measure(name: str = "cpm", repeats: int = 50) -> dict:
     def run_litert(x: np.ndarray) -> list[np.ndarray]:
         interpreter.set_tensor(index, x[None])
         interpreter.invoke()
-        return [interpreter.get_tensor(outputs[t]) for t in spec.tflite_outputs]
+        return [interpreter.get_tensor(outputs[t]) for t in spec.source_outputs]
 
     exact = _float64_module(name)
     max_diff = max_scaled = ort_vs_fp64 = litert_vs_fp64 = 0.0
     for x in crops:
         ours = backend.infer(x[None])
-        refs = dict(zip(spec.output_names, run_litert(x)))
+        refs = dict(zip(spec.outputs, run_litert(x)))
         for key, ref in refs.items():
             diff = float(np.abs(ours[key] - ref).max())
             max_diff = max(max_diff, diff)

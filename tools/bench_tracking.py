@@ -298,6 +298,7 @@ def write_overlay(video: Path, out: Path, max_frames: int, config) -> dict:
         raise SystemExit(f"{video}: cannot open video")
     fps = cap.get(cv2.CAP_PROP_FPS) or FPS
     estimator = PoseEstimator2D.create(config=config.pose2d)
+    follower = estimator.video()
     tracker = Tracker(config.tracking)
     writer, frames, seen = None, 0, set()
     try:
@@ -305,7 +306,7 @@ def write_overlay(video: Path, out: Path, max_frames: int, config) -> dict:
             ok, image = cap.read()
             if not ok:
                 break
-            people = estimator.estimate(image)
+            people = follower.estimate(image)
             dets = [{"keypoints2d": p.keypoints, "confidence": p.confidence, "bbox": p.bbox} for p in people]
             ids = tracker.update(frames / fps, dets)
             for person, tid in zip(people, ids):

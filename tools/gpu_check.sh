@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The GPU check: the 2D backends and the whole pipeline, results under $OUT.
 #
-#   tools/gpu_check.sh --prepare   here (CPU machine): builds the cpm and detector models (ONNX + torch) and
-#                                  stages them with the 5 photos and the demo video the check reads, and the
+#   tools/gpu_check.sh --prepare   here (CPU machine): builds every converted 2D network (ONNX + torch) and
+#                                  stages them with the photos and the demo video the check reads, and the
 #                                  wheels the pipeline needs that the GPU image lacks (pyzmq, mcap, ...), in
 #                                  .device/ (gitignored, never committed): the GPU machine needs neither
 #                                  ../shared nor tflite nor a package index.
 #   tools/gpu_check.sh backends    on the GPU machine, repo root, carrying .device: the gpu-marked tests of
 #                                  tests/test_backends_gpu.py, then tools/bench_backends.py on CUDA (torch
 #                                  FP16 with CUDA graphs, torch eager, TensorRT when installed, onnxruntime
-#                                  CPU; batches 1..64; detector at batch 1; a 4-person frame), ~6 minutes.
+#                                  CPU; keypoint networks at batches 1..64, detectors at batch 1; a 4-person
+#                                  frame), ~6 minutes.
 #   tools/gpu_check.sh pipeline    the same machine: tools/bench_pipeline.py on the demo video with the GPU
 #                                  backend: unpaced (the 60 fps / p95 33 ms target of issue 4), paced like a
 #                                  camera, and 4 sources at once with [runtime] batch_wait_ms 0 and 5, ~4 min.
@@ -18,17 +19,18 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STAGE=.device/gpu_check
-PHOTOS="p1.jpg golf.jpg ski.jpg singer.jpg apink1.jpg"
+PHOTOS="p1.jpg p2.jpg p3.jpg golf.jpg ski.jpg singer.jpg apink1.jpg apink2.jpg"
+MODELS="movenet-lightning movenet-thunder efficientpose cpm movenet-multipose nanodet centernet blazepose-detector"
 DEMO=deepstream_Retail02_short.mp4
 
 if [[ "${1:-}" == "--prepare" ]]; then
     set -e
     PY=${PYTHON:-.venv/bin/python}
     SHARED=${REALTIME_SHARED:-../shared}
-    $PY -m realtime models build cpm detector
+    $PY -m realtime models build $MODELS
     rm -rf "$STAGE"
     mkdir -p "$STAGE/engines/models" "$STAGE/shared/models" "$STAGE/shared/data/images/photos"
-    for m in cpm detector; do
+    for m in $MODELS; do
         cp engines/models/$m.onnx engines/models/$m.pt "$STAGE/engines/models/"
     done
     for p in $PHOTOS; do cp "$SHARED/data/images/photos/$p" "$STAGE/shared/data/images/photos/"; done
@@ -72,7 +74,7 @@ if [[ "$WHAT" == all || "$WHAT" == backends ]]; then
     [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
     timeout 200 $PY tools/bench_backends.py --out "$OUT/bench_backends.json" \
-        --backends torch,torch-eager,tensorrt,onnxruntime --models cpm,detector --batches 1,2,4,8,16,32,64 \
+        --backends torch,torch-eager,tensorrt,onnxruntime --models movenet-lightning,movenet-multipose,movenet-thunder,efficientpose,cpm --batches 1,2,4,8,16,32,64 \
         --threads 8 --repeats 50 --max-seconds 1.0 --frame-people 4 2>&1 | tee "$OUT/bench_backends.txt"
     [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 fi

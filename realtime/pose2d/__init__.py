@@ -1,4 +1,7 @@
-"""Multi-person 2D pose: person detector, crops, batched keypoint model, belief-map decoding.
+"""Multi-person 2D pose: person detector, crops, batched keypoint network, belief-map decoding.
+
+Still images: ``PoseEstimator2D.create().estimate(image_or_path_or_list)`` (stateless). Video:
+``estimator.video(sources=N)`` gives a :class:`VideoFollower` that follows people between frames.
 
 Names are imported on first use, so ``realtime --help`` (which loads the ``estimate`` and ``models``
 subcommands from this package) does not pay for OpenCV and the pipeline.
@@ -11,7 +14,7 @@ from typing import Any
 _EXPORTS = {
     "PoseEstimator2D": "realtime.pose2d.estimator",
     "Person2D": "realtime.pose2d.estimator",
-    "estimate_sources": "realtime.pose2d.estimator",
+    "VideoFollower": "realtime.pose2d.video",
     "ImageError": "realtime.pose2d.images",
     "load_image": "realtime.pose2d.images",
 }

@@ -18,10 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(Pose2DConfig)}
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--model", choices=choices["model"], help="2D keypoint model (default: [pose2d] model)")
+    p.add_argument("--model", choices=choices["model"], help="2D keypoint network (default: [pose2d] model)")
+    p.add_argument("--detector", choices=choices["detector"], help="person detector (default: [pose2d] detector)")
     p.add_argument("--backend", choices=choices["backend"], help="inference backend (default: [pose2d] backend)")
     p.add_argument("--config", help="config.toml to read (default: the repository's)")
     p.add_argument("--no-3d", action="store_true", help="skip 3D lifting even when a pose prior is available")
+    p.add_argument("--draw", metavar="OUT", help="write each image with its people drawn: a file for one "
+                   "image (OUT.jpg/.png), a directory for several")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
-        pose2d = config.replace("pose2d", **{k: v for k, v in (("model", args.model), ("backend", args.backend))
-                                             if v}).pose2d
+        pose2d = config.replace("pose2d", **{k: v for k, v in (("model", args.model), ("backend", args.backend),
+                                                               ("detector", args.detector)) if v}).pose2d
         estimator = PoseEstimator2D.create(config=pose2d)
     except (ConfigError, RuntimeError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -46,20 +49,37 @@ def run(args: argparse.Namespace) -> int:
             results.append({"image": path, "error": str(e)})
             failed += 1
             continue
-        estimator.reset()
         people = estimator.estimate(image)
+        if args.draw:
+            _draw(args.draw, path, image, people, len(args.images))
         entries = [p.to_dict() for p in people]
         if lifter is not None and people:
             _add_3d(lifter, people, entries)
         results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
                         "people": entries, "timings_ms": {k: round(v, 2) for k, v in estimator.last_timings.items()}})
-    summary = {"model": pose2d.model, "backend": estimator.backend, "lifting": lift_note, "images": results}
+    summary = {"model": pose2d.model, "detector": pose2d.detector, "backend": estimator.backend, "lifting": lift_note, "images": results}
     if args.json:
         print(json.dumps(summary))
     else:
         _print_text(summary)
     estimator.close()
     return 1 if failed else 0
+
+
+def _draw(out: str, path: str, image: Any, people: list, count: int) -> None:
+    import cv2
+    from pathlib import Path
+
+    from realtime.pose2d.draw import draw_people
+
+    target = Path(out)
+    if count > 1 or target.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        target = target / (Path(path).stem + ".jpg")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(target), draw_people(image, people)):
+        raise OSError(f"{target}: could not write the drawn image (unknown extension?)")
 
 
 def _lifter(config: Any) -> tuple[Any, str]:
@@ -87,7 +107,8 @@ def _add_3d(lifter: Any, people: list, entries: list[dict]) -> None:
 
 
 def _print_text(summary: dict) -> None:
-    print(f"model {summary['model']} on {summary['backend']}; 3D lifting {summary['lifting']}")
+    print(f"model {summary['model']}, detector {summary['detector']} on {summary['backend']}; "
+          f"3D lifting {summary['lifting']}")
     for r in summary["images"]:
         if "error" in r:
             print(f"{r['image']}: error: {r['error']}")

@@ -72,3 +72,11 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     if np.issubdtype(image.dtype, np.integer):
         return np.clip(image, 0, 255).astype(np.uint8)
     raise ImageError(f"unsupported pixel type {image.dtype}")
+
+
+def check_frame(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """:func:`to_bgr8` with ``what`` (e.g. "image 3") at the start of its error message."""
+    try:
+        return to_bgr8(image)
+    except ImageError as e:
+        raise ImageError(f"{what}: {e}") from None

@@ -1,9 +1,11 @@
-"""Model registry: upstream files (URL + SHA-256), a local mirror, fetching, and building ONNX / torch files.
+"""Model files: upstream files (URL + SHA-256), a local mirror, fetching, and building ONNX / torch files.
 
-``fetch`` gives a verified local .tflite (mirror first, then an earlier download, then the network);
-``build`` converts it once into ``<engines_dir>/models/<name>.onnx`` and ``<name>.pt`` (never committed).
-A stamp inside each built file records the source SHA-256 and converter version, so a changed upstream
-file or converter rebuilds, and a machine given only the built files (a GPU box) needs no .tflite.
+The models themselves are listed once, in ``registry.py``. ``fetch`` gives a verified local copy
+of a model's upstream files (a .tflite, or a TF.js model.json with its weight shards): mirror
+first, then an earlier download, then the network. ``build`` converts it once into
+``<engines_dir>/models/<name>.onnx`` and ``<name>.pt`` (never committed). A stamp inside each built
+file records the source SHA-256 and converter version, so a changed upstream file or converter
+rebuilds, and a machine given only the built files (a GPU box) needs no upstream file.
 Also the ``realtime models fetch|build|list`` command.
 """
 from __future__ import annotations
@@ -23,83 +25,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from realtime.config import REPO_ROOT, ConfigError, Pose2DConfig, load_config
+from realtime.pose2d.registry import REGISTRY, ModelSpec
 
 if TYPE_CHECKING:
     from realtime.pose2d.tflite_ir import Graph
 
 #: Bump when the IR or an emitter changes what a built file contains: every built file is then rebuilt.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 KINDS = ("tflite", "onnx", "torch")
 INPUT_NAME = "image"
-
-_NPM_POSE = "https://registry.npmjs.org/@mediapipe/pose/-/pose-0.5.1675469404.tgz"
-_NPM_POSE_SHA256 = "8bb349a7b3a3ba699df23be804ddd3b3eab810b50b15406894be257859388a84"
-_LANDMARK_OUTPUTS = ("landmarks", "pose_flag", "segmentation", "heatmap", "world_landmarks")
 
 
 class ModelError(RuntimeError):
     """A model cannot be found, verified, downloaded or built; the message says which and what to do."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What callers need to feed a model and read it: the tflite contract, with stable output names."""
-    name: str
-    file: str                           # path inside the mirror directory
-    sha256: str
-    url: str                            # upstream download (a file, or an npm tarball holding ``member``)
-    input_size: tuple[int, int]         # (H, W)
-    input_range: tuple[float, float]    # the float values pixel 0 and 255 map to (RGB)
-    output_names: tuple[str, ...]       # ours, in the tflite's output order
-    tflite_outputs: tuple[str, ...]     # the tflite's own output tensor names, same order
-    description: str
-    member: str = ""                    # file inside the downloaded archive
-    archive_sha256: str = ""
-    convertible: bool = True            # False: reference model, run only as .tflite in LiteRT
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (*self.input_size, 3)
-
-    def normalise(self, rgb: np.ndarray) -> np.ndarray:
-        """RGB pixels 0..255 (any numeric dtype) -> the float32 values this model expects."""
-        lo, hi = self.input_range
-        x = np.asarray(rgb, dtype=np.float32)
-        if (lo, hi) == (0.0, 255.0):
-            return x
-        return x * np.float32((hi - lo) / 255.0) + np.float32(lo)
-
-
-REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
-    ModelSpec(
-        "cpm", "cpm_pefm/model.tflite",
-        "2cc9d188e5d116a9d1cb08c86d743a3d2ad0a0c3052e6860a10bded18862da93",
-        "https://raw.githubusercontent.com/edvardHua/PoseEstimationForMobile/HEAD/release/cpm_model/model.tflite",
-        (192, 192), (0.0, 255.0), ("belief_maps",), ("Convolutional_Pose_Machine/stage_5_out",),
-        "Convolutional Pose Machine (PoseEstimationForMobile): 96x96x14 belief maps, LSP-14 order"),
-    ModelSpec(
-        "detector", "blazepose/pose_detection.tflite",
-        "a63c614bef30d35947f13be361820b1e4e3bec9cfeebf4d11216a18373108e85", _NPM_POSE,
-        (224, 224), (-1.0, 1.0), ("regressors", "scores"), ("Identity", "Identity_1"),
-        "BlazePose person detector: 2254 SSD anchors x (box 4 + 4 keypoints x 2), score logits",
-        member="package/pose_solution_packed_assets.data", archive_sha256=_NPM_POSE_SHA256),
-    *(ModelSpec(
-        f"blazepose-{v}", f"blazepose/pose_landmark_{v}.tflite", sha, _NPM_POSE,
-        (256, 256), (0.0, 1.0), _LANDMARK_OUTPUTS, ("Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4"),
-        f"BlazePose {v} landmarks: 39x5 landmarks, presence logit, 256x256 segmentation, 64x64x39 heatmap, 39x3 world",
-        member=f"package/pose_landmark_{v}.tflite", archive_sha256=_NPM_POSE_SHA256)
-      for v, sha in (("lite", "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61"),
-                     ("full", "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f"),
-                     ("heavy", "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe"))),
-    ModelSpec(
-        "movenet", "movenet/lite-model_movenet_singlepose_lightning_tflite_int8_4.tflite",
-        "cd7cc22fa946e5d146a7b98d496853e1923e22828d3972d579973f27f91bb105",
-        "https://raw.githubusercontent.com/Kazuhito00/MoveNet-Python-Example/HEAD/tflite/"
-        "lite-model_movenet_singlepose_lightning_tflite_int8_4.tflite",
-        (192, 192), (0.0, 255.0), ("keypoints",), ("StatefulPartitionedCall:0",),
-        "MoveNet SinglePose Lightning int8 (uint8 input): 17 COCO keypoints (y, x, score); benchmarks only",
-        convertible=False),
-)}
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -184,26 +122,43 @@ def _extract(archive: Path, member: str, dest: Path, expected: str) -> Path:
     return dest
 
 
-def fetch(name: str, config: Pose2DConfig | None = None) -> Path:
-    """A verified local copy of the model's upstream .tflite: mirror, earlier download, or the network."""
-    spec = model_spec(name)
+def _files(spec: ModelSpec) -> list[tuple[str, str, str]]:
+    """Every upstream file of a model: (path in the mirror, sha256, member of the archive); main file first."""
+    return [(spec.file, spec.sha256, spec.member), *spec.weights]
+
+
+def _fetch_file(spec: ModelSpec, file: str, sha: str, member: str, config: Pose2DConfig | None) -> Path:
     mirror = models_dir(config)
-    if mirror is not None and (mirror / spec.file).exists():
-        return _verify(mirror / spec.file, spec.sha256, f"model {name!r}")
-    local = engines_dir(config) / "models" / "upstream" / spec.file
+    what = f"model {spec.name!r}"
+    if mirror is not None and (mirror / file).exists():
+        return _verify(mirror / file, sha, what)
+    local = engines_dir(config) / "models" / "upstream" / file
     if local.exists():
-        return _verify(local, spec.sha256, f"model {name!r}")
-    if not spec.member:
-        return _download(spec.url, local, spec.sha256)
+        return _verify(local, sha, what)
+    if not member:
+        return _download(spec.url, local, sha)
     archive = local.parent / Path(spec.url).name
     if not archive.exists():
         _download(spec.url, archive, spec.archive_sha256)
-    return _extract(archive, spec.member, local, spec.sha256)
+    return _extract(archive, member, local, sha)
+
+
+def fetch(name: str, config: Pose2DConfig | None = None) -> Path:
+    """A verified local copy of the model's upstream files (mirror, earlier download, or the network);
+    returns the main file (the .tflite or the TF.js model.json, its weight shards beside it)."""
+    spec = model_spec(name)
+    paths = [_fetch_file(spec, *f, config) for f in _files(spec)]
+    for (file, _, _), path in zip(_files(spec)[1:], paths[1:]):
+        if path.parent != paths[0].parent:   # a mirror with the .json but not the .bin: keep them together
+            raise ModelError(f"{path}: the weights of {spec.name!r} must sit beside {paths[0]}")
+    return paths[0]
 
 
 def stamp(spec: ModelSpec) -> dict[str, str]:
     """What a built file records about its making (in ONNX metadata_props / the .pt's dict)."""
-    return {"model": spec.name, "source_sha256": spec.sha256, "converter": str(CONVERTER_VERSION)}
+    source = spec.sha256 if not spec.weights else hashlib.sha256(
+        "".join(sha for _, sha, _ in _files(spec)).encode()).hexdigest()
+    return {"model": spec.name, "source_sha256": source, "converter": str(CONVERTER_VERSION)}
 
 
 def built_stamp(path: Path) -> dict[str, str]:
@@ -228,17 +183,22 @@ def _built_path(name: str, kind: str, config: Pose2DConfig | None) -> Path:
 
 
 def load_graph(name: str, config: Pose2DConfig | None = None) -> "Graph":
-    """The parsed IR of the model's tflite, checked against the registry's output contract."""
+    """The parsed IR of the model's upstream file, checked against the registry's output contract."""
     from realtime.pose2d.tflite_ir import TfliteError, parse
+    from realtime.pose2d.tfjs_ir import TfjsError, parse as parse_tfjs
     spec = model_spec(name)
     path = fetch(name, config)
     try:
+        if spec.format == "tfjs":
+            h, w = spec.input_size
+            return parse_tfjs(path, spec.source_outputs, (1, 3, h, w) if spec.nchw else (1, h, w, 3),
+                              nchw=spec.nchw, mean=spec.mean, scale=spec.scale)
         graph = parse(path)
-    except TfliteError as e:
+    except (TfliteError, TfjsError) as e:
         raise ModelError(str(e)) from None
     found = tuple(graph.names[t] for t in graph.outputs)
-    if found != spec.tflite_outputs:
-        raise ModelError(f"{path}: outputs {found} differ from the registry's {spec.tflite_outputs}")
+    if found != spec.source_outputs:
+        raise ModelError(f"{path}: outputs {found} differ from the registry's {spec.source_outputs}")
     return graph
 
 
@@ -247,7 +207,7 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
     """Convert the model's tflite into the built files of ``kinds`` (skipping current ones unless ``force``)."""
     spec = model_spec(name)
     if not spec.convertible:
-        raise ModelError(f"{name} is a reference model (int8 tflite): run it in LiteRT, it is not converted")
+        raise ModelError(f"{name} is a reference model: run it in LiteRT, it is not converted")
     unknown = [k for k in kinds if k not in ("onnx", "torch")]
     if unknown:
         raise ModelError(f"cannot build kind {unknown[0]!r} (buildable: onnx, torch)")
@@ -260,10 +220,10 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
         path = paths[kind]
         if kind == "onnx":
             from realtime.pose2d import to_onnx
-            to_onnx.save(graph, path, INPUT_NAME, list(spec.output_names), stamp(spec), doc=spec.description)
+            to_onnx.save(graph, path, INPUT_NAME, list(spec.outputs), stamp(spec), doc=spec.description)
         else:
             from realtime.pose2d import to_torch
-            to_torch.save(graph, path, list(spec.output_names), stamp(spec))
+            to_torch.save(graph, path, list(spec.outputs), stamp(spec))
     return paths
 
 
@@ -281,6 +241,8 @@ def _status(name: str, config: Pose2DConfig) -> str:
     mirror = models_dir(config)
     source = "mirror" if mirror is not None and (mirror / spec.file).exists() else (
         "downloaded" if (engines_dir(config) / "models" / "upstream" / spec.file).exists() else "not fetched")
+    if spec.role == "reference":
+        return f"{source}; reference (LiteRT only)"
     built = [k for k in ("onnx", "torch") if _built_path(name, k, config).exists()]
     return f"{source}; built: {', '.join(built) or 'none'}"
 
@@ -308,7 +270,8 @@ def run(args: argparse.Namespace) -> int:
             if args.action == "list":
                 spec = model_spec(name)
                 h, w = spec.input_size
-                print(f"{name:16s} {h}x{w}x3 -> {', '.join(spec.output_names)}  [{_status(name, config)}]")
+                print(f"{name:19s} {spec.role:9s} {h}x{w}x3 -> {', '.join(spec.outputs)}  [{_status(name, config)}]")
+                print(f"{'':19s} {spec.description}; licence {spec.licence}")
             elif args.action == "fetch":
                 print(f"{name}: {fetch(name, config)}")
             else:

@@ -106,23 +106,41 @@ class BeliefRefiner:
             has[person, joint] = out.valid
         return projected, has
 
-    def refine(self, maps: np.ndarray, crops: Sequence[Crop], threshold: float = 0.0) -> Refined:
-        """Fuse and decode ``(N, H, W, J)`` belief maps of ``crops`` (one per map, all of one size)."""
+    def refine(self, maps: np.ndarray, crops: Sequence[Crop], threshold: float = 0.0,
+               keypoints: np.ndarray | None = None, confidence: np.ndarray | None = None,
+               has_map: np.ndarray | None = None) -> Refined:
+        """Fuse and decode ``(N, H, W, J)`` belief maps of ``crops`` (one per map, all of one size).
+
+        By default the network's 2D pose is the maps' own peaks (the CPM). A network that decodes
+        its maps its own way (MoveNet: arg-max near a regressed position, plus an offset) passes its
+        ``keypoints`` (map pixels) and ``confidence`` instead: a joint keeps that position unless
+        the fusion moves its peak to another pixel. Joints without a map (``has_map`` False: derived
+        ones) are left as they are.
+        """
         maps = np.asarray(maps, np.float32)
         if maps.ndim != 4:
             raise ValueError(f"refine: belief maps must be (N, H, W, J), got shape {maps.shape}")
         n, h, w, j = maps.shape
         if len(crops) != n:
             raise ValueError(f"refine: {n} belief maps but {len(crops)} crops")
-        cpm_py, cpm_px = peak_pixels(maps)
-        keypoints, cpm_confidence = subpixel_peaks(lambda y, x: pixel_values(maps, y, x), cpm_py, cpm_px, (h, w),
-                                                   threshold)
+        own = keypoints is not None
+        if own:
+            own_keypoints = np.asarray(keypoints, np.float64)
+            cpm_confidence = np.asarray(confidence, np.float32)
+            cpm_px = np.clip(np.rint(own_keypoints[..., 0]).astype(int), 0, w - 1)
+            cpm_py = np.clip(np.rint(own_keypoints[..., 1]).astype(int), 0, h - 1)
+            keypoints = own_keypoints
+        else:
+            cpm_py, cpm_px = peak_pixels(maps)
+            keypoints, cpm_confidence = subpixel_peaks(lambda y, x: pixel_values(maps, y, x), cpm_py, cpm_px,
+                                                       (h, w), threshold)
+        mapped = np.ones(j, bool) if has_map is None else np.asarray(has_map, bool)
         confidence = cpm_confidence
         lifted = np.zeros(n, bool)
-        if n == 0 or not np.any(self.weight):
+        if n == 0 or not np.any(self.weight) or not mapped.any():
             return Refined(keypoints, confidence, cpm_confidence, lifted)
         to_map = _MapFrame(crops, h)
-        weight = np.broadcast_to(np.asarray(self.weight, np.float32), (j,))
+        weight = np.broadcast_to(np.asarray(self.weight, np.float32), (j,)) * mapped
         for _ in range(self.iterations):
             projected, has = self.project(to_map.to_image(keypoints), confidence > 0)
             lifted = has.any(axis=1)
@@ -132,6 +150,11 @@ class BeliefRefiner:
             fusion = _Fusion(maps, projected, np.where(has, weight, np.float32(0)), self.sigma)
             py, px = fusion.peak_pixels(cpm_py, cpm_px)
             fused_keypoints, fused_confidence = subpixel_peaks(fusion.value, py, px, (h, w), threshold)
+            if own:
+                stays = (py == cpm_py) & (px == cpm_px)
+                fused_keypoints = np.where(stays[..., None], own_keypoints, fused_keypoints)
+            fused_keypoints = np.where(mapped[None, :, None], fused_keypoints, keypoints)
+            fused_confidence = np.where(mapped[None, :], fused_confidence, confidence)
             keypoints = np.where(lifted[:, None, None], fused_keypoints, keypoints)
             confidence = np.where(lifted[:, None], fused_confidence, confidence)
         return Refined(keypoints, confidence, cpm_confidence, lifted)

@@ -24,6 +24,24 @@ NCHW_TO_NHWC = (0, 2, 3, 1)
 AXIS_NCHW = {0: 0, 1: 2, 2: 3, 3: 1}
 
 
+def physical_constant(value: np.ndarray, rank: int) -> np.ndarray:
+    """A constant operand of an op on ``rank``-D activations, in the activations' physical layout:
+    against 4-D (NHWC in the IR, NCHW inside) it is broadcast to 4-D and transposed; otherwise as is."""
+    if rank != 4 or value.ndim == 0:
+        return value
+    return value.reshape((1,) * (4 - value.ndim) + value.shape).transpose(NHWC_TO_NCHW)
+
+
+def physical_perm(perm: tuple[int, ...]) -> list[int]:
+    """The transpose of physical (NCHW) data that equals ``perm`` on the logical (NHWC) 4-D tensor."""
+    if len(perm) != 4:
+        return list(perm)
+    return [int(v) for v in np.array(NCHW_TO_NHWC)[list(perm)][list(NHWC_TO_NCHW)]]
+
+
+_BINARY = {"ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div", "MAXIMUM": "Max", "MINIMUM": "Min"}
+
+
 class _Emitter:
     def __init__(self, graph: Graph):
         self.g = graph
@@ -55,25 +73,22 @@ class _Emitter:
         lo, hi = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[kind]
         return self.node("Clip", [x, self.const(np.float32(lo), "lo"), self.const(np.float32(hi), "hi")], out)
 
-    def operand(self, tid: int) -> str:
-        """A tensor as stored inside the ONNX graph: constants laid out like the activations they meet."""
+    def operand(self, tid: int, rank: int = 4) -> str:
+        """A tensor as stored inside the ONNX graph: constants laid out like the ``rank``-D activations
+        they meet (see :func:`physical_constant`)."""
         if tid not in self.g.constants:
             return f"t{tid}"
-        value = self.g.constants[tid]
-        if value.ndim == 4:
-            value = value.transpose(NHWC_TO_NCHW)
-        elif value.ndim == 1 and value.size > 1:
-            value = value.reshape(-1, 1, 1)
-        return self.const(value, "c")
+        return self.const(physical_constant(self.g.constants[tid], rank), "c")
 
     def emit(self, op: Op) -> None:
         g, a = self.g, op.attrs
         out = f"t{op.outputs[0]}"
-        x = self.operand(op.inputs[0])
+        rank = len(g.shapes[op.outputs[0]])
+        x = self.operand(op.inputs[0], rank)
         if op.type in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             w = g.constants[op.inputs[1]]
             if op.type == "CONV_2D":
-                weight, group = w.transpose(0, 3, 1, 2), 1
+                weight, group = w.transpose(0, 3, 1, 2), a.get("groups", 1)
             else:
                 weight, group = w.transpose(3, 0, 1, 2), g.shapes[op.inputs[0]][3]
             ins = [x, self.const(weight, "w")]
@@ -88,17 +103,44 @@ class _Emitter:
             y = self.node("MaxPool", [x], kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
                           pads=[top, left, bottom, right])
             self.activation(y, a["activation"], out)
-        elif op.type == "ADD":
-            y = self.node("Add", [x, self.operand(op.inputs[1])])
-            self.activation(y, a["activation"], out)
-        elif op.type in ("RELU", "RELU6"):
+        elif op.type == "TRANSPOSE_CONV":
+            w = g.constants[op.inputs[1]]                      # (out, H, W, in)
+            weight = w.transpose(3, 0, 1, 2)                   # ConvTranspose: (in, out, H, W)
+            y = self.node("ConvTranspose", [x, self.const(weight, "w")], kernel_shape=list(weight.shape[2:]),
+                          strides=list(a["stride"]))
+            top, left, _, _ = a["pads"]
+            _, h, w_out, _ = g.shapes[op.outputs[0]]
+            self.node("Slice", [y, self.const(np.array([top, left], np.int64), "begin"),
+                                self.const(np.array([top + h, left + w_out], np.int64), "end"),
+                                self.const(np.array([2, 3], np.int64), "axes")], out)
+        elif op.type in _BINARY:
+            y = self.node(_BINARY[op.type], [x, self.operand(op.inputs[1], rank)])
+            self.activation(y, a.get("activation", "NONE"), out)
+        elif op.type in ("RELU", "RELU6", "TANH"):
             self.activation(x, op.type, out)
+        elif op.type == "LEAKY_RELU":
+            self.node("LeakyRelu", [x], out, alpha=a["alpha"])
+        elif op.type == "TRANSPOSE":
+            self.node("Transpose", [x], out, perm=physical_perm(a["perm"]))
+        elif op.type == "SLICE":
+            axis = AXIS_NCHW[a["axis"]] if rank == 4 else a["axis"]
+            self.node("Slice", [x, self.const(np.array([a["begin"]], np.int64), "begin"),
+                                self.const(np.array([a["end"]], np.int64), "end"),
+                                self.const(np.array([axis], np.int64), "axes")], out)
+        elif op.type == "MEAN":
+            axes = list(a["axes"])
+            if len(g.shapes[op.inputs[0]]) == 4 and a["keepdims"]:
+                axes = [AXIS_NCHW[v] for v in axes]
+            elif len(g.shapes[op.inputs[0]]) == 4:
+                x = self.node("Transpose", [x], perm=list(NCHW_TO_NHWC))
+            self.node("ReduceMean", [x, self.const(np.array(axes, np.int64), "axes")], out,
+                      keepdims=int(a["keepdims"]))
         elif op.type == "LOGISTIC":
             self.node("Sigmoid", [x], out)
         elif op.type == "CONCATENATION":
             rank = len(g.shapes[op.outputs[0]])
             axis = AXIS_NCHW[a["axis"]] if rank == 4 else a["axis"]
-            y = self.node("Concat", [self.operand(i) for i in op.inputs], axis=axis)
+            y = self.node("Concat", [self.operand(i, rank) for i in op.inputs], axis=axis)
             self.activation(y, a["activation"], out)
         elif op.type == "RESIZE_BILINEAR":
             mode = ("align_corners" if a["align_corners"] else
@@ -109,7 +151,8 @@ class _Emitter:
         elif op.type == "PAD":
             rows = [a["pads"][d] for d in NHWC_TO_NCHW] if len(a["pads"]) == 4 else list(a["pads"])
             pads = np.array([r[0] for r in rows] + [r[1] for r in rows], dtype=np.int64)
-            self.node("Pad", [x, self.const(pads, "pads")], out, mode="constant")
+            value = self.const(np.array(a.get("value", 0.0), np.float32), "value")
+            self.node("Pad", [x, self.const(pads, "pads"), value], out, mode="constant")
         elif op.type == "DEPTH_TO_SPACE":
             self.node("DepthToSpace", [x], out, blocksize=a["block"], mode="DCR")
         elif op.type == "RESHAPE":

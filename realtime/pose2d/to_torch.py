@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime.pose2d.tflite_ir import Graph, Op
+from realtime.pose2d.to_onnx import physical_constant, physical_perm
 
 NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -37,12 +38,8 @@ def _padding(pads: tuple[int, int, int, int]) -> tuple[int | tuple[int, int], tu
     return 0, (left, right, top, bottom)
 
 
-def _const(array: np.ndarray) -> torch.Tensor:
-    if array.ndim == 4:
-        array = array.transpose(NHWC_TO_NCHW)
-    elif array.ndim == 1 and array.size > 1:
-        array = array.reshape(-1, 1, 1)
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+def _const(array: np.ndarray, rank: int) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(physical_constant(array, rank), dtype=np.float32))
 
 
 class Conv(nn.Module):
@@ -52,7 +49,7 @@ class Conv(nn.Module):
         depthwise = op.type == "DEPTHWISE_CONV_2D"
         weight = w.transpose(3, 0, 1, 2) if depthwise else w.transpose(0, 3, 1, 2)
         padding, self.pad = _padding(op.attrs["pads"])
-        groups = graph.shapes[op.inputs[0]][3] if depthwise else 1
+        groups = graph.shapes[op.inputs[0]][3] if depthwise else op.attrs.get("groups", 1)
         self.conv = nn.Conv2d(groups * weight.shape[1], weight.shape[0], weight.shape[2:], stride=op.attrs["stride"],
                               padding=padding, dilation=op.attrs["dilation"], groups=groups,
                               bias=len(op.inputs) > 2)
@@ -81,13 +78,71 @@ class MaxPool(nn.Module):
         return self.act(self.pool(x))
 
 
-class Add(nn.Module):
+class TransposeConv(nn.Module):
+    """TFLite/TF transposed convolution: the full ConvTranspose2d output cropped by (top, left) to the
+    output shape (SAME cuts the odd extra row after, which ConvTranspose2d's symmetric padding cannot)."""
+
     def __init__(self, op: Op, graph: Graph):
         super().__init__()
-        self.act = _activation(op.attrs["activation"])
+        w = graph.constants[op.inputs[1]]                  # (out, H, W, in)
+        weight = w.transpose(3, 0, 1, 2)                   # (in, out, H, W)
+        self.conv = nn.ConvTranspose2d(weight.shape[0], weight.shape[1], weight.shape[2:], stride=op.attrs["stride"],
+                                       bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+        _, self.h, self.w, _ = graph.shapes[op.outputs[0]]
+        self.top, self.left = op.attrs["pads"][:2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)[:, :, self.top:self.top + self.h, self.left:self.left + self.w]
+
+
+_BINARY = {"ADD": torch.add, "SUB": torch.sub, "MUL": torch.mul, "DIV": torch.div, "MAXIMUM": torch.maximum,
+           "MINIMUM": torch.minimum}
+
+
+class Binary(nn.Module):
+    def __init__(self, op: Op, graph: Graph):
+        super().__init__()
+        self.fn = _BINARY[op.type]
+        self.act = _activation(op.attrs.get("activation", "NONE"))
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.act(a + b)
+        return self.act(self.fn(a, b))
+
+
+class Transpose(nn.Module):
+    def __init__(self, op: Op, graph: Graph):
+        super().__init__()
+        self.perm = tuple(physical_perm(op.attrs["perm"]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.perm)
+
+
+class Slice(nn.Module):
+    def __init__(self, op: Op, graph: Graph):
+        super().__init__()
+        rank = len(graph.shapes[op.outputs[0]])
+        self.axis = AXIS_NCHW[op.attrs["axis"]] if rank == 4 else op.attrs["axis"]
+        self.begin, self.length = op.attrs["begin"], op.attrs["end"] - op.attrs["begin"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(self.axis, self.begin, self.length)
+
+
+class Mean(nn.Module):
+    def __init__(self, op: Op, graph: Graph):
+        super().__init__()
+        self.keepdim = bool(op.attrs["keepdims"])
+        self.to_nhwc = len(graph.shapes[op.inputs[0]]) == 4 and not self.keepdim
+        four = len(graph.shapes[op.inputs[0]]) == 4 and self.keepdim
+        self.axes = tuple(AXIS_NCHW[a] if four else a for a in op.attrs["axes"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.to_nhwc:
+            x = x.permute(NCHW_TO_NHWC)
+        return x.mean(dim=self.axes, keepdim=self.keepdim)
 
 
 class Concat(nn.Module):
@@ -141,9 +196,10 @@ class Pad(nn.Module):
         super().__init__()
         rows = [op.attrs["pads"][d] for d in NHWC_TO_NCHW] if len(op.attrs["pads"]) == 4 else list(op.attrs["pads"])
         self.pad = tuple(v for row in reversed(rows) for v in row)
+        self.value = float(op.attrs.get("value", 0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x, self.pad)
+        return F.pad(x, self.pad, value=self.value)
 
 
 class DepthToSpace(nn.Module):
@@ -179,19 +235,22 @@ class Reshape(nn.Module):
 class Unary(nn.Module):
     def __init__(self, op: Op, graph: Graph):
         super().__init__()
-        self.fn = {"RELU": nn.ReLU(), "RELU6": nn.ReLU6(), "LOGISTIC": nn.Sigmoid()}[op.type]
+        self.fn = {"RELU": nn.ReLU(), "RELU6": nn.ReLU6(), "LOGISTIC": nn.Sigmoid(), "TANH": nn.Tanh(),
+                   "LEAKY_RELU": nn.LeakyReLU(op.attrs.get("alpha", 0.2))}[op.type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
 
 
 _LAYERS: dict[str, type[nn.Module]] = {
-    "CONV_2D": Conv, "DEPTHWISE_CONV_2D": Conv, "MAX_POOL_2D": MaxPool, "ADD": Add, "CONCATENATION": Concat,
+    "CONV_2D": Conv, "DEPTHWISE_CONV_2D": Conv, "MAX_POOL_2D": MaxPool, "CONCATENATION": Concat,
     "RESIZE_BILINEAR": ResizeBilinear, "PAD": Pad, "DEPTH_TO_SPACE": DepthToSpace, "RESHAPE": Reshape,
-    "RELU": Unary, "RELU6": Unary, "LOGISTIC": Unary,
+    "RELU": Unary, "RELU6": Unary, "LOGISTIC": Unary, "TANH": Unary, "LEAKY_RELU": Unary,
+    "TRANSPOSE_CONV": TransposeConv, "TRANSPOSE": Transpose, "SLICE": Slice, "MEAN": Mean,
+    **{kind: Binary for kind in _BINARY},
 }
 #: Ops reading all their inputs as tensors; the others read only the first (the rest are weights or shapes).
-_MULTI_INPUT = frozenset({"ADD", "CONCATENATION"})
+_MULTI_INPUT = frozenset({"CONCATENATION", *_BINARY})
 
 
 class TfliteModule(nn.Module):
@@ -212,7 +271,7 @@ class TfliteModule(nn.Module):
             data = op.inputs if op.type in _MULTI_INPUT else op.inputs[:1]
             for t in data:
                 if t in graph.constants:
-                    consts[f"t{t}"] = _const(graph.constants[t])
+                    consts[f"t{t}"] = _const(graph.constants[t], len(graph.shapes[op.outputs[0]]))
             self.wiring.append((tuple(f"t{t}" for t in data), f"t{op.outputs[0]}"))
         self.const_names = sorted(consts)
         for name in self.const_names:

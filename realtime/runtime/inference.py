@@ -1,4 +1,4 @@
-"""Inference process: owns the 2D networks (GPU or CPU) and one stateful estimator per source.
+"""Inference process: owns the 2D networks (GPU or CPU) and one video follower for every source.
 
 It asks each capture process for a frame only when it is free to process it (``ready``),
 so every frame it sees is the newest one. The frames of all sources that are waiting go
@@ -29,9 +29,10 @@ def main(child: Child, *, sources: list[str]) -> int:
     from realtime.pose2d import PoseEstimator2D
 
     cfg = child.config.pose2d
-    first = PoseEstimator2D.create(backend=cfg.backend, model=cfg.model, config=cfg)
-    estimators = [first] + [first.another() for _ in sources[1:]]
-    child.event("inference_started", backend=first.backend, model=cfg.model, sources=len(sources))
+    estimator = PoseEstimator2D.create(config=cfg)
+    follower = estimator.video(sources=len(sources))
+    child.event("inference_started", backend=estimator.backend, model=cfg.model, detector=cfg.detector,
+                sources=len(sources))
     push = make_socket(child.ctx, zmq.PUSH, bind=child.endpoints.bind_address(child.endpoints.lift_in), hwm=4)
     dealers = [make_socket(child.ctx, zmq.DEALER, connect=ep, hwm=2) for ep in child.endpoints.frames[:len(sources)]]
     poller = zmq.Poller()
@@ -90,7 +91,7 @@ def main(child: Child, *, sources: list[str]) -> int:
                     waiting.append((i, out, image))
             if waiting:
                 t0 = time.perf_counter()
-                found, bad = _estimate(child, [estimators[i] for i, _, _ in waiting], [im for _, _, im in waiting])
+                found, bad = _estimate(child, follower, {i: im for i, _, im in waiting})
                 infer_ms.append((time.perf_counter() - t0) * 1e3)
                 failed += bad
                 batches += 1
@@ -98,7 +99,7 @@ def main(child: Child, *, sources: list[str]) -> int:
                 for (i, out, image), people in zip(waiting, found):
                     out["stages"]["pose2d"] = finished
                     out.update(width=int(image.shape[1]), height=int(image.shape[0]),
-                               timings={k: round(v, 3) for k, v in estimators[i].last_timings.items()},
+                               timings={k: round(v, 3) for k, v in follower.timings(i).items()},
                                people=[_person(p) for p in people])
                     frames += 1
                     people_total += len(people)
@@ -115,8 +116,7 @@ def main(child: Child, *, sources: list[str]) -> int:
         for d in dealers:
             d.close()
         push.close(linger=1000)
-        for est in reversed(estimators):
-            est.close()
+        estimator.close()
 
 
 def _arrivals(dealers: list[zmq.Socket], events: dict[Any, int], done: list[bool], asked: list[float],
@@ -145,26 +145,27 @@ def _arrivals(dealers: list[zmq.Socket], events: dict[Any, int], done: list[bool
     return sorted(ready)
 
 
-def _estimate(child: Child, estimators: list[Any], images: list[np.ndarray]) -> tuple[list[list[Any]], int]:
-    """The people of each frame, in one batch; when the batch fails, each frame alone, so that one bad
-    frame is published with nobody (and its source's estimator starts afresh) and never takes the
-    other sources' frames or the stream with it. Returns (people per frame, frames that failed)."""
-    from realtime.pose2d import estimate_sources
-
+def _estimate(child: Child, follower: Any, frames: dict[int, np.ndarray]) -> tuple[list[list[Any]], int]:
+    """The people of each source's frame (``frames``: source -> frame), in one batch, in the order of
+    ``frames``; when the batch fails, each frame alone, so that one bad frame is published with
+    nobody (and its source is followed afresh) and never takes the other sources' frames or the
+    stream with it. Returns (people per frame, frames that failed)."""
+    sources = len(follower.sources)
     try:
-        return estimate_sources(estimators, images), 0
+        batch = follower.estimate_sources([frames.get(i) for i in range(sources)])
+        return [batch[i] for i in frames], 0
     except Exception:
-        if len(images) > 1:
+        if len(frames) > 1:
             child.log.warning("batched 2D estimation failed: retrying the frames one by one")
     found, failed = [], 0
-    for est, image in zip(estimators, images):
+    for i, image in frames.items():
         try:
-            found.append(est.estimate(image))
+            found.append(follower.estimate_sources([image if j == i else None for j in range(sources)])[i])
         except Exception as e:
             failed += 1
             child.log.warning("2D estimation failed: frame published without people",
                               extra=fields(error=f"{type(e).__name__}: {e}"))
-            est.reset()
+            follower.reset(i)
             found.append([])
     return found, failed
 

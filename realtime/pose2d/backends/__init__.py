@@ -42,7 +42,7 @@ class Backend:
         self.model = model
         self.config = config or Pose2DConfig()
         self.input_shape = spec.input_shape
-        self.output_names = list(spec.output_names)
+        self.output_names = list(spec.outputs)
 
     def check_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N,H,W,3) float32, contiguous; a wrong shape is an error naming the expected one."""

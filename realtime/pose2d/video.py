@@ -1,0 +1,227 @@
+"""VideoFollower: people followed between the frames of one or several videos (VIDEO mode).
+
+On video the detector is the expensive, jittery part, so (as real-time systems do) each person's
+keypoints in one frame place their crop in the next. The detector's regions (the whole frame and its
+tiles) are spread round-robin over ``detect_every`` frames, so no frame pays for all of them; only the
+first frame of a video looks everywhere at once. Hysteresis keeps people: a new person needs
+``person_score``, a followed one only ``keep_fraction`` of it, and a followed person below that is
+dropped only after ``lost_frames`` poor frames in a row (a turn or a passer-by in front must not lose
+them); the detector then looks around where they were on the next frame.
+
+One follower holds the state of every source it follows and shares its estimator's networks:
+:meth:`VideoFollower.estimate_sources` puts one frame of each source through ONE detector call and
+ONE keypoint call (a GPU is only busy with large batches; on a CPU one call saves per-call overhead).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from realtime.pose2d.crops import Crop, letterbox
+from realtime.pose2d.detection import Detection
+from realtime.pose2d.estimator import Person2D, deduplicate
+from realtime.pose2d.images import MIN_SIDE, to_bgr8
+
+if TYPE_CHECKING:
+    from realtime.pose2d.estimator import PoseEstimator2D
+
+#: A tracked person's box shrinks to no less than this fraction of the last one per frame.
+SHRINK = 0.85
+#: A detection is a tracked person when its body centre is in their box and its size within this factor
+#: above theirs, or down to PART_SIZE of theirs (a tile that cuts a person finds a smaller "person" inside).
+SAME_SIZE = 2.0
+PART_SIZE = 0.25
+#: The detector's region around a lost person: this many times their box's longer side.
+LOST_REGION = 2.0
+
+
+@dataclass
+class _Track:
+    """Where to look for a person in the next frame."""
+
+    box: np.ndarray
+    score: float
+    #: Poor frames in a row so far.
+    misses: int = 0
+    #: The person was reported at least once; a fresh detection the keypoint network rejects is
+    #: dropped at once and silently (a detector false positive is not a lost person).
+    confirmed: bool = True
+
+
+@dataclass
+class _Source:
+    """One video's state."""
+
+    tracks: list[_Track] = field(default_factory=list)
+    #: Frames since the last reset (0 = the next frame is the first).
+    frame: int = 0
+    #: Boxes of the people dropped in the last frame: the detector looks there next.
+    lost_boxes: list[np.ndarray] = field(default_factory=list)
+    detector_runs: int = 0
+    last_timings: dict[str, float] = field(default_factory=dict)
+
+
+class VideoFollower:
+    """Follows the people of ``sources`` videos between frames; made by ``PoseEstimator2D.video()``."""
+
+    def __init__(self, estimator: "PoseEstimator2D", sources: int = 1):
+        if sources < 1:
+            raise ValueError(f"a follower needs at least one source, got {sources}")
+        self.estimator = estimator
+        self.sources = [_Source() for _ in range(sources)]
+
+    # -- per-source state -----------------------------------------------------------------------------
+    def reset(self, source: int | None = None) -> None:
+        """Forget a source's previous frames (all sources with None): its next frame runs the whole detector."""
+        for i in range(len(self.sources)) if source is None else [source]:
+            self.sources[i] = _Source(detector_runs=self.sources[i].detector_runs)
+
+    def seed(self, boxes: np.ndarray, score: float = 1.0, source: int = 0) -> None:
+        """Start following people in given boxes (e.g. from an external detector) from the next frame."""
+        s = self.sources[source]
+        s.tracks = [_Track(np.asarray(b, np.float64), score) for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
+        s.frame = max(s.frame, 1)
+        s.lost_boxes = []
+
+    @property
+    def detector_runs(self) -> int:
+        """Frames (of source 0) on which the detector ran."""
+        return self.sources[0].detector_runs
+
+    @property
+    def lost(self) -> bool:
+        """Someone of source 0 was dropped in the last frame: the detector looks where they were next."""
+        return bool(self.sources[0].lost_boxes)
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        return self.sources[0].last_timings
+
+    def timings(self, source: int) -> dict[str, float]:
+        return self.sources[source].last_timings
+
+    def detector_regions(self, width: int, height: int, source: int = 0) -> list[Crop]:
+        """Where the detector looks in this frame: everywhere on the first frame; then the regions of
+        this frame's round-robin slot (region i of R in slot ``i * N // R`` of ``N = detect_every``),
+        plus a region around each person lost in the last frame."""
+        s = self.sources[source]
+        detector = self.estimator.detector
+        regions = detector.regions(width, height)
+        if s.frame == 0:
+            return regions
+        every = self.estimator.config.detect_every
+        slot = s.frame % every
+        due = [r for i, r in enumerate(regions) if i * every // len(regions) == slot]
+        return due + [_around(box, width, height, detector.input_size) for box in s.lost_boxes]
+
+    # -- estimation -----------------------------------------------------------------------------------
+    def estimate(self, frame: np.ndarray) -> list[Person2D]:
+        """The people of the next frame of source 0, best score first. Frames too small to hold a
+        person give [] and leave the state alone."""
+        return self.estimate_sources([frame])[0]
+
+    def estimate_sources(self, frames: Sequence[np.ndarray | None]) -> list[list[Person2D]]:
+        """The next frame of each source (``frames[i]`` for source i; None = no frame this time, its
+        state untouched), with ONE detector call and ONE keypoint call for all of them."""
+        if len(frames) > len(self.sources):
+            raise ValueError(f"estimate_sources: {len(frames)} frames for {len(self.sources)} sources")
+        est = self.estimator
+        t0 = time.perf_counter()
+        ready = {i: to_bgr8(f) for i, f in enumerate(frames)
+                 if f is not None and not (isinstance(f, np.ndarray) and (f.ndim < 2 or min(f.shape[:2]) < MIN_SIDE))}
+        regions = {i: self.detector_regions(f.shape[1], f.shape[0], i) for i, f in ready.items()}
+        looking = [i for i in ready if regions[i]]
+        detections = dict(zip(looking, est.detector.detect_many([ready[i] for i in looking],
+                                                                [regions[i] for i in looking])))
+        candidates = {i: self._candidates(i, detections.get(i)) for i in ready}
+        t1 = time.perf_counter()
+        order = list(ready)
+        found = est.keypoints_in_boxes([ready[i] for i in order], [[c.box for c in candidates[i]] for i in order])
+        people: list[list[Person2D]] = [[] for _ in frames]
+        for i, crop_people in zip(order, found):
+            people[i] = self._people(i, candidates[i], crop_people)
+        t2 = time.perf_counter()
+        crop, infer = est.last_timings.get("crop", 0.0), est.last_timings.get("infer", 0.0)
+        # "decode": reading the outputs, the 3D feedback and following people, all after the network
+        timings = {"detect": (t1 - t0) * 1e3, "crop": crop, "infer": infer, "decode": (t2 - t1) * 1e3 - crop - infer}
+        for i in range(len(frames)):
+            self.sources[i].last_timings = dict(timings) if i in ready else dict.fromkeys(timings, 0.0)
+        return people
+
+    def _candidates(self, source: int, detections: list[Detection] | None) -> list[_Track]:
+        """Who to look at in this frame: the people followed from the last one and new detections."""
+        s = self.sources[source]
+        candidates = list(s.tracks)
+        if detections is not None:
+            candidates = _merge(candidates, detections)
+            s.detector_runs += 1
+        s.frame += 1
+        return sorted(candidates, key=lambda c: -c.score)[: self.estimator.config.max_people]
+
+    def _people(self, source: int, candidates: list[_Track], found_people: list[Person2D]) -> list[Person2D]:
+        """The people found; the tracks for the next frame (found people, and followed people on a
+        poor frame keeping their box); the people lost for good."""
+        s = self.sources[source]
+        config = self.estimator.config
+        threshold = self.estimator.person_score
+        found, poor = [], []
+        for person, track in zip(found_people, candidates):
+            if person.score >= threshold * (config.keep_fraction if track.confirmed else 1.0):
+                found.append((person, track.box))
+            elif track.confirmed:
+                poor.append(_Track(track.box, track.score, track.misses + 1))
+        found.sort(key=lambda pb: -pb[0].score)
+        kept = deduplicate([p for p, _ in found])
+        found = [(p, b) for p, b in found if any(p is k for k in kept)]
+        poor = [t for t in poor if not any(_inside(t.box, p.bbox) for p, _ in found)]
+        s.lost_boxes = [t.box for t in poor if t.misses >= config.lost_frames]
+        s.tracks = ([_Track(_next_box(p.bbox, box), p.score) for p, box in found]
+                    + [t for t in poor if t.misses < config.lost_frames])
+        return [p for p, _ in found]
+
+
+def _merge(tracked: list[_Track], detections: list[Detection]) -> list[_Track]:
+    """Tracked people keep their keypoint boxes (tighter than a detection's), except those on a poor
+    streak, whose box the detection replaces (their last keypoint box is what went wrong); other
+    detections are new people."""
+    merged = list(tracked)
+    for d in detections:
+        same = [i for i, t in enumerate(merged[:len(tracked)]) if _same_place(d.box, d.centre, t.box)]
+        if not same:
+            merged.append(_Track(np.asarray(d.box, np.float64), d.score, confirmed=False))
+        elif merged[same[0]].misses:
+            t = merged[same[0]]
+            merged[same[0]] = _Track(np.asarray(d.box, np.float64), t.score, t.misses, t.confirmed)
+    return merged
+
+
+def _inside(box: np.ndarray, other: np.ndarray) -> bool:
+    """The centre of ``box`` lies in ``other`` (a poor track where someone else was found is theirs)."""
+    cx, cy = (box[:2] + box[2:]) / 2.0
+    return bool(other[0] <= cx <= other[2] and other[1] <= cy <= other[3])
+
+
+def _around(box: np.ndarray, width: int, height: int, input_size: int) -> Crop:
+    """The detector's region around a lost person's last box (the whole frame if it would be larger)."""
+    side = max(LOST_REGION * float(max(box[2:] - box[:2])), float(input_size))
+    if side >= max(width, height):
+        return letterbox(width, height, input_size)
+    centre = (box[:2] + box[2:]) / 2.0
+    return Crop((float(centre[0]), float(centre[1])), side, input_size)
+
+
+def _same_place(box: np.ndarray, centre: np.ndarray, tracked: np.ndarray) -> bool:
+    inside = tracked[0] <= centre[0] <= tracked[2] and tracked[1] <= centre[1] <= tracked[3]
+    size, tracked_size = max(box[2:] - box[:2]), max(max(tracked[2:] - tracked[:2]), 1.0)
+    return bool(inside and PART_SIZE <= size / tracked_size <= SAME_SIZE)
+
+
+def _next_box(found: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Where to look next frame: the keypoint box, shrinking by at most SHRINK per frame. A person
+    whose legs go unseen would otherwise get a tighter crop each frame until the crop holds a hand."""
+    centre = (found[:2] + found[2:]) / 2.0
+    half = np.maximum(found[2:] - found[:2], SHRINK * (previous[2:] - previous[:2])) / 2.0
+    return np.concatenate([centre - half, centre + half])
