@@ -54,13 +54,16 @@ class SourceConfig:
 class Pose2DConfig:
     model: str = opt("movenet-lightning", choices=_pose2d_models("keypoints"),
                      help="2D keypoint network (realtime models list)")
-    detector: str = opt("movenet-multipose", choices=_pose2d_models("detector"), help="person detector")
+    detector: str = opt("nanodet", choices=_pose2d_models("detector"), help="person detector")
     backend: str = opt("auto", choices=("auto", "tensorrt", "torch", "onnxruntime"))
     models_dir: str = opt("", help="local mirror of upstream model files; '' = ../shared/models if present")
     engines_dir: str = opt("", help="where converted models and engine caches go; '' = engines/")
     max_people: int = opt(10, min=1, max=64)
-    detect_every: int = opt(20, min=1, help="the detector's regions (whole frame, tiles) are spread round-robin "
-                                            "over N frames; the first frame looks everywhere")
+    detector_regions_per_frame: float = opt(
+        0.3, min=0.001, max=64.0, help="video: the detector's regions (whole frame, tiles) taken round-robin, this "
+                                       "many per frame on average; the first frame looks everywhere")
+    detector_async: bool = opt(True, help="video: the detector's network runs on its own thread beside the keypoint "
+                                          "network; its people join the next frame")
     detector_score: float = opt(math.nan, min=0.0, max=1.0, help="detection score threshold; nan = the detector's own")
     detector_tiles: int = opt(2, min=1, max=8,
                               help="rows of overlapping square tiles the detector also sees (1 = whole frame only)")

@@ -141,18 +141,20 @@ def test_blazepose_anchor_layout():
 @pytest.mark.parametrize("name, count", [("p1.jpg", 1), ("golf.jpg", 1), ("nadal.png", 1), ("p2.jpg", 2),
                                          ("p3.jpg", 3), ("apink2.jpg", 6)])
 def test_detector_finds_the_people(est, photos_dir, name, count):
-    """MultiPose (the default detector) on photos of 1 to 6 people, two of them side by side frames."""
+    """NanoDet (the default detector) on photos of 1 to 6 people, two of them side by side frames:
+    every person is detected (an upper-body box inside a full-body one may come too: the keypoint
+    stage finds the same joints in both and keeps one) and comes out of ``estimate`` once."""
     image = load_image(photos_dir / name)
     h, w = image.shape[:2]
     found = est.detector.detect(image)
-    assert len(found) == count, [d.extent.round() for d in found]
+    assert count <= len(found) <= count + 2, [d.extent.round() for d in found]
+    assert len(est.estimate(image)) == count
     for d in found:
         assert d.score >= est.detector.min_score
         x0, y0, x1, y1 = d.box
         assert 0 <= d.centre[0] < w and 0 <= d.centre[1] < h          # the body centre is in the picture
         assert x0 <= d.centre[0] <= x1 and y0 <= d.centre[1] <= y1
         assert 0.2 * h < d.extent[3] - d.extent[1] <= 1.05 * h        # a person-sized box
-        assert d.keypoints.shape == (17, 3)                              # MultiPose's own COCO-17 come along
 
 
 def test_detector_separates_people_left_to_right(est, photos_dir):
@@ -160,13 +162,15 @@ def test_detector_separates_people_left_to_right(est, photos_dir):
     assert found[0].centre[0] < 250 < found[1].centre[0]
 
 
-@pytest.mark.parametrize("name", ["nanodet", "centernet", "blazepose-detector"])
+@pytest.mark.parametrize("name", ["movenet-multipose", "centernet", "blazepose-detector"])
 def test_other_detectors_find_the_two_people(est, photos_dir, name):
     from realtime.pose2d.backends import create_backend
 
     detector = create_detector(name, create_backend(name, "onnxruntime"))
     found = sorted(detector.detect(load_image(photos_dir / "p2.jpg")), key=lambda d: d.centre[0])
     assert len(found) == 2 and found[0].centre[0] < 250 < found[1].centre[0]
+    if name == "movenet-multipose":
+        assert all(d.keypoints.shape == (17, 3) for d in found)          # its own COCO-17 come along
     detector.backend.close()
 
 
@@ -326,22 +330,28 @@ class _RecordingDetector(PersonDetector):
     def decode(self, outputs, n):
         return self.real.decode(outputs, n)
 
-    def detect_many(self, images, regions):
+    def prepare(self, images, regions):
         self.asked += [list(r) for r in regions]
-        found = super().detect_many(images, regions)
+        return super().prepare(images, regions)
+
+    def run(self, prepared):
+        found = super().run(prepared)
         return [f + ([self.extra] if self.extra is not None else []) for f in found]
 
 
 def _with_detector(est: PoseEstimator2D, detector: PersonDetector, **config) -> PoseEstimator2D:
+    """The estimator with another detector and settings; its followers detect synchronously unless
+    ``detector_async`` is given (the frame-by-frame schedules below are easiest to read that way)."""
+    config.setdefault("detector_async", False)
     return dataclasses.replace(est, detector=detector, config=dataclasses.replace(est.config, **config))
 
 
 def test_video_spreads_the_detector_regions_over_frames(est, demo_video):
     """The shop video (1080p: the whole frame and 8 tiles): frame 0 looks everywhere; then each frame
-    looks at its round-robin share, so every region comes round once in every detect_every frames and
-    no frame pays for all of them; people are followed from their keypoints in between."""
+    looks at its round-robin share (3 regions a frame here), so every region comes round once in every
+    3 frames and no frame pays for all of them; people are followed from their keypoints in between."""
     recording = _RecordingDetector(est.detector)
-    video = _with_detector(est, recording, detect_every=3, lost_frames=100).video()
+    video = _with_detector(est, recording, detector_regions_per_frame=3.0, lost_frames=100).video()
     for frame in _frames(demo_video, 7):
         assert len(video.estimate(frame)) >= 2
     regions = recording.regions(1920, 1080)
@@ -354,9 +364,11 @@ def test_video_spreads_the_detector_regions_over_frames(est, demo_video):
     assert all(len(frame) == 3 for frame in asked[1:])
 
 
-def test_steady_people_get_the_detector_every_n_frames_exactly(est, photos_dir):
+def test_a_small_frame_gets_the_detector_every_few_frames_exactly(est, photos_dir):
+    """One region (no tiles): at a third of a region per frame the whole frame is examined every third
+    frame, the same detector cost per frame as a 1080p frame's 9 regions spread over 27 frames."""
     whole_frame_only = create_detector(est.detector.name, est.detector.backend, tiles=1)
-    video = _with_detector(est, whole_frame_only, detect_every=3).video()
+    video = _with_detector(est, whole_frame_only, detector_regions_per_frame=1 / 3).video()
     image = load_image(photos_dir / "p2.jpg")
     detected = []
     for _ in range(7):
@@ -367,7 +379,7 @@ def test_steady_people_get_the_detector_every_n_frames_exactly(est, photos_dir):
 
 
 def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(est, photos_dir):
-    video = _with_detector(est, est.detector, detect_every=100, lost_frames=2).video()
+    video = _with_detector(est, est.detector, detector_regions_per_frame=0.01, lost_frames=2).video()
     image = load_image(photos_dir / "p2.jpg")
     assert len(video.estimate(image)) == 2 and video.detector_runs == 1
     assert len(video.estimate(image)) == 2 and video.detector_runs == 1
@@ -386,10 +398,33 @@ def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos
     found = est.estimate(image)
     low = min(p.score for p in found)
     video = _with_detector(est, est.detector, person_score=low / 0.9 + 1e-3, keep_fraction=0.85,
-                           detect_every=100).video()
+                           detector_regions_per_frame=0.01).video()
     assert video.estimate(image) == []
     video.seed(np.stack([p.bbox for p in found]))
     assert len(video.estimate(image)) == 2
+
+
+def test_asynchronous_detections_join_the_next_frame(est, photos_dir, demo_video):
+    """detector_async: the first frame waits for the detector; later, what the detector finds on frame
+    t (on its own thread) is followed from frame t + 1; a reset drops detections still running."""
+    image = load_image(photos_dir / "p2.jpg")
+    whole_frame_only = create_detector(est.detector.name, est.detector.backend, tiles=1)
+    video = _with_detector(est, whole_frame_only, detector_regions_per_frame=0.5, detector_async=True).video()
+    assert video.asynchronous
+    assert len(video.estimate(image)) == 2 and video.detector_runs == 1     # frame 0: at once
+    black = np.zeros_like(image)
+    runs = []
+    for _ in range(4):
+        video.estimate(black)
+        runs.append(video.detector_runs)
+    assert runs == [1, 1, 2, 2]              # frame 2's detection lands on frame 3
+    video.reset()
+    assert len(video.estimate(image)) == 2   # after a reset: at once again
+    frames = _frames(demo_video, 12)
+    with _with_detector(est, est.detector, detector_async=True).video() as asynchronous, \
+            _with_detector(est, est.detector).video() as synchronous:
+        counts = [(len(asynchronous.estimate(f)), len(synchronous.estimate(f))) for f in frames]
+    assert counts[0][0] == counts[0][1] and min(a for a, _ in counts) >= 2
 
 
 def test_a_detection_the_keypoint_network_rejects_is_not_a_lost_person(est, photos_dir):
@@ -400,7 +435,7 @@ def test_a_detection_the_keypoint_network_rejects_is_not_a_lost_person(est, phot
     image = load_image(photos_dir / "p2.jpg")
     image[:100, :100] = 0
     recording = _RecordingDetector(est.detector, extra=box_detection(0.9, np.array([5.0, 5.0, 95.0, 95.0]), 1.0))
-    video = _with_detector(est, recording, detect_every=100).video()
+    video = _with_detector(est, recording, detector_regions_per_frame=0.01).video()
     assert len(video.estimate(image)) == 2
     assert not video.lost
     video.estimate(image)

@@ -8,7 +8,9 @@ people of ../shared/data/images/annotated, clean and degraded (Gaussian blur sig
 * PCK@0.1 of the box diagonal over the 12 limb joints end to end (``PoseEstimator2D.estimate``,
   the stateless still-image API: the project's own detector; a missed person has every joint wrong),
 * PCK@0.1 of the keypoint network on ground-truth boxes (no detector),
-* CPU ms per photo (median, ONNX Runtime, ``--threads`` threads);
+* CPU ms per photo (median, ONNX Runtime, ``--threads`` threads): the detector's time on the photo plus
+  the rest of ``estimate`` (each detector runs once per photo; its detections are shared by the
+  keypoint networks through ``PoseEstimator2D.people_in_detections``, the same code ``estimate`` runs);
 
 then people per frame on the shared videos: each combination in ``--video-combos`` with the detector
 on every frame (the proxy reference: the videos have no ground truth), and the default configuration
@@ -21,7 +23,7 @@ weight, chosen on one half of the people and reported on the other (both ways ro
 
     python tools/bench_2d.py [--json] [--threads 1] [--video-frames 150]
     python tools/bench_2d.py --refine [--json]
-    python tools/bench_2d.py --video 300 [--video-repeats 3] [--pose2d detect_every=5 ...] [--json]
+    python tools/bench_2d.py --video 300 [--video-repeats 3] [--pose2d detector_regions_per_frame=1.0 ...] [--json]
 """
 from __future__ import annotations
 
@@ -88,25 +90,34 @@ def matrix(samples: list[Sample], images: dict, keypoints: tuple[str, ...], dete
             gt_boxes[k] = pck(cs, preds, BODY12, 0.1)
         for d in detectors:
             detector = create_detector(d, det_backends[d], None, config.detector_tiles)
+            detections, detect_ms = [], []
+            for f in frames:
+                t = time.perf_counter()
+                detections.append(detector.detect(f))
+                detect_ms.append((time.perf_counter() - t) * 1e3)
             for k in keypoints:
+                # the same steps as PoseEstimator2D.estimate, the detections shared by the keypoint networks
                 est = PoseEstimator2D(kp_backends[k], detector, REGISTRY[k], replace(config, model=k, detector=d))
                 people, times = [], []
-                for f in frames:
+                for f, dets, ms in zip(frames, detections, detect_ms):
                     t = time.perf_counter()
-                    people.append(est.estimate(f))
-                    times.append((time.perf_counter() - t) * 1e3)
+                    people.append(est.people_in_detections([f], [dets])[0])
+                    times.append(ms + (time.perf_counter() - t) * 1e3)
                 boxes = [np.array([p.bbox for p in ps]).reshape(-1, 4) for ps in people]
                 matched = [match(s, b) for s, b in zip(cs, boxes)]
                 preds = [None if m is None else ps[m].keypoints for ps, m in zip(people, matched)]
                 row = rows.setdefault(f"{d}+{k}", {"detector": d, "keypoints": k})
                 row[condition] = {
                     "recall": float(np.mean([found(s, b) for s, b in zip(cs, boxes)])),
+                    "detector_recall": float(np.mean([found(s, np.array([x.box for x in dets]))
+                                                      for s, dets in zip(cs, detections)])),
                     "pck": pck(cs, preds, BODY12, 0.1),
                     "pck_halves": {h: pck([s for s in cs if s.dataset in v],
                                           [p for s, p in zip(cs, preds) if s.dataset in v], BODY12, 0.1)
                                    for h, v in SPLITS.items()},
                     "pck_gt_boxes": gt_boxes[k],
                     "ms_p50": float(np.median(times)),
+                    "detect_ms_p50": float(np.median(detect_ms)),
                     "people_per_photo": float(np.mean([len(ps) for ps in people])),
                 }
             print(f"  {condition}: {d} done", file=sys.stderr, flush=True)
@@ -117,10 +128,10 @@ def matrix(samples: list[Sample], images: dict, keypoints: tuple[str, ...], dete
 
 def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threads: int) -> dict:
     """People per frame: each combination with the detector on every frame, and the default
-    configuration as it runs live (the follower, detector spread over ``detect_every`` frames)."""
+    configuration as it runs live (the follower, detector regions spread over frames)."""
     out: dict[str, dict] = {}
     default = Config().pose2d
-    runs = [(c, dict(detect_every=1)) for c in combos] + [(f"{default.detector}+{default.model} (default, live)", {})]
+    runs = [(c, dict(detector_regions_per_frame=64.0)) for c in combos] + [(f"{default.detector}+{default.model} (default, live)", {})]
     for name, overrides in runs:
         d, k = name.split(" ")[0].split("+")
         est = PoseEstimator2D.create(config=_config(threads, model=k, detector=d, **overrides))

@@ -146,15 +146,20 @@ class PoseEstimator2D:
         t0 = time.perf_counter()
         regions = [self.detector.regions(f.shape[1], f.shape[0]) for f in frames]
         detections = self.detector.detect_many(frames, regions)
-        candidates = [[d.box for d in sorted(found, key=lambda d: -d.score)][: self.config.max_people]
-                      for found in detections]
         t1 = time.perf_counter()
-        people = self.keypoints_in_boxes(frames, candidates)
-        timings = dict(self.last_timings, detect=(t1 - t0) * 1e3)
-        kept = [_deduplicate(sorted([p for p in found if p.score >= self.person_score], key=lambda p: -p.score))
+        people = self.people_in_detections(frames, detections)
+        self.last_timings["detect"] = (t1 - t0) * 1e3
+        return people
+
+    def people_in_detections(self, frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]]
+                             ) -> list[list[Person2D]]:
+        """The rest of :meth:`estimate` after the detector: the best ``max_people`` detections of each
+        frame through the keypoint network, people below ``person_score`` dropped, doubles removed."""
+        boxes = [[d.box for d in sorted(found, key=lambda d: -d.score)][: self.config.max_people]
+                 for found in detections]
+        people = self.keypoints_in_boxes(frames, boxes)
+        return [deduplicate(sorted([p for p in found if p.score >= self.person_score], key=lambda p: -p.score))
                 for found in people]
-        self.last_timings = timings
-        return kept
 
     def estimate_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Person2D]:
         """Keypoints of the people in given boxes (keypoint-box sized, e.g. ground truth or another
@@ -253,9 +258,6 @@ def deduplicate(people: list[Person2D]) -> list[Person2D]:
         if not any(same_person(p, q) for q in kept):
             kept.append(p)
     return kept
-
-
-_deduplicate = deduplicate
 
 
 def same_person(a: Person2D, b: Person2D) -> bool:

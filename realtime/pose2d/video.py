@@ -2,7 +2,9 @@
 
 On video the detector is the expensive, jittery part, so (as real-time systems do) each person's
 keypoints in one frame place their crop in the next. The detector's regions (the whole frame and its
-tiles) are spread round-robin over ``detect_every`` frames, so no frame pays for all of them; only the
+tiles) are taken round-robin, ``detector_regions_per_frame`` of them per frame on average, so its cost
+per frame is the same whatever the frame's size (a 1080p frame's 9 regions come round every 18 frames
+at 0.5; a small frame's one region every other frame) and no frame pays for all of them; only the
 first frame of a video looks everywhere at once. Hysteresis keeps people: a new person needs
 ``person_score``, a followed one only ``keep_fraction`` of it, and a followed person below that is
 dropped only after ``lost_frames`` poor frames in a row (a turn or a passer-by in front must not lose
@@ -11,10 +13,18 @@ them); the detector then looks around where they were on the next frame.
 One follower holds the state of every source it follows and shares its estimator's networks:
 :meth:`VideoFollower.estimate_sources` puts one frame of each source through ONE detector call and
 ONE keypoint call (a GPU is only busy with large batches; on a CPU one call saves per-call overhead).
+
+With ``[pose2d] detector_async`` (the default) the detector's network runs on its own thread while
+the keypoint network works on the same frame, and its people join the next frame: the two networks
+overlap instead of queueing (on 2 CPU cores neither alone keeps both cores busy), and the frames on
+which the detector runs are no longer the slow ones. A person is found one frame later; the first
+frame of a video still waits for its detector, since nobody is followed yet.
 """
 from __future__ import annotations
 
+import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
@@ -62,22 +72,52 @@ class _Source:
     lost_boxes: list[np.ndarray] = field(default_factory=list)
     detector_runs: int = 0
     last_timings: dict[str, float] = field(default_factory=dict)
+    #: Changes on every reset: detections still running for an older generation are dropped.
+    generation: int = 0
+
+
+@dataclass
+class _Pending:
+    """The detector's work on the last frames, running on its thread."""
+
+    future: Future
+    #: (source, generation) of each image in the batch.
+    owners: list[tuple[int, int]]
 
 
 class VideoFollower:
     """Follows the people of ``sources`` videos between frames; made by ``PoseEstimator2D.video()``."""
 
-    def __init__(self, estimator: "PoseEstimator2D", sources: int = 1):
+    def __init__(self, estimator: "PoseEstimator2D", sources: int = 1, asynchronous: bool | None = None):
         if sources < 1:
             raise ValueError(f"a follower needs at least one source, got {sources}")
         self.estimator = estimator
         self.sources = [_Source() for _ in range(sources)]
+        self.asynchronous = estimator.config.detector_async if asynchronous is None else asynchronous
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: _Pending | None = None
+
+    def close(self) -> None:
+        """Stop the detector's thread (the networks stay open: they are the estimator's)."""
+        if self._pending is not None:
+            self._pending.future.cancel()
+            self._pending = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> "VideoFollower":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- per-source state -----------------------------------------------------------------------------
     def reset(self, source: int | None = None) -> None:
         """Forget a source's previous frames (all sources with None): its next frame runs the whole detector."""
         for i in range(len(self.sources)) if source is None else [source]:
-            self.sources[i] = _Source(detector_runs=self.sources[i].detector_runs)
+            old = self.sources[i]
+            self.sources[i] = _Source(detector_runs=old.detector_runs, generation=old.generation + 1)
 
     def seed(self, boxes: np.ndarray, score: float = 1.0, source: int = 0) -> None:
         """Start following people in given boxes (e.g. from an external detector) from the next frame."""
@@ -104,17 +144,18 @@ class VideoFollower:
         return self.sources[source].last_timings
 
     def detector_regions(self, width: int, height: int, source: int = 0) -> list[Crop]:
-        """Where the detector looks in this frame: everywhere on the first frame; then the regions of
-        this frame's round-robin slot (region i of R in slot ``i * N // R`` of ``N = detect_every``),
-        plus a region around each person lost in the last frame."""
+        """Where the detector looks in this frame: everywhere on the first frame; then the next regions
+        round-robin, ``rate = detector_regions_per_frame`` per frame on average (frame f takes the
+        regions numbered ``floor((f - 1) rate)`` up to ``floor(f rate)``, modulo their count), plus a
+        region around each person lost in the last frame."""
         s = self.sources[source]
         detector = self.estimator.detector
         regions = detector.regions(width, height)
         if s.frame == 0:
             return regions
-        every = self.estimator.config.detect_every
-        slot = s.frame % every
-        due = [r for i, r in enumerate(regions) if i * every // len(regions) == slot]
+        rate = self.estimator.config.detector_regions_per_frame
+        start, end = math.floor((s.frame - 1) * rate + 1e-9), math.floor(s.frame * rate + 1e-9)
+        due = [regions[(start + k) % len(regions)] for k in range(min(end - start, len(regions)))]
         return due + [_around(box, width, height, detector.input_size) for box in s.lost_boxes]
 
     # -- estimation -----------------------------------------------------------------------------------
@@ -133,9 +174,17 @@ class VideoFollower:
         ready = {i: to_bgr8(f) for i, f in enumerate(frames)
                  if f is not None and not (isinstance(f, np.ndarray) and (f.ndim < 2 or min(f.shape[:2]) < MIN_SIDE))}
         regions = {i: self.detector_regions(f.shape[1], f.shape[0], i) for i, f in ready.items()}
-        looking = [i for i in ready if regions[i]]
-        detections = dict(zip(looking, est.detector.detect_many([ready[i] for i in looking],
-                                                                [regions[i] for i in looking])))
+        detections = self._collect()                       # the last frames' detections (asynchronous)
+        now = [i for i in ready if regions[i] and (not self.asynchronous or self.sources[i].frame == 0)]
+        later = [i for i in ready if regions[i] and i not in now]
+        if now:
+            detections.update(zip(now, est.detector.detect_many([ready[i] for i in now], [regions[i] for i in now])))
+        if later:
+            prepared = est.detector.prepare([ready[i] for i in later], [regions[i] for i in later])
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="detector")
+            self._pending = _Pending(self._pool.submit(est.detector.run, prepared),
+                                     [(i, self.sources[i].generation) for i in later])
         candidates = {i: self._candidates(i, detections.get(i)) for i in ready}
         t1 = time.perf_counter()
         order = list(ready)
@@ -150,6 +199,16 @@ class VideoFollower:
         for i in range(len(frames)):
             self.sources[i].last_timings = dict(timings) if i in ready else dict.fromkeys(timings, 0.0)
         return people
+
+    def _collect(self) -> dict[int, list[Detection]]:
+        """The detections of the batch running on the detector's thread, by source (waiting for it to
+        finish), without those of sources reset since."""
+        if self._pending is None:
+            return {}
+        pending, self._pending = self._pending, None
+        found = pending.future.result()
+        return {i: dets for (i, generation), dets in zip(pending.owners, found)
+                if self.sources[i].generation == generation}
 
     def _candidates(self, source: int, detections: list[Detection] | None) -> list[_Track]:
         """Who to look at in this frame: the people followed from the last one and new detections."""

@@ -116,6 +116,7 @@ def main(child: Child, *, sources: list[str]) -> int:
         for d in dealers:
             d.close()
         push.close(linger=1000)
+        follower.close()
         estimator.close()
 
 

@@ -71,7 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="TOML", help="config file (default: config.toml of the repository)")
     p.add_argument("--record", metavar="PATH.mcap", help="record the published stream to this MCAP file")
     p.add_argument("--backend", help="2D backend: auto, tensorrt, torch or onnxruntime")
-    p.add_argument("--model", help="2D keypoint model (see [pose2d] model)")
+    p.add_argument("--model", help="2D keypoint network (see [pose2d] model; realtime models list)")
+    p.add_argument("--detector", help="person detector (see [pose2d] detector; realtime models list)")
     p.add_argument("--workers", type=int, help="number of lifting worker processes")
     p.add_argument("--camera-pitch", type=float, metavar="DEG",
                    help="known downward camera pitch in degrees (see [lifting] camera_pitch_deg)")
@@ -95,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     overrides: dict[str, dict[str, Any]] = {
         "source": {"uri": args.source[0] if args.source else None, "loop": True if args.loop else None,
                    "realtime": False if args.no_pace else None},
-        "pose2d": {"backend": args.backend, "model": args.model},
+        "pose2d": {"backend": args.backend, "model": args.model, "detector": args.detector},
         "runtime": {"workers": args.workers, "log_format": args.log_format},
         "lifting": {"camera_pitch_deg": args.camera_pitch},
         "record": {"path": args.record},

@@ -53,6 +53,15 @@ class Detection:
                          points(self.extent).reshape(4), kp)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A detector batch ready for the network: the resampled regions of several images."""
+
+    batch: np.ndarray | None
+    regions: list[list[Crop]]
+    shapes: list[tuple[int, int]]
+
+
 def nms(detections: list[Detection], threshold: float = 0.5) -> list[Detection]:
     """Greedy non-maximum suppression on the detectors' own boxes, best score first."""
     remaining = sorted(detections, key=lambda d: -d.score)
@@ -132,16 +141,25 @@ class PersonDetector:
 
     def detect_many(self, images_bgr: list[np.ndarray], regions: list[list[Crop]]) -> list[list[Detection]]:
         """:meth:`detect` on several images (one per source) with ONE network call for all their regions."""
+        return self.run(self.prepare(images_bgr, regions))
+
+    def prepare(self, images_bgr: list[np.ndarray], regions: list[list[Crop]]) -> "Prepared":
+        """The first half of :meth:`detect_many`: the regions resampled into one network batch (after
+        this the images are no longer needed, so :meth:`run` may happen later, on another thread)."""
         batches = [warp(image, r) for image, r in zip(images_bgr, regions) if r]
-        if not batches:
-            return [[] for _ in images_bgr]
-        batch = np.concatenate(batches) if len(batches) > 1 else batches[0]
-        found_per_region = self.decode(self.backend.infer(self.spec.normalise(batch)), len(batch))
+        batch = None if not batches else np.concatenate(batches) if len(batches) > 1 else batches[0]
+        return Prepared(batch, [list(r) for r in regions], [image.shape[:2] for image in images_bgr])
+
+    def run(self, prepared: "Prepared") -> list[list[Detection]]:
+        """The second half of :meth:`detect_many`: the network, decoding, merging per image."""
+        if prepared.batch is None:
+            return [[] for _ in prepared.regions]
+        found_per_region = self.decode(self.backend.infer(self.spec.normalise(prepared.batch)), len(prepared.batch))
         found, start = [], 0
-        for image, r in zip(images_bgr, regions):
+        for shape, r in zip(prepared.shapes, prepared.regions):
             end = start + len(r)
             per_region = [[d.to_image(crop) for d in dets] for crop, dets in zip(r, found_per_region[start:end])]
-            found.append(self._merge(per_region, r, image.shape[:2]))
+            found.append(self._merge(per_region, r, shape))
             start = end
         return found
 
