@@ -7,16 +7,39 @@ than surfacing later deep inside a stage.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from realtime import networks
+
 #: The repository root (where config.toml, engines/ and tools/ live in a checkout).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "config.toml"
+#: Running from a checkout (not from an installed wheel): engines/ and ../shared are beside it.
+CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
+#: The default configuration, package data (in a checkout a link to the repository's config.toml).
+DEFAULT_CONFIG = Path(str(importlib.resources.files("realtime").joinpath("data", "config.toml")))
+
+
+def engines_root() -> Path:
+    """Where built models and caches go by default: engines/ of a checkout, else the user's cache
+    directory ($XDG_CACHE_HOME or ~/.cache, then realtime-pose3d/engines)."""
+    if CHECKOUT:
+        return REPO_ROOT / "engines"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "realtime-pose3d" / "engines"
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A path from the config: ``~`` expanded; relative to the checkout (or, installed, the working
+    directory)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() or not CHECKOUT else REPO_ROOT / p
 
 
 class ConfigError(ValueError):
@@ -25,146 +48,170 @@ class ConfigError(ValueError):
 
 def opt(default: Any, *, choices: tuple | None = None, min: float | None = None,
         max: float | None = None, help: str = "") -> Any:
-    """A config field with its validation rules (checked by :func:`load_config`)."""
+    """A config field with its validation rules (checked by :func:`load_config`) and its one-line
+    description (``help``: the first sentence of the key's comment in config.toml, shown by
+    ``realtime config show``). A default of None means unset: the key is left out of the file."""
     meta = {"choices": choices, "min": min, "max": max, "help": help}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
-def _pose2d_models(role: str) -> tuple[str, ...]:
-    """The 2D networks of one role, from the one model table (``realtime/pose2d/registry.py``)."""
-    from realtime.pose2d.registry import names
-    return names(role)
-
-
 @dataclass(frozen=True)
 class SourceConfig:
-    uri: str = opt("demo", help="video file, webcam:N, rtsp://..., http://..., or 'demo'")
-    loop: bool = opt(False)
-    realtime: bool = opt(True, help="pace file sources at their own frame rate")
-    reconnect_initial_s: float = opt(0.5, min=0.01)
-    reconnect_max_s: float = opt(10.0, min=0.1)
-    stream_decode_threads: int = opt(1, min=0, max=64, help="decoder threads for network streams; 0 = FFmpeg's")
-    focal_px: float = opt(0.0, min=0.0, help="camera focal length in pixels; 0 = unknown, use 0.8 x width")
-    name: str = opt("", help="source id in topics (frame/<name>); '' = cam0, cam1, ...")
+    uri: str = opt("demo", help='Video file path, "webcam:N", "rtsp://...", "http://...", or "demo".')
+    loop: bool = opt(False, help="File sources: start again at the end instead of ending the run.")
+    realtime: bool = opt(True, help="File sources: pace frames at the file's own frame rate "
+                                    "(false = as fast as decoding allows).")
+    reconnect_initial_s: float = opt(0.5, min=0.01, help="Network sources: the first reconnect wait (seconds), "
+                                                         "doubling after each failure.")
+    reconnect_max_s: float = opt(10.0, min=0.1, help="Network sources: the longest reconnect wait (seconds).")
+    stream_decode_threads: int = opt(1, min=0, max=64, help="Decoder threads for network streams "
+                                                            "(RTSP/HTTP...; 0 = FFmpeg's default, one per core).")
+    focal_px: float | None = opt(None, min=1.0, help="Camera focal length in pixels, used to place each person's "
+                                                     "root in metres.")
+    name: str | None = opt(None, help='Source id used in topics ("frame/<name>").')
 
 
 @dataclass(frozen=True)
 class Pose2DConfig:
-    model: str = opt("movenet-lightning", choices=_pose2d_models("keypoints"),
-                     help="2D keypoint network (realtime models list)")
-    detector: str = opt("nanodet", choices=_pose2d_models("detector"), help="person detector")
-    backend: str = opt("auto", choices=("auto", "tensorrt", "torch", "onnxruntime"))
-    models_dir: str = opt("", help="local mirror of upstream model files; '' = ../shared/models if present")
-    engines_dir: str = opt("", help="where converted models and engine caches go; '' = engines/")
-    max_people: int = opt(10, min=1, max=64)
+    model: str = opt("movenet-lightning", choices=networks.names("keypoints"),
+                     help="2D keypoint network, run on one square crop per person and mapped to LSP-14.")
+    detector: str = opt("nanodet", choices=networks.names("detector"), help="Person detector.")
+    backend: str = opt("auto", choices=("auto", "tensorrt", "torch", "onnxruntime"),
+                       help='Inference backend: "auto" picks the fastest available, tensorrt > torch (CUDA) > '
+                            'onnxruntime (CPU).')
+    models_dir: str | None = opt(None, help="Local mirror of the upstream model files.")
+    engines_dir: str | None = opt(None, help="Where converted models (ONNX, torch) and TensorRT engine caches "
+                                             "are written.")
+    max_people: int = opt(10, min=1, max=64, help="Most people followed per frame (also the TensorRT optimisation "
+                                                  "profile's max batch).")
     detector_regions_per_frame: float = opt(
-        0.3, min=0.001, max=64.0, help="video: the detector's regions (whole frame, tiles) taken round-robin, this "
-                                       "many per frame on average; the first frame looks everywhere")
-    detector_async: bool = opt(True, help="video: the detector's network runs on its own thread beside the keypoint "
-                                          "network; its people join the next frame")
-    detector_score: float = opt(math.nan, min=0.0, max=1.0, help="detection score threshold; nan = the detector's own")
-    detector_tiles: int = opt(2, min=1, max=8,
-                              help="rows of overlapping square tiles the detector also sees (1 = whole frame only)")
-    keypoint_threshold: float = opt(0.1, min=0.0, max=1.0)
-    keep_fraction: float = opt(0.75, min=0.0, max=1.0,
-                               help="a followed person stays reported down to this fraction of person_score")
-    lost_frames: int = opt(3, min=1, help="a followed person is dropped after this many poor frames in a row; "
-                                          "the detector then looks where they were")
-    person_score: float = opt(math.nan, min=0.0, max=1.0,
-                              help="people whose mean keypoint confidence is below this are dropped (lost); "
-                                   "nan = the model's own (cpm 0.12, the others 0.2)")
-    ort_threads: int = opt(2, min=0)
-    ort_split_batch: bool = opt(True, help="run the parts of a batch side by side, one thread each")
-    precision: str = opt("fp16", choices=("fp16", "fp32"))
-    refine_3d: bool = opt(False, help="fuse the network's belief maps with its lifted 3D pose projected back (5.4-5.5)")
-    refine_weight: float = opt(0.3, min=0.0, max=1.0, help="weight w of the projected maps: (1-w) network + w projected")
-    refine_sigma: float = opt(2.0, min=0.1, help="sigma of the projected maps, belief-map pixels")
-    refine_iterations: int = opt(1, min=1, max=5)
-    refine_leave_one_out: bool = opt(False, help="project each joint from a lift of the other joints (robust, slower)")
-    refine_prior: str = opt("", help="pose prior for the feedback; '' = the committed default in engines/")
+        0.3, min=0.001, max=64.0, help="Video: the detector's regions (the whole frame and its tiles), taken "
+                                       "round-robin, this many per frame on average.")
+    detector_async: bool = opt(True, help="Video: the detector's network runs on its own thread beside the "
+                                          "keypoint network; its people join the next frame.")
+    detector_score: float | None = opt(None, min=0.0, max=1.0, help="Person detector score threshold.")
+    detector_tiles: int = opt(2, min=1, max=8, help="Rows of overlapping square tiles the detector also sees "
+                                                    "besides the whole frame (1 = whole frame only).")
+    keypoint_threshold: float = opt(0.1, min=0.0, max=1.0, help="Keypoints below this confidence are reported "
+                                                                "with confidence 0 (missing).")
+    keep_fraction: float = opt(0.75, min=0.0, max=1.0, help="Video: a person already followed stays reported "
+                                                            "down to this fraction of person_score.")
+    lost_frames: int = opt(3, min=1, help="Video: a followed person below that is dropped after this many poor "
+                                          "frames in a row.")
+    person_score: float | None = opt(None, min=0.0, max=1.0, help="People whose mean keypoint confidence is below "
+                                                                  "this are not reported.")
+    ort_threads: int = opt(2, min=0, max=256, help="ONNX Runtime intra-op threads (0 = its default).")
+    ort_split_batch: bool = opt(True, help="ONNX Runtime: a batch of several crops is cut into ort_threads parts "
+                                           "run side by side, one thread each.")
+    precision: str = opt("fp16", choices=("fp16", "fp32"), help='GPU precision for the tensorrt and torch '
+                                                                'backends: "fp16" or "fp32".')
+    refine_3d: bool = opt(False, help="The paper's 3D -> 2D feedback, for networks with belief maps (cpm, "
+                                      "efficientpose, movenet-*).")
+    refine_weight: float = opt(0.3, min=0.0, max=1.0, help="Weight of the projected maps in the fusion: "
+                                                           "(1 - w) network + w projected.")
+    refine_sigma: float = opt(2.0, min=0.1, help="Sigma of the projected Gaussians in belief-map pixels (the CPM's "
+                                                 "own peaks: about 2).")
+    refine_iterations: int = opt(1, min=1, max=5, help="Lift -> project -> fuse rounds.")
+    refine_leave_one_out: bool = opt(False, help="Project each joint from a lift of the *other* joints.")
 
 
 @dataclass(frozen=True)
 class LiftingConfig:
-    prior: str = opt("", help="path to a trained pose prior; '' = the committed default in engines/")
-    rotations: int = opt(80, min=1)
-    camera_pitch_deg: float = opt(math.nan, min=-90.0, max=90.0,
-                                  help="known downward camera pitch; nan = unknown, search elevations")
-    elevations_deg: list = opt([-10.0, 0.0, 10.0, 20.0, 30.0])
-    min_visible_joints: int = opt(6, min=2, max=14)
-    min_confidence: float = opt(0.05, min=0.0, max=1.0)
+    prior: str | None = opt(None, help="Trained pose prior (.npz).")
+    rotations: int = opt(80, min=1, max=3600, help="Ground-plane rotations searched (the paper: 80 is as good "
+                                                   "as the global optimum).")
+    camera_pitch_deg: float | None = opt(None, min=-90.0, max=90.0, help="Known camera pitch in degrees "
+                                                                        "(positive = looking down).")
+    elevations_deg: list[float] = opt([-10.0, 0.0, 10.0, 20.0, 30.0], min=-90.0, max=90.0,
+                                      help="Elevations searched when the pitch is unknown (degrees).")
+    min_visible_joints: int = opt(6, min=2, max=14, help='Fewer visible joints than this gives "no 3D pose".')
+    min_confidence: float = opt(0.05, min=0.0, max=1.0, help="Keypoints with confidence below this count as "
+                                                             "missing; the others count fully (no weighting).")
 
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    max_cost: float = opt(0.7, min=0.0)
-    confirm_frames: int = opt(3, min=1)
-    coast_s: float = opt(1.0, min=0.0)
-    reid_s: float = opt(3.0, min=0.0)
-    keypoint_weight: float = opt(0.5, min=0.0, max=1.0, help="share of keypoint distance vs box overlap in the cost")
-    keypoint_gate: float = opt(0.25, min=0.01, help="largest mean keypoint distance to the prediction, in person heights")
-    min_keypoints: int = opt(3, min=1, max=14, help="detections with fewer usable keypoints are ignored")
-    min_confidence: float = opt(0.05, min=0.0, max=1.0, help="keypoints below this confidence count as missing")
+    max_cost: float = opt(0.7, min=0.0, help="Largest association cost accepted (gating); the cost is in [0, 1] "
+                                             "for plausible matches.")
+    confirm_frames: int = opt(3, min=1, help="Detections needed before a track is confirmed and gets an id.")
+    coast_s: float = opt(1.0, min=0.0, help="Keep a track alive without detections this long (seconds).")
+    reid_s: float = opt(3.0, min=0.0, help="Re-identify a lost person reappearing nearby within this window "
+                                           "(seconds since last seen).")
+    keypoint_weight: float = opt(0.5, min=0.0, max=1.0, help="Share of the cost given to the keypoint distance "
+                                                             "(the rest is 1 - box IoU).")
+    keypoint_gate: float = opt(0.25, min=0.01, help="Largest mean keypoint distance to a track's prediction, in "
+                                                    "person heights (widens while unseen).")
+    min_keypoints: int = opt(3, min=1, max=14, help="Detections with fewer usable keypoints are ignored.")
+    min_confidence: float = opt(0.05, min=0.0, max=1.0, help="Keypoints below this confidence count as missing.")
 
 
 @dataclass(frozen=True)
 class FilterConfig:
-    enabled: bool = opt(True)
-    space: str = opt("joints", choices=("joints", "coefficients"))
-    min_cutoff: float = opt(1.0, min=0.0, help="joints: cutoff (Hz) when still")
-    beta: float = opt(1.0, min=0.0, help="joints: cutoff increase (Hz) per m/s of joint speed")
-    d_cutoff: float = opt(1.0, min=0.0, help="cutoff (Hz) of the speed estimate")
-    root_min_cutoff: float = opt(2.0, min=0.0, help="root: cutoff (Hz) when still")
-    root_beta: float = opt(0.0, min=0.0, help="root: cutoff increase (Hz) per m/s of root speed")
-    reset_after_s: float = opt(0.5, min=0.0, help="a track unseen this long starts its filter afresh")
+    enabled: bool = opt(True, help="Temporal filtering of each track's 3D joints and root (One Euro).")
+    min_cutoff: float = opt(1.0, min=0.0, help="Joints: cutoff (Hz) when still.")
+    beta: float = opt(1.0, min=0.0, help="Joints: cutoff increase (Hz) per m/s of joint speed.")
+    d_cutoff: float = opt(1.0, min=0.0, help="Cutoff (Hz) of the speed estimate.")
+    root_min_cutoff: float = opt(2.0, min=0.0, help="Root: cutoff (Hz) when still.")
+    root_beta: float = opt(0.0, min=0.0, help="Root: cutoff increase (Hz) per m/s of root speed.")
+    reset_after_s: float = opt(0.5, min=0.0, help="A track unseen this long (seconds) starts its filter afresh.")
 
 
 @dataclass(frozen=True)
 class TransportConfig:
-    scheme: str = opt("ipc", choices=("ipc", "tcp"))
-    ipc_dir: str = opt("", help="directory for ipc:// sockets; '' = a fresh temp dir per run")
-    host: str = opt("127.0.0.1", help="tcp: the machine running capture, inference and publisher")
-    bind: str = opt("", help="tcp: the interface our listening sockets bind; '' = host")
-    base_port: int = opt(5550, min=1024, max=65000)
-    publish: str = opt("tcp://127.0.0.1:5560", help="where consumers subscribe")
-    skeleton_every_s: float = opt(2.0, min=0.1)
+    scheme: str = opt("ipc", choices=("ipc", "tcp"), help='Between our own processes: "ipc" (one machine) or '
+                                                          '"tcp" (split across machines).')
+    ipc_dir: str | None = opt(None, help="Directory for ipc sockets.")
+    host: str = opt("127.0.0.1", help="tcp: the address of the machine that runs capture, inference and the "
+                                      "publisher.")
+    bind: str | None = opt(None, help="tcp: the interface those sockets listen on.")
+    base_port: int = opt(5550, min=1024, max=65000, help="tcp: the first of that machine's ports (base_port + 1: "
+                                                         "2D people out, + 2: 3D results in, + 3 + i: frames of "
+                                                         "source i).")
+    publish: str = opt("tcp://127.0.0.1:5560", help="Where consumers subscribe (ZeroMQ PUB).")
+    skeleton_every_s: float = opt(2.0, min=0.1, help="The skeleton message is re-sent this often (seconds) for "
+                                                     "late subscribers.")
 
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    workers: int = opt(2, min=1, max=64)
-    reorder_wait_ms: float = opt(50.0, min=0.0)
-    batch_wait_ms: float = opt(0.0, min=0.0, max=1000.0)
-    heartbeat_s: float = opt(1.0, min=0.05)
-    hang_timeout_s: float = opt(10.0, min=0.5)
-    status_every_s: float = opt(5.0, min=0.0)
-    log_format: str = opt("text", choices=("text", "json"))
+    workers: int = opt(2, min=1, max=64, help="CPU lifting worker processes.")
+    reorder_wait_ms: float = opt(50.0, min=0.0, help="Bounded wait for a late frame when re-ordering lifting "
+                                                     "results (milliseconds).")
+    batch_wait_ms: float = opt(0.0, min=0.0, max=1000.0, help="Several sources: how long the 2D stage may wait for "
+                                                              "the other sources' frames (milliseconds).")
+    heartbeat_s: float = opt(1.0, min=0.05, help="Children report a heartbeat this often (seconds).")
+    hang_timeout_s: float = opt(10.0, min=0.5, help="A child silent this long is considered hung and restarted "
+                                                    "(seconds).")
+    status_every_s: float = opt(5.0, min=0.0, help="One-line status every N seconds (0 = never).")
+    log_format: str = opt("text", choices=("text", "json"), help='Log format: "text" or "json" (structured, one '
+                                                                 'object a line).')
 
 
 @dataclass(frozen=True)
 class RecordConfig:
-    path: str = opt("", help="MCAP file to record to; '' = no recording")
-    flush_every_s: float = opt(1.0, min=0.05)
+    path: str | None = opt(None, help="MCAP file to record the published stream to.")
+    flush_every_s: float = opt(1.0, min=0.05, help="Recording is flushed at least this often (seconds): a killed "
+                                                   "process loses at most this much.")
 
 
 @dataclass(frozen=True)
 class VmcConfig:
-    host: str = opt("127.0.0.1")
-    port: int = opt(39539, min=1, max=65535)
-    track: int = opt(-1, help="track id to send, -1 = one sender per track")
-    max_senders: int = opt(4, min=1, max=64, help="with track = -1: tracks get ports port, port+1, ...")
+    host: str = opt("127.0.0.1", help="VMC protocol (OSC over UDP) receiver host for Unity/Unreal/VTuber tools.")
+    port: int = opt(39539, min=1, max=65535, help="VMC receiver port (the first one, with one sender per track).")
+    track: int = opt(-1, min=-1, help="Track id to send on `port`; -1 = one sender per track.")
+    max_senders: int = opt(4, min=1, max=64, help="With track = -1: at most this many senders (ports).")
 
 
 @dataclass(frozen=True)
 class CameraConfig:
     """One ``[[camera]]`` table: what is known about one source's camera, by source name."""
 
-    name: str = opt("", help="the source it describes: cam0, cam1, ... or [source] name")
-    focal_px: float = opt(0.0, min=0.0, help="focal length in pixels; 0 = [source] focal_px")
-    pitch_deg: float = opt(math.nan, min=-90.0, max=90.0,
-                           help="downward pitch in degrees; nan = [lifting] camera_pitch_deg")
+    name: str = opt("", help="The source it describes: cam0, cam1, ... or its [source] name.")
+    focal_px: float | None = opt(None, min=1.0, help="Focal length in pixels (unset: [source] focal_px).")
+    pitch_deg: float | None = opt(None, min=-90.0, max=90.0,
+                                  help="Downward pitch in degrees (unset: [lifting] camera_pitch_deg).")
 
 
 @dataclass(frozen=True)
@@ -181,14 +228,14 @@ class Config:
     #: ``[[camera]]`` tables: per-source camera settings over the global ones.
     camera: tuple[CameraConfig, ...] = ()
 
-    def camera_for(self, source: str) -> tuple[float, float]:
+    def camera_for(self, source: str) -> tuple[float | None, float | None]:
         """``(focal_px, pitch_deg)`` of a source: its ``[[camera]]`` values where given, else the
-        global ``[source] focal_px`` and ``[lifting] camera_pitch_deg`` (0 / nan = unknown)."""
+        global ``[source] focal_px`` and ``[lifting] camera_pitch_deg`` (None = unknown)."""
         focal, pitch = self.source.focal_px, self.lifting.camera_pitch_deg
         for c in self.camera:
             if c.name == source:
-                focal = c.focal_px or focal
-                pitch = pitch if math.isnan(c.pitch_deg) else c.pitch_deg
+                focal = c.focal_px if c.focal_px is not None else focal
+                pitch = c.pitch_deg if c.pitch_deg is not None else pitch
         return focal, pitch
 
     def replace(self, section: str, **values: Any) -> "Config":
@@ -199,7 +246,16 @@ class Config:
 
 
 def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
-    where = f"[{section}] {f.name}"
+    return _check(f"[{section}] {f.name}", f.metadata, hint, value)
+
+
+def _check(where: str, meta: Any, hint: Any, value: Any) -> Any:
+    """``value`` checked against a field's type hint and rules; the error names ``where``."""
+    args = typing.get_args(hint)
+    if type(None) in args:                  # an optional key: None (unset) is allowed as it is
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -207,22 +263,21 @@ def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> A
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
     elif hint is float:
-        if isinstance(value, str) and value.lower() == "nan":
-            value = math.nan
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            unset = " (to leave it unset, remove the key)" if isinstance(value, (str, float)) else ""
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}{unset}")
         value = float(value)
     elif hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
-    elif hint is list or typing.get_origin(hint) is list:
+    elif typing.get_origin(hint) is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        value = list(value)
-    meta = f.metadata
+        (item,) = typing.get_args(hint)
+        return [_check(f"{where}[{i}]", meta, item, v) for i, v in enumerate(value)]
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         if meta.get("min") is not None and value < meta["min"]:
             raise ConfigError(f"{where}: {value!r} is below the minimum {meta['min']}")
         if meta.get("max") is not None and value > meta["max"]:
@@ -269,7 +324,7 @@ def _cameras(tables: Any) -> tuple[CameraConfig, ...]:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read ``config.toml`` (the repository default when ``path`` is None and it exists)."""
+    """Read a ``config.toml`` (the packaged default, the repository's in a checkout, when ``path`` is None)."""
     if path is None:
         if not DEFAULT_CONFIG.exists():
             return Config()
@@ -285,3 +340,67 @@ def load_config(path: str | Path | None = None) -> Config:
         return from_dict(data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+# -- realtime config show -----------------------------------------------------------------------------------
+
+def add_arguments(p: Any) -> None:
+    p.add_argument("action", choices=("show",), help="show: the configuration in effect, key by key")
+    p.add_argument("--config", help="config.toml to read (default: the packaged / repository one)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="a value as a command-line flag would give it (TOML syntax, e.g. pose2d.model=\"cpm\")")
+
+
+def run(args: Any) -> int:
+    import sys
+
+    path = Path(args.config) if args.config else DEFAULT_CONFIG
+    try:
+        cfg = load_config(args.config)
+        in_file = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        flags: dict[str, dict[str, Any]] = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            section, dot, name = key.strip().partition(".")
+            if not (sep and dot and section and name):
+                raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+            try:
+                flags.setdefault(section, {})[name] = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:
+                raise ConfigError(f"--set {item!r}: {value!r} is not a TOML value (strings need quotes)") from None
+        for section, values in flags.items():
+            if section not in {f.name for f in dataclasses.fields(Config)} or section == "camera":
+                raise ConfigError(f"--set [{section}]: unknown section")
+            cfg = cfg.replace(section, **values)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"# {path}" + (" with " + " ".join(args.set) if args.set else ""))
+    for section in dataclasses.fields(Config):
+        if section.name == "camera":
+            continue
+        values = getattr(cfg, section.name)
+        print(f"\n[{section.name}]")
+        for f in dataclasses.fields(values):
+            origin = ("flag" if f.name in flags.get(section.name, {}) else
+                      "file" if f.name in in_file.get(section.name, {}) else "default")
+            value = getattr(values, f.name)
+            shown = f"{f.name} = {_toml(value)}" if value is not None else f"# {f.name} (unset)"
+            print(f"{shown:44s} # {origin:7s} {f.metadata.get('help', '')}")
+    for c in cfg.camera:
+        print(f"\n[[camera]]  # file\nname = {_toml(c.name)}")
+        for name in ("focal_px", "pitch_deg"):
+            if getattr(c, name) is not None:
+                print(f"{name} = {_toml(getattr(c, name))}")
+    return 0
+
+
+def _toml(value: Any) -> str:
+    """A value in TOML syntax."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)

@@ -94,7 +94,7 @@ def test_batch_equals_single_runs(name, refs, photos_dir):
 @pytest.mark.parametrize("name", MODELS)
 def test_torch_module_matches_litert(name, refs):
     torch = import_torch()
-    from realtime.pose2d.to_torch import load_module
+    from realtime.pose2d.models import torch_module as load_module
     batch, ref = refs[name]
     module = load_module(name)
     with torch.inference_mode():
@@ -104,7 +104,7 @@ def test_torch_module_matches_litert(name, refs):
 
 def test_torch_module_channels_last_and_fp16_cast(refs):
     torch = import_torch()
-    from realtime.pose2d.to_torch import load_module
+    from realtime.pose2d.models import torch_module as load_module
     batch, ref = refs["cpm"]
     module = load_module("cpm")
     x = torch.from_numpy(batch)

@@ -166,11 +166,35 @@ def test_bad_input_shapes_are_named(prior):
     assert empty.joints3d.shape == (0, 16, 3)
 
 
-def test_from_config(prior):
-    lifter = Lifter.from_config(LiftingConfig(rotations=40, camera_pitch_deg=12.0), prior=prior)
-    assert len(lifter._theta) == 40 and lifter.camera_pitch_deg == 12.0
-    searching = Lifter.from_config(LiftingConfig(rotations=10), prior=prior)
-    assert len(searching._theta) == 10 * len(LiftingConfig().elevations_deg)
+def test_the_lifting_setup_builds_one_lifter_per_pitch_from_the_config(prior, tmp_path):
+    from realtime.lifting import LiftingSetup, PosePrior, PriorError
+
+    setup = LiftingSetup(prior, LiftingConfig(rotations=40, camera_pitch_deg=12.0))
+    lifter = setup.lifter(12.0)
+    assert len(lifter._theta) == 40 and lifter.camera_pitch_deg == 12.0 and lifter.prior is prior
+    assert setup.lifter(12.0) is lifter                       # built once, shared
+    searching = setup.lifter(None)
+    assert len(searching._theta) == 40 * len(LiftingConfig().elevations_deg)
+    # a prior named in the config is the one loaded; one that cannot be loaded is an error naming the key
+    prior.save(tmp_path / "mine.npz")
+    assert LiftingSetup.from_config(LiftingConfig(prior=str(tmp_path / "mine.npz"))).prior == PosePrior.load(
+        tmp_path / "mine.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a prior")
+    with pytest.raises(PriorError, match=r"^\[lifting\] prior: .*bad.npz: not a pose prior"):
+        LiftingSetup.from_config(LiftingConfig(prior=str(tmp_path / "bad.npz")))
+
+
+def test_priors_compare_by_value_and_are_not_hashable(prior):
+    from realtime.lifting import PosePrior
+
+    import dataclasses
+
+    copy = dataclasses.replace(prior, means=prior.means.copy(), info=dict(prior.info))
+    assert copy == prior
+    other = dataclasses.replace(prior, means=prior.means + 1e-3)
+    assert other != prior and (prior == "a prior") is False
+    with pytest.raises(TypeError):
+        hash(prior)
 
 
 def test_default_prior_recovers_projected_training_poses(mocap_dir):

@@ -236,7 +236,7 @@ def test_tfjs_models_match_tensorflow_reference_outputs(models_dir, name, kind):
         out = backend.infer(spec.normalise(pixels[..., ::-1] if spec.bgr else pixels))
     else:
         import torch
-        from realtime.pose2d.to_torch import load_module
+        from realtime.pose2d.models import torch_module as load_module
         module = load_module(name, Pose2DConfig(models_dir=str(models_dir)))
         x = spec.normalise(pixels[..., ::-1] if spec.bgr else pixels)
         with torch.no_grad():

@@ -10,7 +10,7 @@ import pytest
 
 from realtime.capture import video_frames
 from realtime.config import Pose2DConfig
-from realtime.pose2d import ImageError, PoseEstimator2D, load_image
+from realtime.pose2d import ImageError, PoseEstimator2D, VideoFollower, load_image
 from realtime.pose2d.crops import Crop, box_crop, letterbox, warp
 from realtime.pose2d.decode import decode_belief_maps, map_to_crop
 from realtime.pose2d.detection import PersonDetector, create_detector
@@ -265,7 +265,7 @@ def test_max_people_caps_the_batch(photos_dir):
 def test_two_crops_on_one_person_give_one_person(est, photos_dir):
     image = load_image(photos_dir / "p1.jpg")
     (person,) = est.estimate(image)
-    video = est.video()
+    video = VideoFollower(est)
     video.seed(np.stack([person.bbox, person.bbox + [3, -4, 5, 2]]))
     assert len(video.estimate(image)) == 1
 
@@ -351,7 +351,7 @@ def test_video_spreads_the_detector_regions_over_frames(est, demo_video):
     looks at its round-robin share (3 regions a frame here), so every region comes round once in every
     3 frames and no frame pays for all of them; people are followed from their keypoints in between."""
     recording = _RecordingDetector(est.detector)
-    video = _with_detector(est, recording, detector_regions_per_frame=3.0, lost_frames=100).video()
+    video = VideoFollower(_with_detector(est, recording, detector_regions_per_frame=3.0, lost_frames=100))
     for frame in _frames(demo_video, 7):
         assert len(video.estimate(frame)) >= 2
     regions = recording.regions(1920, 1080)
@@ -368,7 +368,7 @@ def test_a_small_frame_gets_the_detector_every_few_frames_exactly(est, photos_di
     """One region (no tiles): at a third of a region per frame the whole frame is examined every third
     frame, the same detector cost per frame as a 1080p frame's 9 regions spread over 27 frames."""
     whole_frame_only = create_detector(est.detector.name, est.detector.backend, tiles=1)
-    video = _with_detector(est, whole_frame_only, detector_regions_per_frame=1 / 3).video()
+    video = VideoFollower(_with_detector(est, whole_frame_only, detector_regions_per_frame=1 / 3))
     image = load_image(photos_dir / "p2.jpg")
     detected = []
     for _ in range(7):
@@ -379,7 +379,7 @@ def test_a_small_frame_gets_the_detector_every_few_frames_exactly(est, photos_di
 
 
 def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(est, photos_dir):
-    video = _with_detector(est, est.detector, detector_regions_per_frame=0.01, lost_frames=2).video()
+    video = VideoFollower(_with_detector(est, est.detector, detector_regions_per_frame=0.01, lost_frames=2))
     image = load_image(photos_dir / "p2.jpg")
     assert len(video.estimate(image)) == 2 and video.detector_runs == 1
     assert len(video.estimate(image)) == 2 and video.detector_runs == 1
@@ -397,8 +397,8 @@ def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos
     image = load_image(photos_dir / "p2.jpg")
     found = est.estimate(image)
     low = min(p.score for p in found)
-    video = _with_detector(est, est.detector, person_score=low / 0.9 + 1e-3, keep_fraction=0.85,
-                           detector_regions_per_frame=0.01).video()
+    video = VideoFollower(_with_detector(est, est.detector, person_score=low / 0.9 + 1e-3, keep_fraction=0.85,
+                                         detector_regions_per_frame=0.01))
     assert video.estimate(image) == []
     video.seed(np.stack([p.bbox for p in found]))
     assert len(video.estimate(image)) == 2
@@ -409,7 +409,7 @@ def test_asynchronous_detections_join_the_next_frame(est, photos_dir, demo_video
     t (on its own thread) is followed from frame t + 1; a reset drops detections still running."""
     image = load_image(photos_dir / "p2.jpg")
     whole_frame_only = create_detector(est.detector.name, est.detector.backend, tiles=1)
-    video = _with_detector(est, whole_frame_only, detector_regions_per_frame=0.5, detector_async=True).video()
+    video = VideoFollower(_with_detector(est, whole_frame_only, detector_regions_per_frame=0.5, detector_async=True))
     assert video.asynchronous
     assert len(video.estimate(image)) == 2 and video.detector_runs == 1     # frame 0: at once
     black = np.zeros_like(image)
@@ -421,8 +421,8 @@ def test_asynchronous_detections_join_the_next_frame(est, photos_dir, demo_video
     video.reset()
     assert len(video.estimate(image)) == 2   # after a reset: at once again
     frames = _frames(demo_video, 12)
-    with _with_detector(est, est.detector, detector_async=True).video() as asynchronous, \
-            _with_detector(est, est.detector).video() as synchronous:
+    with VideoFollower(_with_detector(est, est.detector, detector_async=True)) as asynchronous, \
+            VideoFollower(_with_detector(est, est.detector)) as synchronous:
         counts = [(len(asynchronous.estimate(f)), len(synchronous.estimate(f))) for f in frames]
     assert counts[0][0] == counts[0][1] and min(a for a, _ in counts) >= 2
 
@@ -435,7 +435,7 @@ def test_a_detection_the_keypoint_network_rejects_is_not_a_lost_person(est, phot
     image = load_image(photos_dir / "p2.jpg")
     image[:100, :100] = 0
     recording = _RecordingDetector(est.detector, extra=box_detection(0.9, np.array([5.0, 5.0, 95.0, 95.0]), 1.0))
-    video = _with_detector(est, recording, detector_regions_per_frame=0.01).video()
+    video = VideoFollower(_with_detector(est, recording, detector_regions_per_frame=0.01))
     assert len(video.estimate(image)) == 2
     assert not video.lost
     video.estimate(image)
@@ -473,7 +473,7 @@ def test_odd_arrays_are_converted_or_give_clear_errors(est, photos_dir):
     for tiny, size in ((np.zeros((1, 1, 3), np.uint8), "1x1"), (np.zeros((0, 0, 3), np.uint8), "0x0")):
         with pytest.raises(ImageError, match=f"image 0: image is {size} pixels, smaller than 8x8"):
             est.estimate(tiny)
-    video = est.video()
+    video = VideoFollower(est)
     assert video.estimate(np.zeros((1, 1, 3), np.uint8)) == [] and video.detector_runs == 0
     photo = load_image(photos_dir / "p1.jpg")
     gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
@@ -506,11 +506,11 @@ def test_several_sources_share_one_batch(photos_dir, demo_video, small_video):
     """Three videos followed by one follower: one detector call and one keypoint call per step for
     all of them, and the same people as each video followed on its own."""
     est = PoseEstimator2D.create(backend="onnxruntime")
-    alone = [est.video() for _ in range(3)]
+    alone = [VideoFollower(est) for _ in range(3)]
     counting = PoseEstimator2D.create(backend="onnxruntime")
     counting.keypoint_backend = _CountingBackend(counting.keypoint_backend)
     counting.detector.backend = _CountingBackend(counting.detector.backend)
-    together = counting.video(sources=3)
+    together = VideoFollower(counting, sources=3)
     videos = [_frames(demo_video, 3), _frames(small_video, 3), [load_image(photos_dir / "p2.jpg")] * 3]
     found = []
     for step in range(3):

@@ -161,8 +161,8 @@ def test_bad_settings_are_rejected(refiner):
 def test_estimator_with_refinement_keeps_the_person2d_contract(photos_dir, person, model):
     config = Pose2DConfig(model=model, refine_3d=True, refine_weight=0.3)
     est = PoseEstimator2D.create(backend="onnxruntime", config=config)
-    plain_est = dataclasses.replace(est, refiner=None)
-    assert est.refiner is not None
+    plain_est = dataclasses.replace(est, lifting=None)
+    assert est.refiner() is not None
     people = est.estimate(load_image(photos_dir / "p2.jpg"))
     assert len(people) == 2
     for p in people:
@@ -176,6 +176,8 @@ def test_estimator_with_refinement_keeps_the_person2d_contract(photos_dir, perso
     (plain,) = plain_est.estimate_in_boxes(image, sample.box)
     assert refined.score == pytest.approx(plain.score)
     assert not np.array_equal(refined.confidence, plain.confidence)
+    # The feedback's lift is the person's 3D pose (the lifting workers then need not lift again).
+    assert refined.joints3d.shape == (16, 3) and refined.root.shape == (3,) and plain.joints3d is None
     # Close to the network's own pose on a person it sees well (the feedback corrects, it does not redraw).
     diag = float(np.hypot(*(sample.box[2:] - sample.box[:2])))
     assert np.median(np.linalg.norm(refined.keypoints - plain.keypoints, axis=1)) < 0.03 * diag
@@ -186,7 +188,7 @@ def test_movenet_joints_without_maps_are_left_as_decoded(person):
     """MoveNet has no neck or head-top heatmap (they come from shoulders and ears): the feedback
     keeps them and their confidence."""
     est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=True, refine_weight=0.5))
-    plain_est = dataclasses.replace(est, refiner=None)
+    plain_est = dataclasses.replace(est, lifting=None)
     sample, _, _ = person
     image = load_image(sample.image)
     (refined,), (plain,) = est.estimate_in_boxes(image, sample.box), plain_est.estimate_in_boxes(image, sample.box)
@@ -197,14 +199,20 @@ def test_movenet_joints_without_maps_are_left_as_decoded(person):
     est.close()
 
 
-def test_refinement_settings_come_from_the_config():
-    est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(
+def test_refinement_settings_come_from_the_config_and_its_lifter_from_the_lifting_setup(tmp_path):
+    from realtime.config import LiftingConfig
+    from realtime.lifting import Camera, LiftingSetup
+
+    lifting = LiftingSetup.from_config(LiftingConfig(camera_pitch_deg=15.0, rotations=40))
+    est = PoseEstimator2D.create(backend="onnxruntime", lifting=lifting, config=Pose2DConfig(
         refine_3d=True, refine_weight=0.2, refine_sigma=3.0, refine_iterations=2, refine_leave_one_out=True))
-    r = est.refiner
+    r = est.refiner()
     assert (r.weight, r.sigma, r.iterations, r.leave_one_out) == (0.2, 3.0, 2, True)
-    assert PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=False)).refiner is None
+    # the same lifter object a lifting worker with this setup uses for the camera's pitch
+    assert r.lifter is lifting.lifter(15.0) and len(r.lifter._theta) == 40
+    assert est.refiner(Camera(pitch_deg=5.0)).lifter is lifting.lifter(5.0)
+    assert PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=False)).refiner() is None
     assert PoseEstimator2D.create(backend="onnxruntime", model="blazepose-lite",
-                                  config=Pose2DConfig(refine_3d=True)).refiner is None
-    with pytest.raises(PriorError, match=r"\[pose2d\] refine_prior: .*no-such-prior.npz"):
-        PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(refine_3d=True,
-                                                                            refine_prior="/no-such-prior.npz"))
+                                  config=Pose2DConfig(refine_3d=True)).refiner() is None
+    with pytest.raises(PriorError, match=r"\[lifting\] prior: .*no-such-prior.npz"):
+        LiftingSetup.from_config(LiftingConfig(prior=str(tmp_path / "no-such-prior.npz")))

@@ -21,9 +21,6 @@ from realtime.transport.schema import Frame, Skeleton
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
-pytestmark = pytest.mark.slow
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -38,7 +35,7 @@ def config(tmp_path) -> Path:
     text = (REPO / "config.toml").read_text()
     text = re.sub(r"(?m)^status_every_s = .*$", "status_every_s = 1.0", text)
     text = re.sub(r"(?m)^hang_timeout_s = .*$", "hang_timeout_s = 3.0", text)
-    text = re.sub(r'(?m)^ipc_dir = .*$', f'ipc_dir = "{tmp_path / "ipc"}"', text)
+    text = re.sub(r'(?m)^# ipc_dir = .*$', f'ipc_dir = "{tmp_path / "ipc"}"', text)
     path = tmp_path / "config.toml"
     path.write_text(text)
     return path
@@ -75,6 +72,40 @@ class Run:
         rc = self.proc.wait(timeout)
         self._reader.join(5)
         return rc
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_the_configured_prior_serves_every_part_and_each_person_is_lifted_once(config, small_video, tmp_path,
+                                                                               refine):
+    """A prior named in [lifting] is the one the 2D feedback, the lifting workers and the skeleton
+    message use (each process says which it loaded; the skeleton's rest pose is that prior's); with
+    the feedback on, its lift is the person's 3D pose and the workers lift nobody again."""
+    import dataclasses
+
+    from realtime.lifting import PosePrior
+
+    default = PosePrior.load()
+    custom = dataclasses.replace(default, means=default.means * 1.1, info={**default.info, "note": "scaled"})
+    custom.save(tmp_path / "custom.npz")
+    text = re.sub(r'(?m)^# prior = .*$', f'prior = "{tmp_path / "custom.npz"}"', config.read_text())
+    text = re.sub(r"(?m)^refine_3d = .*$", f"refine_3d = {'true' if refine else 'false'}", text)
+    config.write_text(text)
+    run = Run("--config", str(config), "--source", str(small_video), "--max-frames", "20", "--no-pace")
+    skeleton = None
+    with Subscriber(run.endpoint) as sub:
+        while run.proc.poll() is None or sub.sock.poll(0):
+            m = sub.recv(timeout_s=1.0)
+            if m is not None and not isinstance(m[1], Frame):
+                skeleton = m[1]
+    assert run.stop() == 0, run.log
+    assert skeleton is not None and np.allclose(skeleton.rest_offsets, custom.rest_offsets())
+    assert not np.allclose(skeleton.rest_offsets, default.rest_offsets())
+    where = f"prior={tmp_path / 'custom.npz'}"
+    assert len(re.findall(rf"worker_started {re.escape(where)}", run.log)) == 2, run.log
+    assert re.search(rf"publisher_started .*{re.escape(where)}", run.log), run.log
+    assert bool(re.search(rf"inference_started .*{re.escape(where)}", run.log)) == refine, run.log
+    ratio = float(re.findall(r"lifts/person=([\d.]+)", run.log)[-1])
+    assert ratio == 1.0 if refine else 0.5 <= ratio <= 1.0, run.log
 
 
 def test_run_publishes_3d_people_and_records_every_frame(config, demo_video, tmp_path):
@@ -383,7 +414,7 @@ def test_json_log_lines_carry_fields(capsys):
     import json
     import logging
 
-    from realtime.runtime.logs import fields, setup_logging
+    from realtime.logs import fields, setup_logging
 
     setup_logging("json", "capture-0")
     logging.getLogger("realtime.capture").warning("source_down", extra=fields(attempt=2, retry_in_s=0.5))
@@ -396,16 +427,20 @@ def test_json_log_lines_carry_fields(capsys):
 
 
 def test_root_is_placed_in_the_cameras_level_frame():
-    from realtime.runtime.lifting import level_root
+    from realtime.lifting import Camera
 
+    camera = Camera(focal_px=1000.0)
     # A pelvis on the optical axis, 10 m away (scale 100 px/m, f 1000 px), camera pitched down 20 degrees:
     # below the camera by 10 sin 20 and 10 cos 20 in front of it; with a level camera straight ahead.
-    x, y, z = level_root(960.0, 540.0, 100.0, 1000.0, 960.0, 540.0, 20.0)
+    x, y, z = camera.level_root(960.0, 540.0, 100.0, 1920, 1080, 20.0)
     assert (x, y, z) == pytest.approx((0.0, -10 * math.sin(math.radians(20)), -10 * math.cos(math.radians(20))))
-    assert level_root(960.0, 540.0, 100.0, 1000.0, 960.0, 540.0, 0.0) == pytest.approx([0.0, 0.0, -10.0])
+    assert camera.level_root(960.0, 540.0, 100.0, 1920, 1080, 0.0) == pytest.approx([0.0, 0.0, -10.0])
     # 100 px right of and above the centre: 1 m right, and 1 m up in camera axes.
-    x, y, z = level_root(1060.0, 440.0, 100.0, 1000.0, 960.0, 540.0, 0.0)
+    x, y, z = camera.level_root(1060.0, 440.0, 100.0, 1920, 1080, 0.0)
     assert (x, y, z) == pytest.approx((1.0, 1.0, -10.0))
+    assert Camera().focal_for(1920) == pytest.approx(0.8 * 1920)      # unknown: a typical webcam's field of view
+    with pytest.raises(ValueError, match="pitch_deg"):
+        Camera(pitch_deg=120.0)
 
 
 def test_a_bad_frame_in_a_batch_takes_no_other_source_with_it(photos_dir):
@@ -417,7 +452,7 @@ def test_a_bad_frame_in_a_batch_takes_no_other_source_with_it(photos_dir):
     import zmq
 
     from realtime.config import Config
-    from realtime.pose2d import PoseEstimator2D, load_image
+    from realtime.pose2d import PoseEstimator2D, VideoFollower, load_image
     from realtime.runtime.child import Child
     from realtime.runtime.inference import _estimate
     from realtime.transport.sockets import Endpoints
@@ -425,7 +460,7 @@ def test_a_bad_frame_in_a_batch_takes_no_other_source_with_it(photos_dir):
     child = Child("inference", Config(), Endpoints("inproc://c", "inproc://i", "inproc://o", (), "inproc://p"),
                   zmq.Context.instance(), threading.Event())
     first = PoseEstimator2D.create(backend="onnxruntime")
-    follower = first.video(sources=3)
+    follower = VideoFollower(first, sources=3)
     photo = load_image(photos_dir / "p2.jpg")
     not_an_image = np.zeros((200, 200, 5), np.uint8)
     found, failed = _estimate(child, follower, {0: photo, 1: not_an_image, 2: photo})

@@ -8,6 +8,7 @@ import pytest
 
 from realtime.config import FilterConfig, TrackingConfig, load_config
 from realtime.tracking import OneEuroFilter, TrackFilter, Tracker
+from realtime.transport.schema import Person, SchemaError
 
 FPS = 30.0
 # A person seen from the front, feet at y=0, head at y=-1 (image y down), LSP-14 order.
@@ -21,7 +22,7 @@ TEMPLATE = np.array([
 
 
 def person(x: float, foot_y: float, height: float, rng: np.random.Generator | None = None,
-           proportions: float = 1.0) -> dict:
+           proportions: float = 1.0) -> Person:
     kp = TEMPLATE.copy()
     kp[:, 0] *= proportions
     kp = kp * height + (x, foot_y)
@@ -29,15 +30,16 @@ def person(x: float, foot_y: float, height: float, rng: np.random.Generator | No
         kp = kp + rng.normal(0.0, 0.02 * height, kp.shape)
     conf = np.full(14, 0.9)
     lo, hi = kp.min(0), kp.max(0)
-    return {"keypoints2d": kp, "confidence": conf, "bbox": np.concatenate([lo, hi])}
+    return Person(keypoints2d=kp, confidence=conf, score=0.9, bbox=np.concatenate([lo, hi]))
 
 
-def run(tracker: Tracker, frames: list[list[dict]], t0: float = 0.0) -> list[list[int | None]]:
+def run(tracker: Tracker, frames: list[list[Person]], t0: float = 0.0) -> list[list[int | None]]:
     return [tracker.update(t0 + i / FPS, dets) for i, dets in enumerate(frames)]
 
 
-def test_defaults_come_from_config_toml():
-    assert Tracker().config == load_config().tracking
+def test_defaults_are_the_config_defaults_and_constructors_read_no_file():
+    assert Tracker().config == TrackingConfig() == load_config().tracking
+    assert TrackFilter().config == FilterConfig() == load_config().filter
     assert TrackFilter().config == load_config().filter
 
 
@@ -114,30 +116,28 @@ def test_reappearing_person_nearby_is_reidentified():
     assert far[-1][0] is not None and far[-1][0] != old  # far away: a new person
 
 
-def test_bad_detections_are_skipped_never_crash():
+def test_bad_detections_are_skipped_or_refused_loudly():
+    import dataclasses
+
     tracker = Tracker(TrackingConfig(confirm_frames=1))
     good = person(300, 500, 300)
     tid = tracker.update(0.0, [good])[0]
-    nan_all = dict(good, keypoints2d=np.full((14, 2), np.nan))
-    some_nan = dict(good, keypoints2d=good["keypoints2d"].copy())
-    some_nan["keypoints2d"][[0, 4, 7]] = np.nan
-    bad = [
-        nan_all,
-        dict(good, keypoints2d=np.zeros((13, 2))),
-        dict(good, confidence=np.ones(15)),
-        {"keypoints2d": good["keypoints2d"]},
-        "not a detection",
-        dict(good, keypoints2d="abc"),
-        dict(good, bbox=[np.nan] * 4, keypoints2d=good["keypoints2d"] + 1e9),
-    ]
-    out = tracker.update(1 / FPS, bad + [some_nan])
-    assert out[:6] == [None] * 6
+    nan_all = dataclasses.replace(good, keypoints2d=np.full((14, 2), np.nan))
+    some_nan = dataclasses.replace(good, keypoints2d=good.keypoints2d.copy())
+    some_nan.keypoints2d[[0, 4, 7]] = np.nan
+    too_few = dataclasses.replace(good, confidence=np.r_[np.ones(2), np.zeros(12)])
+    out = tracker.update(1 / FPS, [nan_all, too_few, some_nan])
+    assert out[:2] == [None, None]
     assert out[-1] == tid                     # NaN keypoints count as missing; the person is kept
-    assert sum(tracker.rejected.values()) == 6
-    assert any("shape (13, 2)" in r for r in tracker.rejected)
-    assert any("'confidence' is missing" in r for r in tracker.rejected)
+    assert sum(tracker.rejected.values()) == 2
     assert tracker.update(float("nan"), [good]) == [None]
-    assert tracker.update(2 / FPS, [dict(good, bbox=None)]) == [tid]   # box taken from the keypoints
+    no_box = dataclasses.replace(good, bbox=np.full(4, np.nan))
+    assert tracker.update(2 / FPS, [no_box]) == [tid]   # box taken from the keypoints
+    # Anything but the pipeline's Person is refused loudly, not skipped in silence.
+    with pytest.raises(TypeError, match="detection 1 is a dict, expected a realtime.transport.schema.Person"):
+        tracker.update(3 / FPS, [good, {"keypoints2d": good.keypoints2d}])
+    with pytest.raises(SchemaError, match=r"keypoints2d \(13, 2\)"):
+        Person(keypoints2d=np.zeros((13, 2)), confidence=np.ones(14), score=0.5)
 
 
 # ----------------------------------------------------------------------------------------- One Euro
@@ -233,10 +233,11 @@ def test_mot_metrics_count_switches_misses_and_idf1():
 # ------------------------------------------------------------------------ mocap-driven scenes
 
 @pytest.fixture(scope="module")
-def walking_clips(mocap_dir):
+def walking_clips(mocap_dir, tmp_path_factory):
     from realtime.mocap import load_dataset
     from realtime.tracking.scenes import PELVIS
-    clips = [c.joints for c in load_dataset(mocap_dir, fps=FPS, split="test", progress=False).clips
+    cache = tmp_path_factory.mktemp("mocap-cache")     # never into the checkout
+    clips = [c.joints for c in load_dataset(mocap_dir, fps=FPS, split="test", progress=False, cache_dir=cache).clips
              if len(c.joints) >= 90 and c.description == "walk"
              and np.linalg.norm(c.joints[-1, PELVIS, [0, 2]] - c.joints[0, PELVIS, [0, 2]]) > 1.0]
     assert len(clips) >= 4
@@ -255,38 +256,8 @@ def test_people_walking_across_held_out_mocap_keep_their_ids(walking_clips):
             ids = tracker.update(t / scene.fps, scene.detections[t])
             gt, boxes = scene.truth_boxes(t, Noise().min_visible)
             hyp = [(seed, i) for i in ids if i is not None]
-            hyp_boxes = np.array([d["bbox"] for d, i in zip(scene.detections[t], ids) if i is not None])
+            hyp_boxes = np.array([d.bbox for d, i in zip(scene.detections[t], ids) if i is not None])
             acc.update([(seed, g) for g in gt], boxes, hyp, hyp_boxes.reshape(-1, 4))
     s = acc.scores()
     assert s.gt > 400
     assert s.idf1 >= 0.9 and s.switches_per_100_frames < 1.0, s
-
-
-def test_filtering_in_the_prior_space_reproduces_the_lifter_and_smooths(walking_clips):
-    from realtime.lifting import Lifter, PosePrior, PriorError
-    from realtime.tracking.scenes import make_scene
-    try:
-        prior = PosePrior.load()
-    except PriorError as e:
-        pytest.skip(f"no committed pose prior: {e}")
-    scene = make_scene(walking_clips[:1], 1, 60, np.random.default_rng(3))
-    lifter = Lifter(prior, camera_pitch_deg=scene.camera.pitch_deg)
-    frames = [t for t in range(scene.n_frames) if scene.detections[t] and scene.sources[t][0] == 0]
-    dets = [scene.detections[t][0] for t in frames]
-    out = lifter.lift(np.stack([d["keypoints2d"] for d in dets]), np.stack([d["confidence"] for d in dets]))
-    assert out.valid.all()
-    filt = TrackFilter(FilterConfig(space="coefficients", min_cutoff=0.5, beta=1.0), prior=prior)
-    smoothed = []
-    for i, t in enumerate(frames):
-        j, _ = filt.update(1, t / FPS, out.joints3d[i], component=out.component[i],
-                           coefficients=out.coefficients[i], rotation_deg=out.rotation_deg[i])
-        if i == 0:
-            np.testing.assert_allclose(j, out.joints3d[0], atol=1e-9)   # same pose model as the lifter
-        smoothed.append(j)
-    smoothed = np.array(smoothed)
-
-    def jitter(x):
-        return np.linalg.norm(np.diff(x, 2, axis=0), axis=-1).mean()
-    assert jitter(smoothed) < 0.8 * jitter(out.joints3d)   # less than in joint space: switches restart it
-    fallback, _ = filt.update(2, 0.0, out.joints3d[0])                  # no lift details: joint space
-    np.testing.assert_array_equal(fallback, out.joints3d[0])

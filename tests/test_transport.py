@@ -1,4 +1,5 @@
-"""Internal transport: endpoints, zero-copy frame messages over real sockets, result re-ordering."""
+"""Internal transport: endpoints, the typed internal messages over real sockets (zero-copy frames,
+people), what every receiver refuses, result re-ordering."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,10 @@ import pytest
 import zmq
 
 from realtime.config import Config
-from realtime.runtime.reorder import Reorder
-from realtime.transport.sockets import (KIND_FRAME, Endpoints, make_socket, pack_header, recv_frame, send_frame,
-                                        unpack_header)
+from realtime.outputs.reorder import Reorder
+from realtime.transport.messages import KIND_EOS, KIND_FRAME, FrameMessage, MessageError, PeopleMessage
+from realtime.transport.schema import Person
+from realtime.transport.sockets import Endpoints, make_socket
 
 
 def test_endpoints_from_config_ipc_and_tcp(tmp_path):
@@ -28,22 +30,78 @@ def test_frame_travels_as_separate_part_over_ipc(tmp_path):
         push = make_socket(ctx, zmq.PUSH, bind=url)
         pull = make_socket(ctx, zmq.PULL, connect=url)
         image = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
-        send_frame(push, {"kind": KIND_FRAME, "seq": 7, "t_capture": 1.5}, image)
+        message = FrameMessage(KIND_FRAME, "cam0", 0, seq=7, t_capture=1.5, stages={"capture": 1.5})
+        push.send_multipart([message.header(image), image], copy=False)
         assert pull.poll(5000)
         parts = pull.recv_multipart(copy=False)
         assert len(parts) == 2 and len(parts[1].buffer) == image.nbytes
-        header, got = recv_frame(parts)
-        assert header["seq"] == 7 and header["shape"] == [1080, 1920, 3]
+        got_message, got = FrameMessage.unpack(parts)
+        assert got_message == message
         assert not got.flags.owndata  # a view of the ZeroMQ buffer, not a copy
         np.testing.assert_array_equal(got, image)
+        eos, none = FrameMessage.unpack([FrameMessage(KIND_EOS, "cam0", 0, reason="end_of_source").header()])
+        assert eos.reason == "end_of_source" and none is None
     finally:
         ctx.destroy(linger=0)
 
 
-def test_header_must_be_a_map_with_kind():
-    assert unpack_header(pack_header({"kind": "eos", "x": 1}))["x"] == 1
-    with pytest.raises(ValueError, match="kind"):
-        unpack_header(pack_header([1, 2]))
+def _people_message(**kw) -> PeopleMessage:
+    person = Person(keypoints2d=np.arange(28.0).reshape(14, 2), confidence=np.full(14, 0.5), score=0.5,
+                    bbox=np.array([0.0, 1.0, 27.0, 28.0]))
+    return PeopleMessage(**{"kind": KIND_FRAME, "source": "cam0", "seq": 3, "epoch": 10, "iseq": 2, "t_capture": 1.0,
+                            "width": 640, "height": 480, "stages": {"capture": 1.0}, "pitch_deg": 20.0,
+                            "people": [person], **kw})
+
+
+def test_people_message_round_trip():
+    message = _people_message()
+    back = PeopleMessage.unpack(message.pack())
+    assert (back.source, back.seq, back.epoch, back.iseq, back.pitch_deg, back.focal_px) == ("cam0", 3, 10, 2, 20.0, None)
+    (p,) = back.people
+    assert isinstance(p, Person) and p.joints3d is None
+    np.testing.assert_allclose(p.keypoints2d, message.people[0].keypoints2d)
+    message.people[0].joints3d = np.zeros((16, 3))
+    message.people[0].uncertainty = np.ones(16)
+    message.people[0].root = np.array([0.0, 1.0, -3.0])
+    (p,) = PeopleMessage.unpack(message.pack()).people
+    assert p.joints3d.shape == (16, 3) and p.root.tolist() == [0.0, 1.0, -3.0]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epoch": 2 ** 63}, "field 'epoch'"),
+    ({"iseq": -1}, "field 'iseq'"),
+    ({"kind": "stop"}, "field 'kind'"),
+    ({"width": 10 ** 6}, "field 'width'"),
+    ({"pitch_deg": 120.0}, "field 'pitch_deg'"),
+    ({"t_capture": float("nan")}, "field 't_capture'"),
+])
+def test_people_messages_with_out_of_range_fields_are_refused(change, message):
+    import msgpack
+
+    d = msgpack.unpackb(_people_message().pack())
+    d.update(change)
+    with pytest.raises(MessageError, match=message):
+        PeopleMessage.unpack(msgpack.packb(d))
+
+
+def test_malformed_messages_are_one_clear_error():
+    import msgpack
+
+    good = msgpack.unpackb(_people_message().pack())
+    cases = [(b"\xc1garbage", "not valid msgpack"), (msgpack.packb([1, 2]), "expected a map"),
+             (msgpack.packb({**good, "people": [{**good["people"][0], "keypoints2d": b"short"}]}),
+              "person 0: field 'keypoints2d' is not 28 float32 values"),
+             (msgpack.packb({**good, "people": [{**good["people"][0], "confidence": np.full(14, 2.0, np.float32).tobytes()}]}),
+              "person 0: field 'confidence' has values outside"),
+             (msgpack.packb({**good, "people": ["x"] * 300}), "300 people, at most")]
+    for data, message in cases:
+        with pytest.raises(MessageError, match=message):
+            PeopleMessage.unpack(data)
+    header = FrameMessage(KIND_FRAME, "cam0", 0).header(np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(MessageError, match="image part has 10 bytes"):
+        FrameMessage.unpack([header, b"x" * 10])
+    with pytest.raises(MessageError, match="2 parts"):
+        FrameMessage.unpack([header])
 
 
 def test_reorder_waits_boundedly_then_counts_lost():

@@ -12,7 +12,7 @@ from downstream_data import fixed_lengths, mocap_people, write_recording
 from pythonosc import dispatcher, osc_packet, osc_server
 
 from realtime import skeleton as sk
-from realtime.publish.vmc import VmcBridge
+from realtime.outputs.vmc import VmcBridge
 from realtime.record import read_recording
 from realtime.rig import BONE_HEADS, BONE_PARENTS, BONES
 from realtime.transport.schema import Frame, frame_topic, pack
@@ -216,7 +216,7 @@ def test_python_client_example_prints_each_tracks_pose(recording):
 def test_command_line_sends_a_recording_and_reports_bad_input(recording, receivers, capsys, tmp_path):
     import argparse
 
-    from realtime.publish import vmc
+    from realtime.outputs import vmc
     parser = argparse.ArgumentParser()
     vmc.add_arguments(parser)
     base, (first, second) = receivers

@@ -43,12 +43,12 @@ sys.path.insert(0, str(REPO))
 
 from realtime.capture import video_frames  # noqa: E402
 from realtime.config import Config, Pose2DConfig  # noqa: E402
-from realtime.pose2d import PoseEstimator2D, load_image  # noqa: E402
+from realtime.pose2d import PoseEstimator2D, VideoFollower, load_image  # noqa: E402
 from realtime.pose2d.backends import create_backend  # noqa: E402
 from realtime.pose2d.detection import create_detector  # noqa: E402
 from realtime.pose2d.evaluation import (BODY12, CONDITIONS, SPLITS, Sample, found, load_annotated, match,  # noqa: E402
                                         pck, small)
-from realtime.pose2d.registry import REGISTRY  # noqa: E402
+from realtime.networks import REGISTRY  # noqa: E402
 
 KEYPOINTS = ("movenet-lightning", "movenet-thunder", "efficientpose", "cpm", "blazepose-full", "blazepose-heavy")
 DETECTORS = ("movenet-multipose", "nanodet", "centernet", "blazepose-detector")
@@ -136,7 +136,7 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
         d, k = name.split(" ")[0].split("+")
         est = PoseEstimator2D.create(config=_config(threads, model=k, detector=d, **overrides))
         for path in videos:
-            video = est.video()
+            video = VideoFollower(est)
             counts, times = [], []
             for frame in video_frames(path, frames):
                 t = time.perf_counter()
@@ -182,7 +182,7 @@ def realtime_study(path: Path, frames: int, repeats: int, overrides: dict) -> di
     est = PoseEstimator2D.create(config=replace(Config().pose2d, backend="onnxruntime", **overrides))
     passes = []
     for _ in range(repeats):
-        video = est.video()
+        video = VideoFollower(est)
         times, phases, counts = [], [], []
         for frame in video_in:
             t = time.perf_counter()

@@ -63,7 +63,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
 from mjpeg_camera import MjpegCamera, draw_stamp, read_stamp  # noqa: E402
-from realtime.runtime.stats import percentiles  # noqa: E402
+from realtime.stats import percentiles  # noqa: E402
 
 DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "deepstream_Retail02_short.mp4"
 READERS = ("opencv", "opencv-lowdelay", "opencv-lowdelay-1thread", "pyav", "pyav-lowdelay", "pyav-lowdelay-auto")

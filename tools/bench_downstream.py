@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 from realtime import skeleton as sk  # noqa: E402
 from realtime.export.bvh import bvh_text  # noqa: E402
 from realtime.mocap import load_clip  # noqa: E402
-from realtime.publish.vmc import VmcSender  # noqa: E402
+from realtime.outputs.vmc import VmcSender  # noqa: E402
 from realtime.rig import HumanoidRig  # noqa: E402
 
 CLIP = Path("data/mocap/cmu/bvh_cgspeed/02/02_01.bvh")

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from realtime.lifting import Lifter, PosePrior  # noqa: E402
+from realtime.lifting import Lifter, LiftingSetup, PosePrior  # noqa: E402
 from realtime.lifting.baselines import MLPLifter, NearestNeighbourLifter  # noqa: E402
 from realtime.lifting.evaluation import add_noise, drop_joints, mpjpe, pa_mpjpe, random_views  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
@@ -114,14 +114,17 @@ def collect_stream(video: Path, n_frames: int, backend: str, out: Path | None) -
     from realtime.capture import video_frames
     from realtime.config import load_config
     from realtime.pose2d.estimator import PoseEstimator2D
+    from realtime.pose2d.video import VideoFollower
 
-    estimator = PoseEstimator2D.create(backend=backend, config=load_config().pose2d)
+    config = load_config().replace("pose2d", refine_3d=True)
+    lifting = LiftingSetup.from_config(config.lifting)
+    estimator = PoseEstimator2D.create(backend=backend, config=config.pose2d, lifting=lifting)
     feedback: list = []
-    if estimator.refiner is not None:
-        estimator.refiner = dataclasses.replace(estimator.refiner,
-                                                lifter=_Recording(estimator.refiner.lifter, feedback))
+    refiner = estimator.refiner()
+    estimator._refiners[refiner.lifter.camera_pitch_deg] = dataclasses.replace(
+        refiner, lifter=_Recording(refiner.lifter, feedback))
     people = []
-    follower = estimator.video()
+    follower = VideoFollower(estimator)
     for image in video_frames(video, n_frames):
         found = follower.estimate(image)
         people.append((np.array([p.keypoints for p in found], np.float64).reshape(-1, 14, 2),
@@ -166,19 +169,19 @@ def stream_part(args, prior: PosePrior, log) -> dict:
     log(f"stream: {len(streams['people'])} frames of 2D keypoints in {time.perf_counter() - t:.0f} s")
     config = load_config().lifting
     cam_info = args.video.with_name(args.video.name.replace("_short.mp4", "_camInfo.yml"))
-    pitch = camera_pitch_deg(cam_info) if cam_info.exists() else math.nan
+    pitch = camera_pitch_deg(cam_info) if cam_info.exists() else None
     modes = {
         "default config (80 rotations x 5 elevations)": (streams["people"],
-                                                         lambda: Lifter.from_config(config, prior=prior)),
-        f"demo pitch {pitch:.1f} deg (80 rotations)": (streams["people"],
+                                                         lambda: LiftingSetup(prior, config).lifter(None)),
+        f"demo pitch {pitch or 0.0:.1f} deg (80 rotations)": (streams["people"],
                                                        lambda: Lifter(prior, camera_pitch_deg=pitch)),
-        "2D feedback lifter (24 rotations x 1)": (streams["feedback"],
+        "standalone light feedback lifter (24 rotations x 1)": (streams["feedback"],
                                                   lambda: Lifter(prior, rotations=ROTATIONS,
                                                                  elevations_deg=ELEVATIONS_DEG)),
     }
     return {"video": str(args.video), "camera_pitch_deg": pitch,
             "modes": {name: stream_speed(frames, make, args.repeats) for name, (frames, make) in modes.items()
-                      if frames and not (math.isnan(pitch) and "pitch" in name)}}
+                      if frames and not (pitch is None and "pitch" in name)}}
 
 
 def main(argv: list[str] | None = None) -> int:

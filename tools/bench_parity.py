@@ -57,7 +57,7 @@ def _float64_module(name: str):
         import torch
     except ImportError:
         return None
-    from realtime.pose2d.to_torch import load_module
+    from realtime.pose2d.models import torch_module as load_module
     module = load_module(name).double()
 
     def run(x: np.ndarray) -> dict[str, np.ndarray]:

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from realtime.client import Subscriber  # noqa: E402
-from realtime.runtime.stats import STAGE_ORDER, percentiles, stage_latencies  # noqa: E402
+from realtime.stats import STAGE_ORDER, percentiles, stage_latencies  # noqa: E402
 from realtime.transport.schema import Frame  # noqa: E402
 
 

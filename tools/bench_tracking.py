@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from realtime.config import FilterConfig, TrackingConfig, load_config  # noqa: E402
+from realtime.transport.schema import Person  # noqa: E402
 from realtime.tracking import TrackFilter, Tracker  # noqa: E402
 from realtime.tracking.metrics import MotAccumulator  # noqa: E402
 from realtime.tracking.scenes import PELVIS, Noise, Scene, make_scene  # noqa: E402
@@ -93,8 +94,8 @@ class LifterSignal:
     def __call__(self, scene: Scene, dets: list[dict], src: list[int], t: int) -> list:
         if not dets:
             return []
-        kp = np.stack([d["keypoints2d"] for d in dets])
-        conf = np.stack([d["confidence"] for d in dets])
+        kp = np.stack([d.keypoints2d for d in dets])
+        conf = np.stack([d.confidence for d in dets])
         res = self.lifter.lift(kp, conf)
         cam = scene.camera
         out = []
@@ -105,9 +106,7 @@ class LifterSignal:
             s = res.scale[i]
             u, v = res.translation[i]
             root = np.array([(u - cam.width / 2) / s, -(v - cam.height / 2) / s, -cam.focal / s])
-            lift = {"component": int(res.component[i]), "coefficients": res.coefficients[i],
-                    "rotation_deg": float(res.rotation_deg[i])}
-            out.append((res.joints3d[i], root, lift))
+            out.append((res.joints3d[i], root, None))
         return out
 
 
@@ -143,7 +142,7 @@ def track_scene(scene: Scene, tracker: Tracker, signal, acc: MotAccumulator, sam
         dets, src = scene.detections[t], scene.sources[t]
         ids = tracker.update(t / scene.fps, dets)
         gt_ids, gt_boxes = scene.truth_boxes(t, noise.min_visible)
-        hyp = [(tag + (i,), d["bbox"]) for i, d in zip(ids, dets) if i is not None]
+        hyp = [(tag + (i,), d.bbox) for i, d in zip(ids, dets) if i is not None]
         acc.update([tag + (g,) for g in gt_ids], gt_boxes, [h[0] for h in hyp],
                    np.array([h[1] for h in hyp]).reshape(-1, 4))
         for tid, p, est in zip(ids, src, signal(scene, dets, src, t)):
@@ -153,14 +152,14 @@ def track_scene(scene: Scene, tracker: Tracker, signal, acc: MotAccumulator, sam
             samples.truth[(p, tid)][t] = _truth(scene, p, t)
 
 
-def filter_samples(samples: Samples, config: FilterConfig, fps: float, prior=None) -> dict:
+def filter_samples(samples: Samples, config: FilterConfig, fps: float) -> dict:
     """Run a TrackFilter over every series in time order (each key is one track id of one person)."""
     out: dict = defaultdict(dict)
     events = sorted((t, key) for key, series in samples.raw.items() for t in series)
-    filt = TrackFilter(config, prior=prior)
+    filt = TrackFilter(config)
     for t, key in events:
-        joints, root, lift = samples.raw[key][t]
-        out[key][t] = filt.update(key, t / fps, joints, root, **(lift or {}))
+        joints, root, _ = samples.raw[key][t]
+        out[key][t] = filt.update(key, t / fps, joints, root)
     return out
 
 
@@ -208,16 +207,11 @@ def evaluate(clips: list[np.ndarray], people: list[int], sequences: int, frames:
     return rows, all_samples, signal
 
 
-def filtering_report(samples: Samples, config: FilterConfig, prior=None) -> dict:
-    """Scores of the truth, the raw signal, and the filtered signal in joint space (and, with a
-    prior, in its coefficient space)."""
-    report = {"truth": score_3d(samples, samples.truth, FPS),
-              "raw": score_3d(samples, samples.raw, FPS),
-              "joints": score_3d(samples, filter_samples(samples, replace(config, space="joints"), FPS), FPS)}
-    if prior is not None:
-        cfg = replace(config, space="coefficients")
-        report["coefficients"] = score_3d(samples, filter_samples(samples, cfg, FPS, prior), FPS)
-    return report
+def filtering_report(samples: Samples, config: FilterConfig) -> dict:
+    """Scores of the truth, the raw signal, and the filtered signal."""
+    return {"truth": score_3d(samples, samples.truth, FPS),
+            "raw": score_3d(samples, samples.raw, FPS),
+            "joints": score_3d(samples, filter_samples(samples, config, FPS), FPS)}
 
 
 def tune(samples: Samples, base: FilterConfig) -> tuple[FilterConfig, list[dict]]:
@@ -266,7 +260,8 @@ def time_tracker(n_people: int, config: TrackingConfig, frames: int = 300, seed:
     for t in range(frames):
         kp = template + origin[:, None] + velocity[:, None] * t / FPS + rng.normal(0, 0.02 * h, (n_people, 14, 2))
         conf = rng.uniform(0.5, 1, (n_people, 14))
-        stream.append([{"keypoints2d": k, "confidence": c, "bbox": np.concatenate([k.min(0), k.max(0)])}
+        stream.append([Person(keypoints2d=k, confidence=c, score=float(c.mean()),
+                              bbox=np.concatenate([k.min(0), k.max(0)]))
                        for k, c in zip(kp, conf)])
     tracker = Tracker(config)
     warm = 10
@@ -290,7 +285,7 @@ def write_overlay(video: Path, out: Path, max_frames: int, config) -> dict:
     """Run the real 2D estimator and the tracker on a video and draw each person's id and skeleton."""
     import cv2
 
-    from realtime.pose2d import PoseEstimator2D
+    from realtime.pose2d import PoseEstimator2D, VideoFollower
     from realtime.skeleton import LIMBS2D
 
     cap = cv2.VideoCapture(str(video))
@@ -298,7 +293,7 @@ def write_overlay(video: Path, out: Path, max_frames: int, config) -> dict:
         raise SystemExit(f"{video}: cannot open video")
     fps = cap.get(cv2.CAP_PROP_FPS) or FPS
     estimator = PoseEstimator2D.create(config=config.pose2d)
-    follower = estimator.video()
+    follower = VideoFollower(estimator)
     tracker = Tracker(config.tracking)
     writer, frames, seen = None, 0, set()
     try:
@@ -307,8 +302,7 @@ def write_overlay(video: Path, out: Path, max_frames: int, config) -> dict:
             if not ok:
                 break
             people = follower.estimate(image)
-            dets = [{"keypoints2d": p.keypoints, "confidence": p.confidence, "bbox": p.bbox} for p in people]
-            ids = tracker.update(frames / fps, dets)
+            ids = tracker.update(frames / fps, people)
             for person, tid in zip(people, ids):
                 colour = (160, 160, 160) if tid is None else \
                     tuple(int(c) for c in np.random.default_rng(tid).integers(64, 256, 3))
@@ -373,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(clips)} walking clips from the {args.split} split", file=sys.stderr)
     rows, samples, signal = evaluate(clips, args.people, args.sequences, args.frames, args.seed,
                                           args.signal, cfg.tracking, prior_path=args.prior)
-    prior = getattr(signal, "prior", None)
     result = {"split": args.split, "clips": len(clips), "signal": signal.name, "tracking": rows}
     if args.tune:
         best, grid = tune(samples, cfg.filter)
@@ -382,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         filter_cfg = best
     else:
         filter_cfg = cfg.filter
-    result["filter"] = filtering_report(samples, filter_cfg, prior)
+    result["filter"] = filtering_report(samples, filter_cfg)
     result["timing"] = [time_tracker(n, cfg.tracking) for n in (1, 10, 50)]
 
     if args.json:
@@ -399,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
           f"root {filter_cfg.root_min_cutoff}/{filter_cfg.root_beta})")
     print(f"{'':>22} {'jitter m/s2':>11} {'root jitter':>11} {'MPJPE mm':>9} {'root err mm':>11}")
     for name, s in f.items():
-        name = {"joints": "One Euro, joints", "coefficients": "One Euro, prior space"}.get(name, name)
+        name = {"joints": "One Euro, joints"}.get(name, name)
         print(f"{name:>22} {s['jitter']:>11.2f} {s['root_jitter']:>11.2f} {s['mpjpe_mm']:>9.1f} "
               f"{s['root_error_mm']:>11.1f}")
     if args.tune:

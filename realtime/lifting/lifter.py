@@ -24,7 +24,6 @@ solution is then solved exactly.
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -113,8 +112,6 @@ class Lifter:
             raise ValueError(f"rotations: must be >= 1, got {rotations}")
         if not 2 <= min_visible_joints <= _N2D:
             raise ValueError(f"min_visible_joints: must be in 2..{_N2D}, got {min_visible_joints}")
-        if camera_pitch_deg is not None and math.isnan(camera_pitch_deg):
-            camera_pitch_deg = None
         elevations = [camera_pitch_deg] if camera_pitch_deg is not None else list(elevations_deg)
         if not elevations:
             raise ValueError("elevations_deg: empty while camera_pitch_deg is unknown")
@@ -154,15 +151,6 @@ class Lifter:
         self._log_weights_vk = np.tile(np.log(prior.weights), n_views).astype(np.float32)
         self._patterns: OrderedDict[int, _Pattern] = OrderedDict()
         self._hits = self._misses = self._cache_bytes = 0
-
-    @classmethod
-    def from_config(cls, config, prior: PosePrior | None = None) -> "Lifter":
-        """Build from a :class:`realtime.config.LiftingConfig` (loading its prior unless given)."""
-        pitch = config.camera_pitch_deg
-        return cls(prior or PosePrior.load(config.prior or None), rotations=config.rotations,
-                   camera_pitch_deg=None if math.isnan(pitch) else pitch,
-                   elevations_deg=tuple(config.elevations_deg),
-                   min_visible_joints=config.min_visible_joints, min_confidence=config.min_confidence)
 
     def cache_info(self) -> dict[str, int]:
         """Missing-joint pattern cache: ``hits`` and ``misses`` so far, ``size`` (patterns held) and ``bytes``."""

@@ -11,6 +11,7 @@ At run time the prior is a small immutable object loaded from an ``.npz`` file.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,12 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from tqdm import tqdm
 
-from realtime.skeleton import BONES3D, FLIP3D, JOINTS3D, ROOT
+from realtime.skeleton import BONES3D, FLIP3D, JOINTS3D, PARENT_INDEX3D, ROOT
 
 ROOT_INDEX = JOINTS3D.index(ROOT)
-DEFAULT_PRIOR = Path(__file__).resolve().parent.parent.parent / "engines" / "pose_prior.npz"
+#: The committed default prior, package data (``realtime/data/pose_prior.npz``: in a checkout a link
+#: to ``engines/pose_prior.npz``, where ``tools/train_prior.py`` writes it; in a wheel the file itself).
+DEFAULT_PRIOR = Path(str(importlib.resources.files("realtime").joinpath("data", "pose_prior.npz")))
 #: Default 2D noise (model units; a standing person is about 1.3 units tall) that the lifter adds
 #: to each component's PPCA noise; tools/train_prior.py chooses it on validation subjects.
 NOISE2D = 0.03
@@ -177,9 +180,28 @@ class PosePrior:
     joint_names: tuple[str, ...] = JOINTS3D
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when every array, number and the training metadata are (a prior holds arrays, so the
+        dataclass's own comparison would raise)."""
+        if not isinstance(other, PosePrior):
+            return NotImplemented
+        return (all(np.array_equal(getattr(self, n), getattr(other, n)) for n in ("means", "bases", "noise", "weights"))
+                and (self.bone_ss_m, self.noise2d, self.joint_names, self.info)
+                == (other.bone_ss_m, other.noise2d, other.joint_names, other.info))
+
+    #: Mutable arrays inside: not hashable (use ``id`` or the file's path as a key).
+    __hash__ = None  # type: ignore[assignment]
+
     @property
     def n_components(self) -> int:
         return len(self.means)
+
+    def rest_offsets(self) -> list[list[float]]:
+        """Each joint's offset from its parent (metres, rounded to 0.1 mm) in the prior's most probable
+        mean pose: the rest pose a rig is built from (the stream's skeleton message)."""
+        pose = self.means[int(np.argmax(self.weights))] * self.metric_scale
+        return [[0.0, 0.0, 0.0] if parent < 0 else (pose[i] - pose[parent]).round(4).tolist()
+                for i, parent in enumerate(PARENT_INDEX3D)]
 
     @property
     def n_basis(self) -> int:
@@ -264,7 +286,7 @@ class PosePrior:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "PosePrior":
-        """Load a trained prior; ``None`` (or '') loads the committed default engines/pose_prior.npz."""
+        """Load a trained prior; ``None`` loads the committed default (``DEFAULT_PRIOR``)."""
         path = Path(path) if path else DEFAULT_PRIOR
         try:
             with np.load(path, allow_pickle=False) as f:

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-from realtime.config import REPO_ROOT
+from realtime.config import engines_root
 from realtime.skeleton import JOINTS3D
 
 from .asf_amc import AsfSkeleton, read_amc, read_asf
@@ -123,7 +123,7 @@ def _read_asf_cached(path: Path) -> AsfSkeleton:
 
 #: Loading all of ../shared/data/mocap/cmu parses ~140k frames (about 15 s of CPU), so
 #: load_dataset keeps each clip's full-rate joints here (gitignored).
-DEFAULT_CACHE_DIR = REPO_ROOT / "engines" / "cache" / "mocap"
+DEFAULT_CACHE_DIR = engines_root() / "cache" / "mocap"
 
 
 @functools.lru_cache(maxsize=1)

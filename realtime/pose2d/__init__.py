@@ -1,7 +1,7 @@
 """Multi-person 2D pose: person detector, crops, batched keypoint network, belief-map decoding.
 
 Still images: ``PoseEstimator2D.create().estimate(image_or_path_or_list)`` (stateless). Video:
-``estimator.video(sources=N)`` gives a :class:`VideoFollower` that follows people between frames.
+``VideoFollower(estimator, sources=N)`` follows people between frames.
 
 Names are imported on first use, so ``realtime --help`` (which loads the ``estimate`` and ``models``
 subcommands from this package) does not pay for OpenCV and the pipeline.

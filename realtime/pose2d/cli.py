@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         people = estimator.estimate(image)
         if args.draw:
             _draw(args.draw, path, image, people, len(args.images))
-        entries = [p.to_dict() for p in people]
+        entries = [_entry(p) for p in people]
         if lifter is not None and people:
             _add_3d(lifter, people, entries)
         results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
@@ -64,6 +64,15 @@ def run(args: argparse.Namespace) -> int:
         _print_text(summary)
     estimator.close()
     return 1 if failed else 0
+
+
+def _entry(p: Any) -> dict:
+    """A person as JSON: box, score and each LSP-14 joint by name as [x, y, confidence]."""
+    from realtime.skeleton import LSP14
+
+    return {"bbox": [round(float(v), 2) for v in p.bbox], "score": round(float(p.score), 4),
+            "keypoints": {name: [round(float(x), 2), round(float(y), 2), round(float(c), 4)]
+                          for name, (x, y), c in zip(LSP14, p.keypoints2d, p.confidence)}}
 
 
 def _draw(out: str, path: str, image: Any, people: list, count: int) -> None:
@@ -85,11 +94,11 @@ def _draw(out: str, path: str, image: Any, people: list, count: int) -> None:
 def _lifter(config: Any) -> tuple[Any, str]:
     """The 3D lifter when realtime.lifting and a trained prior are present; else None and why not."""
     try:
-        from realtime.lifting import Lifter
+        from realtime.lifting import LiftingSetup
     except ImportError as e:
         return None, f"unavailable ({e})"
     try:
-        return Lifter.from_config(config), "on"
+        return LiftingSetup.from_config(config).lifter(config.camera_pitch_deg), "on"
     except (OSError, ValueError) as e:
         return None, f"unavailable ({e})"
 

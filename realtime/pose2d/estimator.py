@@ -7,12 +7,11 @@ feedback) -> LSP-14 keypoints in image pixels with a confidence per joint.
 Each call stands alone: the detector looks everywhere, nothing is remembered, so a list of
 unrelated photos gives the same people in any order. Video, where the people of one frame place the
 crops of the next and the detector is spread over frames, is :class:`realtime.pose2d.video.VideoFollower`
-(``estimator.video()``), which shares this estimator's networks.
+(``VideoFollower(estimator)``), which shares this estimator's networks.
 """
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,13 @@ from realtime.pose2d.detection import Detection, PersonDetector
 from realtime.pose2d.images import ImageError, check_frame, load_image
 from realtime.pose2d.keypoints import read_keypoints
 from realtime.pose2d.refine import BeliefRefiner
-from realtime.pose2d.registry import REGISTRY, ModelSpec, names
+from realtime.networks import REGISTRY, ModelSpec, names
 from realtime.skeleton import LSP14
+from realtime.transport.schema import Person
 
 if TYPE_CHECKING:
+    from realtime.lifting import Camera, LiftingSetup, LiftResult
     from realtime.pose2d.backends import Backend
-    from realtime.pose2d.video import VideoFollower
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +41,9 @@ SAME_JOINT = 0.1
 SAME_PERSON = 0.5
 
 
-@dataclass
-class Person2D:
-    """One person in one image: box and LSP-14 keypoints in image pixels, and how sure we are."""
-
-    bbox: np.ndarray          # (4,) x0, y0, x1, y1
-    score: float              # mean of the keypoint network's own confidences (before any 3D refinement)
-    keypoints: np.ndarray     # (14, 2) x, y in LSP14 order
-    confidence: np.ndarray    # (14,) in [0, 1]; 0 = not found
-
-    def to_dict(self) -> dict:
-        return {
-            "bbox": [round(float(v), 2) for v in self.bbox],
-            "score": round(float(self.score), 4),
-            "keypoints": {name: [round(float(x), 2), round(float(y), 2), round(float(c), 4)]
-                          for name, (x, y), c in zip(LSP14, self.keypoints, self.confidence)},
-        }
+#: The people the 2D stage finds are the pipeline's one person type (``realtime.transport.schema.Person``):
+#: box, score, LSP-14 keypoints and confidences now, 3D and a track id later.
+Person2D = Person
 
 
 @dataclass
@@ -67,15 +54,18 @@ class PoseEstimator2D:
     detector: PersonDetector
     spec: ModelSpec
     config: Pose2DConfig = field(default_factory=Pose2DConfig)
-    #: The paper's 3D -> 2D feedback on belief maps (None = off, or a network without belief maps).
-    refiner: BeliefRefiner | None = None
+    #: The prior and lifters the 3D feedback uses (None = feedback off, or a network without belief maps).
+    lifting: "LiftingSetup | None" = None
     #: Milliseconds of each phase in the last call: detect, crop, infer, decode.
     last_timings: dict[str, float] = field(default_factory=dict)
+    _refiners: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, backend: str | None = None, model: str | None = None, config: Pose2DConfig | None = None,
-               detector: str | None = None) -> "PoseEstimator2D":
-        """Load the keypoint network and the person detector on one backend (``auto`` = fastest here)."""
+               detector: str | None = None, lifting: "LiftingSetup | None" = None) -> "PoseEstimator2D":
+        """Load the keypoint network and the person detector on one backend (``auto`` = fastest here).
+        With ``[pose2d] refine_3d``, the 3D feedback lifts with ``lifting`` (the process's lifting
+        setup; None = one built from the default ``[lifting]`` settings)."""
         from realtime.pose2d.backends import create_backend
         from realtime.pose2d.detection import create_detector
 
@@ -93,11 +83,15 @@ class PoseEstimator2D:
         except Exception:
             keypoints.close()
             raise
-        score = None if math.isnan(config.detector_score) else config.detector_score
-        person_detector = create_detector(detector, detector_backend, score, config.detector_tiles)
+        person_detector = create_detector(detector, detector_backend, config.detector_score, config.detector_tiles)
         spec = REGISTRY[model]
-        refiner = _refiner(config) if _has_belief_maps(spec) else None
-        return cls(keypoints, person_detector, spec, config, refiner)
+        if not (config.refine_3d and _has_belief_maps(spec)):
+            lifting = None
+        elif lifting is None:
+            from realtime.config import LiftingConfig
+            from realtime.lifting import LiftingSetup
+            lifting = LiftingSetup.from_config(LiftingConfig())
+        return cls(keypoints, person_detector, spec, config, lifting)
 
     @property
     def model(self) -> str:
@@ -110,13 +104,19 @@ class PoseEstimator2D:
     @property
     def person_score(self) -> float:
         """The mean keypoint confidence below which a crop holds no person (config, else the model's)."""
-        return self.spec.min_score if math.isnan(self.config.person_score) else self.config.person_score
+        return self.spec.min_score if self.config.person_score is None else self.config.person_score
 
-    def video(self, sources: int = 1) -> "VideoFollower":
-        """A follower of ``sources`` videos (one state each) sharing these networks (VIDEO mode)."""
-        from realtime.pose2d.video import VideoFollower
-
-        return VideoFollower(self, sources)
+    def refiner(self, camera: "Camera | None" = None) -> BeliefRefiner | None:
+        """The 3D feedback for a camera (its lifter is the one the lifting workers use for that camera's
+        pitch), or None when the feedback is off."""
+        if self.lifting is None:
+            return None
+        pitch = camera.pitch_deg if camera is not None else self.lifting.config.camera_pitch_deg
+        if pitch not in self._refiners:
+            c = self.config
+            self._refiners[pitch] = BeliefRefiner(self.lifting.lifter(pitch), c.refine_weight, c.refine_sigma,
+                                                  c.refine_iterations, c.refine_leave_one_out)
+        return self._refiners[pitch]
 
     def close(self) -> None:
         self.keypoint_backend.close()
@@ -157,7 +157,7 @@ class PoseEstimator2D:
         frame through the keypoint network, people below ``person_score`` dropped, doubles removed."""
         boxes = [[d.box for d in sorted(found, key=lambda d: -d.score)][: self.config.max_people]
                  for found in detections]
-        people = self.keypoints_in_boxes(frames, boxes)
+        people = self.keypoints_in_boxes(frames, boxes, [self.camera()] * len(frames))
         return [deduplicate(sorted([p for p in found if p.score >= self.person_score], key=lambda p: -p.score))
                 for found in people]
 
@@ -166,9 +166,17 @@ class PoseEstimator2D:
         detector's), one per box, in box order, whatever their score."""
         return self.keypoints_in_boxes([_image(image_bgr, 0)], [np.asarray(boxes, np.float64).reshape(-1, 4)])[0]
 
-    def keypoints_in_boxes(self, frames: Sequence[np.ndarray], boxes: Sequence[Sequence[np.ndarray]]
-                           ) -> list[list[Person2D]]:
-        """One keypoint-network batch for the people in ``boxes`` of each frame (8-bit BGR frames)."""
+    def camera(self) -> "Camera":
+        """The camera a still image is taken to come from: [lifting] camera_pitch_deg, focal unknown."""
+        from realtime.lifting.camera import Camera
+
+        return Camera(None, self.lifting.config.camera_pitch_deg if self.lifting is not None else None)
+
+    def keypoints_in_boxes(self, frames: Sequence[np.ndarray], boxes: Sequence[Sequence[np.ndarray]],
+                           cameras: "Sequence[Camera | None] | None" = None) -> list[list[Person2D]]:
+        """One keypoint-network batch for the people in ``boxes`` of each frame (8-bit BGR frames).
+        With the 3D feedback on, each frame's people are lifted with its camera's lifter
+        (``cameras``, one per frame) and keep that lift as their 3D pose and root."""
         t0 = time.perf_counter()
         size, scale = self.spec.input_size[0], self.spec.crop_scale
         crops = [[box_crop(b, size, scale) for b in frame_boxes] for frame_boxes in boxes]
@@ -180,7 +188,8 @@ class PoseEstimator2D:
             batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
             out = self.keypoint_backend.infer(self.spec.normalise(batch))
             t2 = time.perf_counter()
-            flat = self._read(out, every)
+            owners = [i for i, frame_crops in enumerate(crops) for _ in frame_crops]
+            flat = self._read(out, every, owners, frames, cameras)
             start = 0
             for i, frame_crops in enumerate(crops):
                 people[i] = flat[start:start + len(frame_crops)]
@@ -192,26 +201,54 @@ class PoseEstimator2D:
                              "decode": (t3 - t2) * 1e3}
         return people
 
-    def _read(self, out: dict[str, np.ndarray], crops: list[Crop]) -> list[Person2D]:
-        """People from the network's outputs: keypoints refined by the 3D feedback when it is on; the
-        person's score stays the network's own confidences (the image evidence, which the feedback
-        must not inflate)."""
+    def _read(self, out: dict[str, np.ndarray], crops: list[Crop], owners: list[int],
+              frames: Sequence[np.ndarray], cameras: "Sequence[Camera | None] | None") -> list[Person2D]:
+        """People from the network's outputs (crop ``k`` from ``frames[owners[k]]``): keypoints refined
+        by the 3D feedback when it is on, and then lifted; the person's score stays the network's own
+        confidences (the image evidence, which the feedback must not inflate)."""
         read = read_keypoints(self.spec, out, self.config.keypoint_threshold)
         points, confidence, evidence = read.keypoints, read.confidence, read.confidence
-        if self.refiner is not None and read.maps is not None:
-            size = self.spec.input_size[0]
-            own = None if self.spec.decoder == "lsp_maps" else read.to_maps(size)
-            r = self.refiner.refine(read.maps, crops, self.config.keypoint_threshold, keypoints=own,
-                                    confidence=None if own is None else read.confidence, has_map=read.has_map)
-            stride = size / read.maps.shape[1]
-            points, confidence = (r.keypoints + 0.5) * stride - 0.5, r.confidence
-        return [person_in_crop(c, p, k, e) for c, p, k, e in zip(crops, points, confidence, evidence)]
+        if self.lifting is None or read.maps is None:
+            return [person_in_crop(c, p, k, e) for c, p, k, e in zip(crops, points, confidence, evidence)]
+        size = self.spec.input_size[0]
+        stride = size / read.maps.shape[1]
+        own = None if self.spec.decoder == "lsp_maps" else read.to_maps(size)
+        cameras = list(cameras) if cameras is not None else [None] * len(frames)
+        people: list[Person2D | None] = [None] * len(crops)
+        owner = np.asarray(owners)
+        refiners = [self.refiner(cameras[i]) for i in owners]
+        # one refinement per lifter (camera pitch): the crops of frames whose cameras share one go together
+        for refiner in {id(r): r for r in refiners}.values():
+            rows = np.flatnonzero([r is refiner for r in refiners])
+            r = refiner.refine(read.maps[rows], [crops[k] for k in rows], self.config.keypoint_threshold,
+                               keypoints=None if own is None else own[rows],
+                               confidence=None if own is None else read.confidence[rows], has_map=read.has_map)
+            fused = (r.keypoints + 0.5) * stride - 0.5
+            for j, k in enumerate(rows):
+                person = person_in_crop(crops[k], fused[j], r.confidence[j], evidence[k])
+                h, w = frames[owner[k]].shape[:2]
+                _add_lift(person, r.lift, j, cameras[owner[k]] or self.camera(), w, h)
+                people[k] = person
+        return people  # type: ignore[return-value]
+
+
+def _add_lift(person: Person2D, lift: "LiftResult | None", row: int, camera: "Camera", width: int, height: int
+              ) -> None:
+    """The 3D pose of the feedback's lift (row ``row`` of ``lift``) as the person's 3D pose and root."""
+    if lift is None or not lift.valid[row] or not np.isfinite(lift.joints3d[row]).all():
+        return
+    person.joints3d = lift.joints3d[row].astype(np.float64)
+    person.uncertainty = lift.uncertainty[row].astype(np.float64)
+    scale, (u, v) = float(lift.scale[row]), (float(x) for x in lift.translation[row])
+    if scale > 0 and np.isfinite(u + v):
+        person.root = np.asarray(camera.level_root(u, v, scale, width, height, float(lift.elevation_deg[row])))
 
 
 def person_in_crop(crop: Crop, points: np.ndarray, confidence: np.ndarray, evidence: np.ndarray) -> Person2D:
     """A person from crop-pixel keypoints: image keypoints, their box, the score from ``evidence``."""
     keypoints = crop.to_image(points)
-    return Person2D(keypoint_box(keypoints, confidence, crop), float(evidence.mean()), keypoints, confidence)
+    return Person(keypoints2d=keypoints, confidence=confidence, score=float(evidence.mean()),
+                  bbox=keypoint_box(keypoints, confidence, crop))
 
 
 def keypoint_box(keypoints: np.ndarray, confidence: np.ndarray, crop: Crop) -> np.ndarray:
@@ -230,24 +267,6 @@ def _image(image: "np.ndarray | str | Path", index: int) -> np.ndarray:
 
 def _has_belief_maps(spec: ModelSpec) -> bool:
     return spec.decoder in ("lsp_maps", "mpii_maps", "movenet")
-
-
-def _refiner(config: Pose2DConfig) -> BeliefRefiner | None:
-    """The 3D feedback when configured. A missing *default* prior (not yet trained in this checkout)
-    turns it off with a warning; a prior file the user named must load."""
-    if not config.refine_3d:
-        return None
-    from realtime.lifting import PosePrior, PriorError
-
-    try:
-        prior = PosePrior.load(config.refine_prior or None)
-    except PriorError as e:
-        if config.refine_prior:
-            raise PriorError(f"[pose2d] refine_prior: {e}") from None
-        log.warning("3D refinement off: %s", e)
-        return None
-    return BeliefRefiner.create(prior, config.refine_weight, config.refine_sigma, config.refine_iterations,
-                                config.refine_leave_one_out)
 
 
 def deduplicate(people: list[Person2D]) -> list[Person2D]:

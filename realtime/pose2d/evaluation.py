@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from realtime.boxes import iou_matrix
-from realtime.pose2d.registry import ModelSpec
+from realtime.networks import ModelSpec
 from realtime.skeleton import LSP14
 
 #: Limb joints: every dataset and network has them.

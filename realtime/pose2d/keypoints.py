@@ -24,7 +24,7 @@ import numpy as np
 from realtime.pose2d.decode import decode_belief_maps, map_to_crop
 from realtime.pose2d.landmarks import COCO_TO_LSP, blazepose_to_lsp14, coco_to_lsp14
 from realtime.pose2d.movenet import decode_singlepose
-from realtime.pose2d.registry import ModelSpec
+from realtime.networks import ModelSpec
 from realtime.skeleton import LSP14
 
 #: MPII-16 index of each LSP-14 joint (EfficientPose's output order).

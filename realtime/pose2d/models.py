@@ -1,6 +1,6 @@
 """Model files: upstream files (URL + SHA-256), a local mirror, fetching, and building ONNX / torch files.
 
-The models themselves are listed once, in ``registry.py``. ``fetch`` gives a verified local copy
+The models themselves are listed once, in ``realtime/networks.py``. ``fetch`` gives a verified local copy
 of a model's upstream files (a .tflite, or a TF.js model.json with its weight shards): mirror
 first, then an earlier download, then the network. ``build`` converts it once into
 ``<engines_dir>/models/<name>.onnx`` and ``<name>.pt`` (never committed). A stamp inside each built
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from realtime.config import REPO_ROOT, ConfigError, Pose2DConfig, load_config
-from realtime.pose2d.registry import REGISTRY, ModelSpec
+from realtime.config import CHECKOUT, REPO_ROOT, ConfigError, Pose2DConfig, engines_root, load_config, resolve_path
+from realtime.networks import REGISTRY, ModelSpec
 
 if TYPE_CHECKING:
     from realtime.pose2d.tflite_ir import Graph
@@ -48,22 +48,17 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def models_dir(config: Pose2DConfig | None = None) -> Path | None:
-    """The local mirror: [pose2d] models_dir, else $REALTIME_MODELS_DIR, else ../shared/models if present."""
+    """The local mirror: [pose2d] models_dir, else $REALTIME_MODELS_DIR, else ../shared/models beside a checkout."""
     if config is not None and config.models_dir:
-        return _resolve(config.models_dir)
+        return resolve_path(config.models_dir)
     if os.environ.get("REALTIME_MODELS_DIR"):
-        return _resolve(os.environ["REALTIME_MODELS_DIR"])
+        return resolve_path(os.environ["REALTIME_MODELS_DIR"])
     default = REPO_ROOT.parent / "shared" / "models"
-    return default if default.is_dir() else None
+    return default if CHECKOUT and default.is_dir() else None
 
 
 def engines_dir(config: Pose2DConfig | None = None) -> Path:
-    return _resolve(config.engines_dir) if config is not None and config.engines_dir else REPO_ROOT / "engines"
-
-
-def _resolve(path: str) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else REPO_ROOT / p
+    return resolve_path(config.engines_dir) if config is not None and config.engines_dir else engines_root()
 
 
 def sha256_of(path: Path) -> str:
@@ -234,6 +229,13 @@ def model_path(name: str, kind: str = "onnx", config: Pose2DConfig | None = None
     if kind == "tflite":
         return fetch(name, config)
     return build(name, (kind,), config)[kind]
+
+
+def torch_module(name: str, config: Pose2DConfig | None = None):
+    """The registry model ``name`` as a ``torch.nn.Module`` (building ``<engines>/models/<name>.pt`` when
+    missing), in eval mode on the CPU in float32."""
+    from realtime.pose2d import to_torch
+    return to_torch.load(model_path(name, "torch", config))
 
 
 def _status(name: str, config: Pose2DConfig) -> str:

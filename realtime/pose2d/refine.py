@@ -28,7 +28,7 @@ from realtime.pose2d.crops import Crop
 from realtime.pose2d.decode import peak_pixels, pixel_values, subpixel_peaks
 
 if TYPE_CHECKING:
-    from realtime.lifting import Lifter, PosePrior
+    from realtime.lifting import Lifter, LiftResult, PosePrior
 
 #: Width of the CPM's own peaks in belief-map pixels: the median curvature of the log-belief at
 #: confident peaks on the annotated images is that of a Gaussian with sigma 1.9.
@@ -49,6 +49,9 @@ class Refined:
     confidence: np.ndarray      # (N, J) from the fused maps
     cpm_confidence: np.ndarray  # (N, J) the CPM's own peak beliefs: the image evidence alone
     lifted: np.ndarray          # (N,) bool: the 3D pose was valid, so the maps were fused
+    #: The last lift of all seen joints (image pixels in), or None when nothing was lifted: the
+    #: people's 3D poses, so that the lifting workers need not lift them again.
+    lift: "LiftResult | None" = None
 
 
 @dataclass(frozen=True)
@@ -77,15 +80,17 @@ class BeliefRefiner:
     @classmethod
     def create(cls, prior: "PosePrior | None" = None, weight: float | np.ndarray = 0.3, sigma: float = CPM_SIGMA,
                iterations: int = 1, leave_one_out: bool = False) -> "BeliefRefiner":
-        """A refiner with its own light lifter (see ``ROTATIONS``) on ``prior`` (None = the committed default)."""
+        """A standalone refiner with its own light lifter (see ``ROTATIONS``) on ``prior`` (None = the
+        committed default), for studies and tests. The pipeline's refiners lift with the lifting workers'
+        lifter instead (``PoseEstimator2D.refiner``), so that each person is lifted once."""
         from realtime.lifting import Lifter, PosePrior
 
         lifter = Lifter(prior or PosePrior.load(), rotations=ROTATIONS, elevations_deg=ELEVATIONS_DEG)
         return cls(lifter, weight, sigma, iterations, leave_one_out)
 
-    def project(self, keypoints: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def project(self, keypoints: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, "LiftResult"]:
         """Where the most probable 3D pose puts each joint: ``(N, J, 2)`` image pixels and ``(N, J)``
-        whether that joint has a projection (its lift was valid).
+        whether that joint has a projection (its lift was valid); and the lift of all seen joints.
 
         The paper lifts all joints at once. With a frozen CPM that projection follows a wrong joint
         (the lift trusts every seen joint, and the prior is flexible enough to reach it), so the
@@ -96,7 +101,7 @@ class BeliefRefiner:
         base = self.lifter.lift(keypoints, seen.astype(np.float64))
         projected, has = base.reprojected2d.copy(), np.repeat(base.valid[:, None], seen.shape[1], axis=1)
         if not self.leave_one_out:
-            return projected, has
+            return projected, has, base
         person, joint = np.nonzero(seen & base.valid[:, None])
         if len(person):
             weights = seen[person].astype(np.float64)
@@ -104,7 +109,7 @@ class BeliefRefiner:
             out = self.lifter.lift(keypoints[person], weights)
             projected[person, joint] = out.reprojected2d[np.arange(len(person)), joint]
             has[person, joint] = out.valid
-        return projected, has
+        return projected, has, base
 
     def refine(self, maps: np.ndarray, crops: Sequence[Crop], threshold: float = 0.0,
                keypoints: np.ndarray | None = None, confidence: np.ndarray | None = None,
@@ -141,8 +146,9 @@ class BeliefRefiner:
             return Refined(keypoints, confidence, cpm_confidence, lifted)
         to_map = _MapFrame(crops, h)
         weight = np.broadcast_to(np.asarray(self.weight, np.float32), (j,)) * mapped
+        lift = None
         for _ in range(self.iterations):
-            projected, has = self.project(to_map.to_image(keypoints), confidence > 0)
+            projected, has, lift = self.project(to_map.to_image(keypoints), confidence > 0)
             lifted = has.any(axis=1)
             if not lifted.any():
                 break
@@ -157,7 +163,7 @@ class BeliefRefiner:
             fused_confidence = np.where(mapped[None, :], fused_confidence, confidence)
             keypoints = np.where(lifted[:, None, None], fused_keypoints, keypoints)
             confidence = np.where(lifted[:, None], fused_confidence, confidence)
-        return Refined(keypoints, confidence, cpm_confidence, lifted)
+        return Refined(keypoints, confidence, cpm_confidence, lifted, lift)
 
 
 class _Fusion:

@@ -304,9 +304,3 @@ def load(path: str | Path) -> TfliteModule:
     graph_dict["constants"] = {k: v.numpy() for k, v in graph_dict["constants"].items()}
     module = TfliteModule(Graph.from_dict(graph_dict), data["output_names"])
     return module.eval().requires_grad_(False)
-
-
-def load_module(name: str, config=None) -> TfliteModule:
-    """The registry model ``name`` as a module (building ``<engines>/models/<name>.pt`` when missing)."""
-    from realtime.pose2d.models import model_path
-    return load(model_path(name, "torch", config))

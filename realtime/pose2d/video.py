@@ -36,6 +36,7 @@ from realtime.pose2d.estimator import Person2D, deduplicate
 from realtime.pose2d.images import MIN_SIDE, to_bgr8
 
 if TYPE_CHECKING:
+    from realtime.lifting import Camera
     from realtime.pose2d.estimator import PoseEstimator2D
 
 #: A tracked person's box shrinks to no less than this fraction of the last one per frame.
@@ -86,13 +87,18 @@ class _Pending:
 
 
 class VideoFollower:
-    """Follows the people of ``sources`` videos between frames; made by ``PoseEstimator2D.video()``."""
+    """Follows the people of ``sources`` videos between frames with an estimator's networks."""
 
-    def __init__(self, estimator: "PoseEstimator2D", sources: int = 1, asynchronous: bool | None = None):
+    def __init__(self, estimator: "PoseEstimator2D", sources: int = 1, asynchronous: bool | None = None,
+                 cameras: "Sequence[Camera | None] | None" = None):
         if sources < 1:
             raise ValueError(f"a follower needs at least one source, got {sources}")
+        if cameras is not None and len(cameras) != sources:
+            raise ValueError(f"a follower of {sources} sources got {len(cameras)} cameras")
         self.estimator = estimator
         self.sources = [_Source() for _ in range(sources)]
+        #: Each source's camera (for the 3D feedback's lifter and the people's roots; None = unknown).
+        self.cameras = list(cameras) if cameras is not None else [None] * sources
         self.asynchronous = estimator.config.detector_async if asynchronous is None else asynchronous
         self._pool: ThreadPoolExecutor | None = None
         self._pending: _Pending | None = None
@@ -188,7 +194,8 @@ class VideoFollower:
         candidates = {i: self._candidates(i, detections.get(i)) for i in ready}
         t1 = time.perf_counter()
         order = list(ready)
-        found = est.keypoints_in_boxes([ready[i] for i in order], [[c.box for c in candidates[i]] for i in order])
+        found = est.keypoints_in_boxes([ready[i] for i in order], [[c.box for c in candidates[i]] for i in order],
+                                       [self.cameras[i] for i in order])
         people: list[list[Person2D]] = [[] for _ in frames]
         for i, crop_people in zip(order, found):
             people[i] = self._people(i, candidates[i], crop_people)

@@ -15,7 +15,7 @@ import zmq
 
 from realtime.config import ConfigError, load_config
 from realtime.record.reader import RecordingError, RecordingReader
-from realtime.runtime.logs import fields, setup_logging
+from realtime.logs import fields, setup_logging
 
 log = logging.getLogger("realtime.replay")
 

@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable
 
 import cv2
+import numpy as np
 import zmq
 
 from realtime.capture import CapturedFrame, SourceError, VideoSource
 from realtime.runtime.child import EXIT_FATAL, Child
-from realtime.transport.sockets import KIND_EOS, KIND_FRAME, KIND_READY, make_socket, pack_header, send_frame
+from realtime.transport.messages import KIND_EOS, KIND_FRAME, FrameMessage
+from realtime.transport.sockets import KIND_READY, make_socket
 
 _POLL_S = 0.1
 #: After SIGTERM, how long to wait for inference to ask once more so the EOS goes downstream.
@@ -80,11 +82,12 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                 grabbed = False
                 frame = source.retrieve()
             if pending and frame is not None:
-                header = {"kind": KIND_FRAME, "source": source_name, "index": index, "seq": frame.seq,
-                          "t_capture": frame.t_capture, "dropped": dropped + source.skipped,
-                          "stages": {"capture": frame.t_capture, "queued": time.time()}}
-                if _send(pending, lambda who: send_frame(router, header, frame.image, prefix=[who],
-                                                                 flags=zmq.NOBLOCK)):
+                message = FrameMessage(KIND_FRAME, source_name, index, frame.seq, frame.t_capture,
+                                       dropped + source.skipped, {"capture": frame.t_capture, "queued": time.time()})
+                image = np.ascontiguousarray(frame.image)
+                header = message.header(image)
+                if _send(pending, lambda who: router.send_multipart([who, header, image], copy=False,
+                                                                    flags=zmq.NOBLOCK)):
                     sent += 1
                     frame = None
             elif finished and pending and not held:
@@ -124,5 +127,4 @@ def _send(pending: list[bytes], send: Callable[[bytes], None]) -> bool:
 
 
 def _eos(source_name: str, index: int, reason: str) -> bytes:
-    return pack_header({"kind": KIND_EOS, "source": source_name, "index": index, "reason": reason,
-                        "t": time.time()})
+    return FrameMessage(KIND_EOS, source_name, index, t_capture=time.time(), reason=reason).header()

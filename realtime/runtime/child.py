@@ -26,7 +26,7 @@ import msgpack
 import zmq
 
 from realtime.config import Config, from_dict
-from realtime.runtime.logs import fields, setup_logging
+from realtime.logs import fields, setup_logging
 from realtime.transport.sockets import Endpoints, make_socket
 
 #: Exit status of a stage that must not be restarted (bad source or config): the run stops.

@@ -17,22 +17,27 @@ from typing import Any
 import numpy as np
 import zmq
 
+from realtime.logs import fields
 from realtime.runtime.child import Child
-from realtime.runtime.logs import fields
-from realtime.transport.sockets import KIND_EOS, KIND_READY, make_socket, pack_header, recv_frame
+from realtime.transport.messages import KIND_EOS, FrameMessage, MessageError, PeopleMessage
+from realtime.transport.sockets import KIND_READY, make_socket
 
 #: Ask again when a capture process has not answered for this long (it may have restarted).
 _REASK_S = 0.25
 
 
 def main(child: Child, *, sources: list[str]) -> int:
-    from realtime.pose2d import PoseEstimator2D
+    from realtime.lifting import Camera, LiftingSetup
+    from realtime.pose2d import PoseEstimator2D, VideoFollower
 
     cfg = child.config.pose2d
-    estimator = PoseEstimator2D.create(config=cfg)
-    follower = estimator.video(sources=len(sources))
+    cameras = [Camera(*child.config.camera_for(name)) for name in sources]
+    lifting = LiftingSetup.from_config(child.config.lifting) if cfg.refine_3d else None
+    estimator = PoseEstimator2D.create(config=cfg, lifting=lifting)
+    follower = VideoFollower(estimator, sources=len(sources), cameras=cameras)
+    lifted = estimator.lifting is not None      # the 3D feedback lifts every person: the workers need not
     child.event("inference_started", backend=estimator.backend, model=cfg.model, detector=cfg.detector,
-                sources=len(sources))
+                sources=len(sources), prior=lifting.source if lifted else "-")
     push = make_socket(child.ctx, zmq.PUSH, bind=child.endpoints.bind_address(child.endpoints.lift_in), hwm=4)
     dealers = [make_socket(child.ctx, zmq.DEALER, connect=ep, hwm=2) for ep in child.endpoints.frames[:len(sources)]]
     poller = zmq.Poller()
@@ -42,7 +47,7 @@ def main(child: Child, *, sources: list[str]) -> int:
     iseq = [0] * len(sources)
     asked = [0.0] * len(sources)
     done = [False] * len(sources)
-    frames = people_total = failed = batches = 0
+    frames = people_total = failed = batches = bad = 0
     dropped = [0] * len(sources)  # frames of each source dropped here (no free lifting worker)
     infer_ms: deque[float] = deque(maxlen=50)
     batch_wait_s = child.config.runtime.batch_wait_ms / 1e3
@@ -55,11 +60,12 @@ def main(child: Child, *, sources: list[str]) -> int:
         dealers[i].send_multipart([KIND_READY, str(requests[i]).encode()])
         asked[i] = time.monotonic()
 
-    def send(i: int, out: dict[str, Any], eos: bool) -> None:
-        out["dropped"] += dropped[i]
+    def send(i: int, out: PeopleMessage, eos: bool) -> None:
+        out.dropped += dropped[i]
+        out.iseq = iseq[i]
         # A frame meeting busy workers is dropped; an end of stream waits a little for one.
         if push.poll(2000 if eos else 0, zmq.POLLOUT):
-            push.send(pack_header(out))
+            push.send(out.pack())
             iseq[i] += 1
         else:
             dropped[i] += 1
@@ -74,20 +80,28 @@ def main(child: Child, *, sources: list[str]) -> int:
         while not child.stop.is_set() and not all(done):
             polled = time.monotonic()
             events = dict(poller.poll(100))
-            waiting: list[tuple[int, dict[str, Any], np.ndarray]] = []
+            waiting: list[tuple[int, PeopleMessage, np.ndarray]] = []
             for i, d in enumerate(dealers):
                 if d not in events and not done[i] and time.monotonic() - asked[i] > _REASK_S:
                     ask(i, again=True)
             for i in _arrivals(dealers, events, done, asked, polled, batch_wait_s):
-                header, image = recv_frame(dealers[i].recv_multipart(copy=False))
-                out: dict[str, Any] = {"epoch": epoch, "iseq": iseq[i], **header, "dropped": header.get("dropped", 0)}
-                out.pop("shape", None), out.pop("dtype", None)
-                if header["kind"] == KIND_EOS:
+                try:
+                    frame, image = FrameMessage.unpack(dealers[i].recv_multipart(copy=False))
+                except MessageError as e:        # skipped and counted; the source is asked again
+                    bad += 1
+                    child.log.warning("bad frame message skipped", extra=fields(source=sources[i], error=str(e)))
+                    ask(i)
+                    continue
+                camera = cameras[i]
+                out = PeopleMessage(frame.kind, sources[i], frame.seq, epoch, iseq[i], frame.t_capture,
+                                    frame.dropped, stages=dict(frame.stages), focal_px=camera.focal_px,
+                                    pitch_deg=camera.pitch_deg, lifted=lifted)
+                if frame.kind == KIND_EOS:
                     done[i] = True
                     send(i, out, eos=True)
                 else:
                     assert image is not None
-                    out["stages"]["received"] = time.time()
+                    out.stages["received"] = time.time()
                     waiting.append((i, out, image))
             if waiting:
                 t0 = time.perf_counter()
@@ -97,16 +111,17 @@ def main(child: Child, *, sources: list[str]) -> int:
                 batches += 1
                 finished = time.time()
                 for (i, out, image), people in zip(waiting, found):
-                    out["stages"]["pose2d"] = finished
-                    out.update(width=int(image.shape[1]), height=int(image.shape[0]),
-                               timings={k: round(v, 3) for k, v in follower.timings(i).items()},
-                               people=[_person(p) for p in people])
+                    out.stages["pose2d"] = finished
+                    out.width, out.height = int(image.shape[1]), int(image.shape[0])
+                    out.timings = {k: round(v, 3) for k, v in follower.timings(i).items()}
+                    out.people = people
                     frames += 1
                     people_total += len(people)
                     send(i, out, eos=False)
                     ask(i)
             if child.beat_due:
                 child.beat(frames=frames, batches=batches, people=people_total, dropped=sum(dropped), failed=failed,
+                           bad=bad, lifted=people_total if lifted else 0,
                            infer_ms_p50=float(np.median(infer_ms)) if infer_ms else 0.0)
         if all(done):
             child.event("inference_finished", frames=frames, batches=batches)
@@ -169,10 +184,3 @@ def _estimate(child: Child, follower: Any, frames: dict[int, np.ndarray]) -> tup
             follower.reset(i)
             found.append([])
     return found, failed
-
-
-def _person(p: Any) -> dict[str, Any]:
-    return {"bbox": [float(v) for v in p.bbox], "score": float(p.score),
-            "keypoints2d": np.asarray(p.keypoints, np.float32).tobytes(),
-            "confidence": np.asarray(p.confidence, np.float32).tobytes()}
-

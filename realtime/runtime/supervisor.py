@@ -27,7 +27,7 @@ import zmq
 
 from realtime.config import Config, ConfigError, load_config
 from realtime.runtime.child import EXIT_FATAL, child_main
-from realtime.runtime.logs import fields, setup_logging
+from realtime.logs import fields, setup_logging
 from realtime.transport.sockets import Endpoints, make_socket
 
 log = logging.getLogger("realtime.supervisor")
@@ -126,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
         print("realtime run: --stages: running only some stages needs [transport] scheme = \"tcp\" "
               "(the others run on another machine)", file=sys.stderr)
         return 2
+    if {"lifting", "publisher"} & set(stages) or cfg.pose2d.refine_3d:
+        from realtime.lifting import LiftingSetup, PriorError
+        try:  # the pose prior every lifting part will load: one clear error now, not a child failing later
+            LiftingSetup.from_config(cfg.lifting)
+        except PriorError as e:
+            print(f"realtime run: {e}", file=sys.stderr)
+            return 2
     uris = args.source or [cfg.source.uri]
     if "capture" in stages:
         try:
@@ -401,6 +408,10 @@ class Supervisor:
         if self._publisher is not None:
             line += (f" | latency p50={total.get('p50', float('nan')):.0f}ms p95={total.get('p95', float('nan')):.0f}ms"
                      f" | people/frame={people:.1f}")
+        found = sum(c.counters.get("people", 0) for c in self.children.values() if c.role == "inference")
+        lifted = sum(c.counters.get("lifted", 0) for c in self.children.values() if c.role in ("inference", "lifting"))
+        if found:  # each person is lifted once: by the 2D stage's 3D feedback, or else by a worker
+            line += f" | lifts/person={lifted / found:.2f}"
         line += (f" | dropped={drops}"
                  + " | cpu% " + " ".join(f"{k}={v:.0f}" for k, v in cpu.items())
                  + f" | restarts={sum(c.restarts for c in self.children.values())}"

@@ -8,14 +8,9 @@ scalar-only and unmaintained.
 
 Speeds are taken per joint as the norm of its 3D velocity (not per coordinate), so a joint moving
 diagonally is treated like one moving along an axis. Defaults are tuned for metres at 25-60 fps by
-``tools/bench_tracking.py --tune`` on the validation subjects.
-
-``space = "coefficients"`` filters in the pose prior's space instead: the lifter's model pose
-(mean + basis x coefficients of the chosen component, metres, before the ground-plane rotation)
-as one vector with one cutoff, so that every output is an affine mix of poses of the component's
-subspace (equivalent to filtering the coefficients, with speeds in metres), and the heading as a
-unit vector; a switch of component restarts the pose filter, since coefficients of different
-components are not comparable.
+``tools/bench_tracking.py --tune`` on the validation subjects. (Filtering in the pose prior's
+coefficient space instead was measured and dropped: it restarts at every switch of mixture component
+and removed a third as much jitter, docs/tracking.md.)
 """
 from __future__ import annotations
 
@@ -24,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.config import FilterConfig, load_config
+from realtime.config import FilterConfig
 
 
 def _alpha(cutoff: np.ndarray | float, dt: np.ndarray) -> np.ndarray:
@@ -79,41 +74,24 @@ class _TrackState:
     joints: OneEuroFilter
     root: OneEuroFilter
     t_last: float
-    heading: OneEuroFilter        # coefficient space: (cos, sin) of the ground-plane rotation
-    pose: OneEuroFilter | None = None
-    component: int = -1
 
 
 class TrackFilter:
-    """One Euro filters per track id for the 3D joints and the root; a new id starts fresh.
+    """One Euro filters per track id for the 3D joints and the root; a new id starts fresh."""
 
-    ``prior`` (a :class:`realtime.lifting.PosePrior`) is needed for ``space = "coefficients"``;
-    None loads the committed default then.
-    """
-
-    def __init__(self, config: FilterConfig | None = None, prior=None) -> None:
-        self.config = config if config is not None else load_config().filter
-        if self.config.space == "coefficients" and prior is None:
-            from realtime.lifting import PosePrior
-            prior = PosePrior.load()
-        self.prior = prior
+    def __init__(self, config: FilterConfig | None = None) -> None:
+        """``config``: the settings (None = the defaults of :class:`realtime.config.FilterConfig`)."""
+        self.config = config if config is not None else FilterConfig()
         self._state: dict[int, _TrackState] = {}
 
     def _new_state(self, t: float) -> _TrackState:
         c = self.config
         return _TrackState(OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff),
-                           OneEuroFilter(c.root_min_cutoff, c.root_beta, c.d_cutoff), t,
-                           OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff))
+                           OneEuroFilter(c.root_min_cutoff, c.root_beta, c.d_cutoff), t)
 
     def update(self, track_id: int, t_seconds: float, joints3d: np.ndarray,
-               root: np.ndarray | None = None, *, component: int | None = None,
-               coefficients: np.ndarray | None = None,
-               rotation_deg: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Filtered (J, 3) joints and (3,) root (None when ``root`` is None) of one track at one time.
-
-        In coefficient space, pass the lifter's ``component``, ``coefficients`` and ``rotation_deg``
-        for this person; without them (or for an invalid lift) the joints are filtered directly.
-        """
+               root: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Filtered (J, 3) joints and (3,) root (None when ``root`` is None) of one track at one time."""
         joints3d = np.asarray(joints3d, dtype=np.float64)
         if joints3d.ndim != 2 or joints3d.shape[-1] != 3:
             raise ValueError(f"track {track_id}: joints3d has shape {joints3d.shape}, expected (J, 3)")
@@ -130,31 +108,9 @@ class TrackFilter:
         if state is None or not t - state.t_last <= self.config.reset_after_s:
             state = self._state[track_id] = self._new_state(t)
         state.t_last = t
-        in_prior = (self.config.space == "coefficients" and component is not None
-                    and 0 <= component < self.prior.n_components and coefficients is not None and rotation_deg is not None
-                    and np.isfinite(coefficients).all() and np.isfinite(rotation_deg))
-        if in_prior:
-            joints_f = self._filter_in_prior(state, t, int(component), np.asarray(coefficients, float),
-                                             float(rotation_deg))
-        else:
-            joints_f = state.joints(t, joints3d)
+        joints_f = state.joints(t, joints3d)
         root_f = None if root is None else state.root(t, root[None])[0]
         return joints_f, root_f
-
-    def _filter_in_prior(self, state: _TrackState, t: float, component: int, coefficients: np.ndarray,
-                         rotation_deg: float) -> np.ndarray:
-        from realtime.lifting.prior import ROOT_INDEX, rotate_y
-        p, c = self.prior, self.config
-        if component != state.component:
-            n = p.means.shape[1]
-            state.pose = OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff, speed_scale=1.0 / math.sqrt(n))
-            state.component = component
-        model = (p.means[component] + p.bases[component] @ coefficients) * p.metric_scale
-        pose = state.pose(t, model.reshape(1, -1)).reshape(model.shape)
-        theta = math.radians(rotation_deg)
-        cs = state.heading(t, np.array([[math.cos(theta), math.sin(theta)]]))[0]
-        joints = rotate_y(pose[None], np.array([math.atan2(cs[1], cs[0])]))[0]
-        return joints - joints[ROOT_INDEX]
 
     def forget(self, alive_ids) -> None:
         """Drop the state of tracks not in ``alive_ids``; a track seen again later starts fresh."""

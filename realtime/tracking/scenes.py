@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.skeleton import JOINTS3D, LIMBS2D, LSP14
+from realtime.transport.schema import Person
 
 N_KP = len(LSP14)
 PELVIS = JOINTS3D.index("pelvis")
@@ -70,7 +71,7 @@ class Scene:
     joints_cam: np.ndarray            # (P, T, 16, 3) camera frame, metres (NaN = person not in the scene)
     keypoints: np.ndarray             # (P, T, 14, 2) true projections, px
     visible: np.ndarray               # (P, T, 14) keypoint in the image and not hidden by a nearer person
-    detections: list[list[dict]] = field(default_factory=list)  # per frame, dicts for Tracker.update
+    detections: list[list[Person]] = field(default_factory=list)  # per frame, for Tracker.update
     sources: list[list[int]] = field(default_factory=list)      # per frame, person index (-1 = false)
 
     @property
@@ -179,7 +180,7 @@ def make_scene(clips: list[np.ndarray], n_people: int, n_frames: int, rng: np.ra
     return scene
 
 
-def _detect(kp: np.ndarray, visible: np.ndarray, size: float, rng: np.random.Generator, noise: Noise) -> dict:
+def _detect(kp: np.ndarray, visible: np.ndarray, size: float, rng: np.random.Generator, noise: Noise) -> Person:
     """What a 2D network reports for one person: noisy keypoints, confidences, a box."""
     conf = np.where(visible, rng.uniform(0.5, 1.0, N_KP), 0.0)
     guessed = ~visible & (rng.random(N_KP) < noise.hidden_reported)
@@ -191,10 +192,10 @@ def _detect(kp: np.ndarray, visible: np.ndarray, size: float, rng: np.random.Gen
     conf[gross] *= 0.5
     reported = conf > 0
     out[~reported] = np.nan
-    return {"keypoints2d": out, "confidence": conf, "bbox": _box(out[reported])}
+    return Person(keypoints2d=out, confidence=conf, score=float(conf.mean()), bbox=_box(out[reported]))
 
 
-def _false_positive(people: np.ndarray, camera: Camera, rng: np.random.Generator) -> dict:
+def _false_positive(people: np.ndarray, camera: Camera, rng: np.random.Generator) -> Person:
     """A person-shaped false detection (a poster, a reflection) somewhere else, with low confidences."""
     if len(people):
         pose = people[rng.integers(len(people))]
@@ -204,4 +205,4 @@ def _false_positive(people: np.ndarray, camera: Camera, rng: np.random.Generator
     at = rng.uniform([0.1 * camera.width, 0.3 * camera.height], [0.9 * camera.width, 0.8 * camera.height])
     kp = pose + at
     conf = rng.uniform(0.1, 0.5, N_KP)
-    return {"keypoints2d": kp, "confidence": conf, "bbox": _box(kp)}
+    return Person(keypoints2d=kp, confidence=conf, score=float(conf.mean()), bbox=_box(kp))

@@ -23,14 +23,15 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from realtime.config import TrackingConfig, load_config
+from realtime.config import TrackingConfig
 from realtime.boxes import iou_matrix
 from realtime.skeleton import LSP14
+from realtime.transport.schema import Person
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ class Tracker:
     """Gives each detected person a stable integer id across frames (see the module docstring)."""
 
     def __init__(self, config: TrackingConfig | None = None) -> None:
-        self.config = config if config is not None else load_config().tracking
+        """``config``: the settings (None = the defaults of :class:`realtime.config.TrackingConfig`)."""
+        self.config = config if config is not None else TrackingConfig()
         self._tracks = _Tracks.empty()
         self._next_id = 0
         self._t: float | None = None
@@ -143,8 +145,14 @@ class Tracker:
         return [Track(int(tr.ids[i]), tr.keypoints[i].copy(), tr.bbox[i].copy(), tr.velocity[i].copy(),
                       float(tr.t_last[i])) for i in np.flatnonzero(tr.state == ACTIVE)]
 
-    def update(self, t_seconds: float, detections: Sequence[Mapping[str, Any]]) -> list[int | None]:
-        """Associate this frame's detections; returns one id (None = not yet confirmed) each."""
+    def update(self, t_seconds: float, detections: Sequence[Person]) -> list[int | None]:
+        """Associate this frame's people (:class:`realtime.transport.schema.Person`, e.g. what
+        ``PoseEstimator2D`` returns); returns one id (None = not yet confirmed) each. Anything but a
+        Person is a TypeError; a person with too few usable keypoints is skipped and counted."""
+        for i, d in enumerate(detections):
+            if not isinstance(d, Person):
+                raise TypeError(f"Tracker.update: detection {i} is a {type(d).__name__}, expected a "
+                                "realtime.transport.schema.Person")
         ids: list[int | None] = [None] * len(detections)
         try:
             t = float(t_seconds)
@@ -208,29 +216,13 @@ class Tracker:
         self._next_id += 1
         return self._next_id
 
-    def _parse(self, detections: Sequence[Mapping[str, Any]]) -> tuple[list[int], _Detections]:
+    def _parse(self, detections: Sequence[Person]) -> tuple[list[int], _Detections]:
         """Stack the usable detections; the others are counted in ``rejected`` by reason."""
         n = len(detections)
-        try:  # the common case: every detection well formed, stacked in one go
-            if n == 0:
-                raise ValueError("no detections")
-            kp = np.array([d["keypoints2d"] for d in detections], dtype=np.float64)
-            conf = np.array([d["confidence"] for d in detections], dtype=np.float64)
-            box = np.array([d["bbox"] for d in detections], dtype=np.float64)
-            if kp.shape != (n, N_KP, 2) or conf.shape != (n, N_KP) or box.shape != (n, 4):
-                raise ValueError("a detection has a wrong shape")
-            index = list(range(n))
-        except (KeyError, TypeError, ValueError, IndexError):
-            index, parts = [], []
-            for i, raw in enumerate(detections):
-                try:
-                    parts.append(_check(i, raw))
-                    index.append(i)
-                except DetectionError as e:
-                    self._reject(e)
-            kp = np.array([p[0] for p in parts]).reshape(-1, N_KP, 2)
-            conf = np.array([p[1] for p in parts]).reshape(-1, N_KP)
-            box = np.array([p[2] for p in parts]).reshape(-1, 4)
+        index = list(range(n))
+        kp = np.array([d.keypoints2d for d in detections], dtype=np.float64).reshape(n, N_KP, 2)
+        conf = np.array([d.confidence for d in detections], dtype=np.float64).reshape(n, N_KP)
+        box = np.array([d.bbox for d in detections], dtype=np.float64).reshape(n, 4)
         conf = np.where(np.isfinite(conf), conf, 0.0).clip(0.0, 1.0)
         conf[~np.isfinite(kp).all(-1) | (conf < self.config.min_confidence)] = 0.0
         kp = np.where(conf[..., None] > 0, kp, 0.0)
@@ -316,27 +308,6 @@ class Tracker:
                                       np.where(np.isfinite(sig), sig, old))
         tr.hits[rows] += 1
         tr.t_last[rows] = t
-
-
-def _check(i: int, raw: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate one detection's fields and shapes (a missing box is taken from the keypoints later)."""
-    if not isinstance(raw, Mapping):
-        raise DetectionError(f"detection {i}: not a mapping with keypoints2d/confidence/bbox")
-    out = []
-    for key, shape in (("keypoints2d", (N_KP, 2)), ("confidence", (N_KP,)), ("bbox", (4,))):
-        if raw.get(key) is None:
-            if key == "bbox":
-                out.append(np.full(4, np.nan))
-                continue
-            raise DetectionError(f"detection {i}: '{key}' is missing")
-        try:
-            a = np.asarray(raw[key], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DetectionError(f"detection {i}: '{key}' is not numeric") from None
-        if a.shape != shape:
-            raise DetectionError(f"detection {i}: '{key}' has shape {a.shape}, expected {shape}")
-        out.append(a)
-    return out[0], out[1], out[2]
 
 
 def _assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:

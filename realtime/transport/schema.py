@@ -57,16 +57,35 @@ class Skeleton:
                    axes=str(_get(d, "axes", str)))
 
 
-@dataclass
+@dataclass(eq=False)
 class Person:
-    track_id: int                   # -1 while a detection is not yet confirmed as a track
-    score: float
+    """One person, the one type from the 2D stage to the wire: what the 2D networks found (box,
+    score, LSP-14 keypoints and confidences), then the lifter's 3D pose and root, then the tracker's
+    id. Arrays are float numpy arrays; ``keypoints`` is another name for ``keypoints2d``."""
+
     keypoints2d: np.ndarray         # (14, 2) image pixels, LSP-14 order
-    confidence: np.ndarray          # (14,) in [0, 1]
-    joints3d: np.ndarray | None     # (J, 3) metres, root relative; None when lifting gave no pose
-    uncertainty: np.ndarray | None  # (J,) per-joint posterior std (metres) from the lifter
-    root: np.ndarray | None = None  # (3,) root position in the camera's level frame (metres) when known
-    bbox: tuple[float, float, float, float] = (math.nan,) * 4
+    confidence: np.ndarray          # (14,) in [0, 1]; 0 = not found
+    score: float                    # mean of the keypoint network's own confidences
+    bbox: np.ndarray = field(default_factory=lambda: np.full(4, math.nan))   # (4,) x0, y0, x1, y1 pixels
+    track_id: int = -1              # -1 while a detection is not yet confirmed as a track
+    joints3d: np.ndarray | None = None     # (J, 3) metres, root relative; None when lifting gave no pose
+    uncertainty: np.ndarray | None = None  # (J,) per-joint posterior std (metres) from the lifter
+    root: np.ndarray | None = None         # (3,) root position in the camera's level frame (metres) when known
+
+    def __post_init__(self) -> None:
+        self.keypoints2d = np.asarray(self.keypoints2d, np.float64)
+        self.confidence = np.asarray(self.confidence, np.float64)
+        self.bbox = np.asarray(self.bbox, np.float64)
+        self.score = float(self.score)
+        if self.keypoints2d.shape != (len(skeleton.LSP14), 2) or self.confidence.shape != (len(skeleton.LSP14),):
+            raise SchemaError(f"person: keypoints2d {self.keypoints2d.shape} and confidence {self.confidence.shape}, "
+                              f"expected ({len(skeleton.LSP14)}, 2) and ({len(skeleton.LSP14)},)")
+        if self.bbox.shape != (4,):
+            raise SchemaError(f"person: bbox has shape {self.bbox.shape}, expected (4,)")
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        return self.keypoints2d
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -90,8 +109,7 @@ class Person:
         root = _array(d, "root", (3,), optional=True)
         bbox = _array(d, "bbox", (4,))
         return cls(track_id=int(_get(d, "id", int)), score=float(_get(d, "score", (int, float))),
-                   keypoints2d=kp, confidence=conf, joints3d=j3, uncertainty=unc, root=root,
-                   bbox=tuple(float(v) for v in bbox))
+                   keypoints2d=kp, confidence=conf, joints3d=j3, uncertainty=unc, root=root, bbox=bbox)
 
 
 @dataclass
@@ -106,12 +124,17 @@ class Frame:
     height: int = 0
     #: unix seconds each stage finished with this frame ("capture", "pose2d", "lift", "track", ...)
     stages: dict[str, float] = field(default_factory=dict)
+    #: The source's camera as the lifter used it: focal length (px) and downward pitch (degrees), None
+    #: where unknown (the pitch then was searched: rotate the joints by R_x(pitch) to get camera axes).
+    focal_px: float | None = None
+    pitch_deg: float | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {"v": SCHEMA_VERSION, "type": "frame", "source": self.source, "seq": int(self.seq),
                 "t_capture": float(self.t_capture), "t_publish": float(self.t_publish),
                 "dropped": int(self.dropped), "width": int(self.width), "height": int(self.height),
                 "stages": {k: float(v) for k, v in self.stages.items()},
+                "camera": {"focal_px": self.focal_px, "pitch_deg": self.pitch_deg},
                 "people": [p.to_wire() for p in self.people]}
 
     @classmethod
@@ -121,11 +144,18 @@ class Frame:
         stages = _get(d, "stages", dict)
         if not all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in stages.items()):
             raise SchemaError("frame.stages: expected a map of stage name to unix seconds")
+        camera = d.get("camera") or {}
+        if not isinstance(camera, dict) or not all(
+                camera.get(k) is None or (isinstance(camera[k], (int, float)) and not isinstance(camera[k], bool))
+                for k in ("focal_px", "pitch_deg")):
+            raise SchemaError("frame.camera: expected a map of focal_px and pitch_deg (numbers or null)")
         return cls(source=str(_get(d, "source", str)), seq=int(_get(d, "seq", int)),
                    t_capture=float(_get(d, "t_capture", (int, float))),
                    t_publish=float(_get(d, "t_publish", (int, float))),
                    dropped=int(_get(d, "dropped", int)), width=int(_get(d, "width", int)),
                    height=int(_get(d, "height", int)), stages=dict(stages),
+                   focal_px=None if camera.get("focal_px") is None else float(camera["focal_px"]),
+                   pitch_deg=None if camera.get("pitch_deg") is None else float(camera["pitch_deg"]),
                    people=[Person.from_wire(p) for p in people])
 
 

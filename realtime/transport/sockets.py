@@ -13,15 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgpack
-import numpy as np
 import zmq
 
 from realtime.config import TransportConfig
 
-#: Internal message kinds (header["kind"]).
-KIND_FRAME = "frame"
-KIND_EOS = "eos"
+#: Inference asks a capture process for its newest frame with this (and a request number).
 KIND_READY = b"ready"
 
 
@@ -86,35 +82,3 @@ def make_socket(ctx: zmq.Context, kind: int, *, bind: str | None = None, connect
     if connect:
         sock.connect(connect)
     return sock
-
-
-def pack_header(header: dict[str, Any]) -> bytes:
-    return msgpack.packb(header, use_bin_type=True)
-
-
-def unpack_header(data: bytes | memoryview) -> dict[str, Any]:
-    header = msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
-    if not isinstance(header, dict) or "kind" not in header:
-        raise ValueError("internal message header is not a map with a 'kind'")
-    return header
-
-
-def send_frame(sock: zmq.Socket, header: dict[str, Any], image: np.ndarray | None,
-               prefix: list[bytes] | None = None, flags: int = 0) -> None:
-    """``[*prefix, header, image bytes]``; the image part is sent without copying."""
-    parts: list[Any] = list(prefix or [])
-    if image is None:
-        sock.send_multipart([*parts, pack_header(header)], flags=flags)
-        return
-    image = np.ascontiguousarray(image)
-    header = {**header, "shape": list(image.shape), "dtype": image.dtype.str}
-    sock.send_multipart([*parts, pack_header(header), image], copy=False, flags=flags)
-
-
-def recv_frame(parts: list[zmq.Frame]) -> tuple[dict[str, Any], np.ndarray | None]:
-    """Header and image (a view of the received buffer, not a copy) from ``[header, image?]``."""
-    header = unpack_header(parts[0].buffer)
-    if len(parts) < 2:
-        return header, None
-    image = np.frombuffer(parts[1].buffer, dtype=np.dtype(header["dtype"])).reshape(header["shape"])
-    return header, image

@@ -1,233 +1,33 @@
-"""Person detectors: the whole frame and overlapping tiles through one batched network call.
-
-Every detector gives the same :class:`Detection`: a score, a body centre and a box rescaled to the
-size of the person's keypoint box (each detector draws its boxes its own way: BlazePose a circle
-around the body, COCO detectors the object's extent; ``ModelSpec.box_scale`` is the median ratio
-measured on the annotated images), so the keypoint crops are placed alike whichever found the
-person. The model-specific part is only the decoding of one region's outputs (``decode``); the
-regions, tiling, merging and suppression are here.
-
-Tiles: in a wide shot (a shop camera at 1080p) people shrink to a few dozen pixels in the
-network's input and are missed. With ``tiles = R`` the detector also sees R rows of square tiles
-overlapping by a quarter, all in the same batch as the whole frame. A tile's detection counts only
-when the person is whole in it (a person cut by a tile's edge gives a partial, misplaced box) and it
-is not a part of a large person found in the whole frame.
-"""
+"""Person detectors: one :class:`Detection` type whatever the network (``base.py``: regions, tiles,
+batching, merging); MoveNet MultiPose (``multipose.py``), NanoDet and CenterNet (``boxes.py``) and
+BlazePose's detector (``blazepose.py``) decode their own outputs."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from realtime.boxes import iou_matrix
-from realtime.pose2d.crops import Crop, letterbox, warp
-from realtime.pose2d.registry import REGISTRY, ModelSpec
+from realtime.networks import REGISTRY
+from realtime.pose2d.detection.base import Detection, PersonDetector, Prepared, box_detection, nms
+from realtime.pose2d.detection.blazepose import BlazePoseDetector
+from realtime.pose2d.detection.boxes import CenterNetDetector, NanoDetDetector
+from realtime.pose2d.detection.multipose import MultiPoseDetector
 
 if TYPE_CHECKING:
     from realtime.pose2d.backends import Backend
 
-
-@dataclass(frozen=True)
-class Detection:
-    """One person found by a detector, in image pixels."""
-
-    score: float
-    #: (4,) x0, y0, x1, y1: the person's box at the size of their keypoint box.
-    box: np.ndarray
-    #: (2,) x, y: the body's centre (BlazePose: mid-hips; box detectors: the box centre).
-    centre: np.ndarray
-    #: (4,) the box as the detector drew it (its own extent; used to tell whole from cut people).
-    extent: np.ndarray
-    #: (K, 3) x, y, confidence: keypoints the detector also gives (MultiPose: COCO-17), else None.
-    keypoints: np.ndarray | None = field(default=None, compare=False)
-
-    def to_image(self, crop: Crop) -> "Detection":
-        """From a region's input pixels to image pixels."""
-        def points(p: np.ndarray) -> np.ndarray:
-            return crop.to_image(p.reshape(-1, 2))
-        kp = None
-        if self.keypoints is not None:
-            kp = np.concatenate([points(self.keypoints[:, :2]), self.keypoints[:, 2:]], axis=1)
-        return Detection(self.score, points(self.box).reshape(4), points(self.centre).reshape(2),
-                         points(self.extent).reshape(4), kp)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A detector batch ready for the network: the resampled regions of several images."""
-
-    batch: np.ndarray | None
-    regions: list[list[Crop]]
-    shapes: list[tuple[int, int]]
-
-
-def nms(detections: list[Detection], threshold: float = 0.5) -> list[Detection]:
-    """Greedy non-maximum suppression on the detectors' own boxes, best score first."""
-    remaining = sorted(detections, key=lambda d: -d.score)
-    kept: list[Detection] = []
-    while remaining:
-        best = remaining.pop(0)
-        kept.append(best)
-        if remaining:
-            overlap = iou_matrix(best.extent, np.stack([d.extent for d in remaining]))[0]
-            remaining = [d for d, o in zip(remaining, overlap) if o <= threshold]
-    return kept
-
-
-def box_detection(score: float, extent: np.ndarray, box_scale: float, keypoints: np.ndarray | None = None
-                  ) -> Detection:
-    """A detection from a detector's box: centred on it, rescaled to keypoint-box size."""
-    extent = np.asarray(extent, np.float64)
-    centre = (extent[:2] + extent[2:]) / 2.0
-    half = (extent[2:] - extent[:2]) / (2.0 * box_scale)
-    return Detection(float(score), np.concatenate([centre - half, centre + half]), centre, extent, keypoints)
-
-
-#: Neighbouring tiles overlap by a quarter of their side.
-TILE_STEP = 0.75
-#: A tile detection this much inside a whole-frame person and at least this fraction of their size
-#: is taken for a part of them.
-PART_INSIDE = 0.6
-PART_SCALE = 0.3
-#: A detection whose box comes this close (a fraction of the tile's side) to a tile edge that is not
-#: the image's edge may be a person cut by the tile.
-EDGE_MARGIN = 0.01
-#: Boxes overlapping more than this are one person (the detectors' own suppression threshold).
-NMS_IOU = 0.5
-
-
-class PersonDetector:
-    """A detector network on the whole frame and, for large frames, on overlapping tiles.
-
-    The regions asked for go through the network as one batch (several images' regions too:
-    :meth:`detect_many`); on video the caller may ask for a few regions per frame so that no frame
-    pays for all of them. Subclasses decode one region's outputs (:meth:`decode`).
-    """
-
-    def __init__(self, backend: "Backend", spec: ModelSpec, min_score: float | None = None, tiles: int = 1):
-        self.backend = backend
-        self.spec = spec
-        self.min_score = spec.min_score if min_score is None else min_score
-        self.tiles = tiles
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def input_size(self) -> int:
-        return self.spec.input_size[0]
-
-    def regions(self, width: int, height: int) -> list[Crop]:
-        """The whole frame, then the tiles (none when a tile would be smaller than the network input)."""
-        regions = [letterbox(width, height, self.input_size)]
-        if self.tiles <= 1:
-            return regions
-        side = min(width, height) / (TILE_STEP * self.tiles + (1.0 - TILE_STEP))
-        if side < self.input_size:
-            return regions
-        for cy in _tile_centres(height, side):
-            for cx in _tile_centres(width, side):
-                regions.append(Crop((cx, cy), side, self.input_size))
-        return regions
-
-    def detect(self, image_bgr: np.ndarray, regions: list[Crop] | None = None) -> list[Detection]:
-        """People in ``regions`` of the image (default: all of ``self.regions``). A region as large as
-        the frame is a whole-frame view; any other is a tile, whose people count only when whole in it."""
-        if regions is None:
-            regions = self.regions(image_bgr.shape[1], image_bgr.shape[0])
-        return self.detect_many([image_bgr], [regions])[0]
-
-    def detect_many(self, images_bgr: list[np.ndarray], regions: list[list[Crop]]) -> list[list[Detection]]:
-        """:meth:`detect` on several images (one per source) with ONE network call for all their regions."""
-        return self.run(self.prepare(images_bgr, regions))
-
-    def prepare(self, images_bgr: list[np.ndarray], regions: list[list[Crop]]) -> "Prepared":
-        """The first half of :meth:`detect_many`: the regions resampled into one network batch (after
-        this the images are no longer needed, so :meth:`run` may happen later, on another thread)."""
-        batches = [warp(image, r) for image, r in zip(images_bgr, regions) if r]
-        batch = None if not batches else np.concatenate(batches) if len(batches) > 1 else batches[0]
-        return Prepared(batch, [list(r) for r in regions], [image.shape[:2] for image in images_bgr])
-
-    def run(self, prepared: "Prepared") -> list[list[Detection]]:
-        """The second half of :meth:`detect_many`: the network, decoding, merging per image."""
-        if prepared.batch is None:
-            return [[] for _ in prepared.regions]
-        found_per_region = self.decode(self.backend.infer(self.spec.normalise(prepared.batch)), len(prepared.batch))
-        found, start = [], 0
-        for shape, r in zip(prepared.shapes, prepared.regions):
-            end = start + len(r)
-            per_region = [[d.to_image(crop) for d in dets] for crop, dets in zip(r, found_per_region[start:end])]
-            found.append(self._merge(per_region, r, shape))
-            start = end
-        return found
-
-    def decode(self, outputs: dict[str, np.ndarray], n: int) -> list[list[Detection]]:
-        """The network's outputs for ``n`` regions -> each region's detections in its input pixels,
-        with scores of at least ``min_score``."""
-        raise NotImplementedError
-
-    def suppress(self, detections: list[Detection]) -> list[Detection]:
-        """One detection per person among overlapping ones."""
-        return nms(detections, NMS_IOU)
-
-    def _merge(self, per_region: list[list[Detection]], regions: list[Crop], shape: tuple[int, int]) -> list[Detection]:
-        h, w = shape
-        whole: list[Detection] = []
-        tiled: list[Detection] = []
-        for crop, found in zip(regions, per_region):
-            if crop.side >= max(w, h):
-                whole += found
-            else:
-                tiled += [d for d in found if _whole_in_tile(d, crop, w, h)]
-        whole = self.suppress(whole)
-        tiled = [d for d in tiled if not any(_part_of(d, big) for big in whole)]
-        return self.suppress(whole + tiled)
-
-
-def _whole_in_tile(d: Detection, tile: Crop, width: int, height: int) -> bool:
-    """A tile sees a person whole when their box keeps off every tile edge that is not the image's."""
-    half = tile.side / 2.0
-    lo = np.array(tile.centre) - half
-    hi = np.array(tile.centre) + half
-    margin = EDGE_MARGIN * tile.side
-    x0, y0, x1, y1 = d.extent
-    if (x1 - x0) > tile.side or (y1 - y0) > tile.side:
-        return False
-    cut = ((x0 <= lo[0] + margin and lo[0] > 0.5) or (y0 <= lo[1] + margin and lo[1] > 0.5)
-           or (x1 >= hi[0] - margin and hi[0] < width - 1.5) or (y1 >= hi[1] - margin and hi[1] < height - 1.5))
-    return not cut
-
-
-def _part_of(d: Detection, big: Detection) -> bool:
-    """A tile showing part of a large person (seen in the whole frame) yields a smaller "person"
-    inside theirs; a genuinely different person that far inside would be much smaller still."""
-    box, outer = d.extent, big.extent
-    w = min(box[2], outer[2]) - max(box[0], outer[0])
-    h = min(box[3], outer[3]) - max(box[1], outer[1])
-    area = max(box[2] - box[0], 1e-6) * max(box[3] - box[1], 1e-6)
-    inside = max(w, 0.0) * max(h, 0.0) / area
-    side, outer_side = max(box[2:] - box[:2]), max(outer[2:] - outer[:2])
-    return bool(inside > PART_INSIDE and side > PART_SCALE * outer_side)
-
-
-def _tile_centres(length: int, side: float) -> np.ndarray:
-    """Centres (pixel-centre coordinates) of tiles of ``side`` covering ``length`` with overlap."""
-    count = max(1, int(np.ceil((length - side) / (side * TILE_STEP) - 1e-6)) + 1)
-    return np.linspace(side / 2.0, length - side / 2.0, count) - 0.5
+#: The detector class for each ``ModelSpec.decoder`` of a registry detector.
+DETECTORS: dict[str, type[PersonDetector]] = {
+    "blazepose_detector": BlazePoseDetector, "multipose": MultiPoseDetector, "nanodet": NanoDetDetector,
+    "centernet": CenterNetDetector,
+}
 
 
 def create_detector(name: str, backend: "Backend", min_score: float | None = None, tiles: int = 1) -> PersonDetector:
     """The detector ``name`` (a registry detector) on a loaded backend."""
-    from realtime.pose2d.detection.blazepose import BlazePoseDetector
-    from realtime.pose2d.detection.boxes import CenterNetDetector, NanoDetDetector
-    from realtime.pose2d.detection.multipose import MultiPoseDetector
-
     spec = REGISTRY.get(name)
-    classes = {"blazepose_detector": BlazePoseDetector, "multipose": MultiPoseDetector, "nanodet": NanoDetDetector,
-               "centernet": CenterNetDetector}
     if spec is None or spec.role != "detector":
         raise ValueError(f"unknown person detector {name!r} (known: "
                          f"{', '.join(n for n, s in REGISTRY.items() if s.role == 'detector')})")
-    return classes[spec.decoder](backend, spec, min_score, tiles)
+    return DETECTORS[spec.decoder](backend, spec, min_score, tiles)
+
+
+__all__ = ["DETECTORS", "Detection", "PersonDetector", "Prepared", "box_detection", "create_detector", "nms"]

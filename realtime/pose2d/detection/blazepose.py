@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from realtime.boxes import iou_matrix
-from realtime.pose2d.detection import Detection, PersonDetector
+from realtime.pose2d.detection.base import Detection, PersonDetector
 
 INPUT_SIZE = 224
 #: SsdAnchorsCalculatorOptions of MediaPipe's pose detection graph.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.pose2d.detection import Detection, PersonDetector, box_detection
+from realtime.pose2d.detection.base import Detection, PersonDetector, box_detection
 
 PERSON = 0
 #: NanoDet's strides and the bins of its box-side distributions (4 sides x 11 bins).

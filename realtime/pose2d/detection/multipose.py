@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.pose2d.detection import Detection, PersonDetector, box_detection
+from realtime.pose2d.detection.base import Detection, PersonDetector, box_detection
 from realtime.pose2d.movenet import decode_multipose, multipose_people
 
 #: Centres decoded per region: the upstream graph keeps 6; a tile of a crowd holds more.

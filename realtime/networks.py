@@ -1,9 +1,10 @@
-"""The one table of 2D networks: what each is, where it comes from, how it is fed and read.
+"""The one table of the 2D networks: what each is, where it comes from, how it is fed and read.
 
 Everything that lists models derives from :data:`REGISTRY`: the config's choices for ``[pose2d]
 model`` and ``detector`` (``realtime.config``), ``realtime models list``, ``realtime estimate
---model``, the builds (``realtime.pose2d.models``), the keypoint readers (``keypoints.py``) and the
-detectors (``detection/``). Kept free of heavy imports: ``realtime.config`` reads it at start-up.
+--model``, the builds (``realtime.pose2d.models``), the keypoint readers (``pose2d/keypoints.py``) and
+the detectors (``pose2d/detection/``). A data module with no imports of the project, beside
+``skeleton.py``: the configuration reads it at start-up, below every stage.
 """
 from __future__ import annotations
 

@@ -187,6 +187,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m realtime.publish.vmc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m realtime.outputs.vmc", description=__doc__.splitlines()[0])
     add_arguments(parser)
     sys.exit(run(parser.parse_args()))

@@ -1,0 +1,52 @@
+"""One lifting setup per process: the pose prior loaded once, and the lifters built on it, per camera.
+
+Built from ``[lifting]`` by whoever needs 3D (the lifting workers, the 2D stage's 3D feedback, the
+publisher's skeleton message) and handed to them, so a prior named in the config is the one every
+part uses, and a prior that cannot be loaded is one error naming ``[lifting] prior`` at start-up,
+never a silent fallback to the default. A lifter's views depend only on the camera's pitch, so the
+feedback and the workers of one source use the same lifter: a person lifted for the feedback is not
+lifted again (the lift travels with the person to the worker).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.config import LiftingConfig
+from realtime.lifting.lifter import Lifter
+from realtime.lifting.prior import DEFAULT_PRIOR, PosePrior, PriorError
+from realtime.skeleton import LSP14
+
+
+@dataclass
+class LiftingSetup:
+    """The prior and a lifter per camera pitch (None = unknown: the lifter searches the elevations)."""
+
+    prior: PosePrior
+    config: LiftingConfig = field(default_factory=LiftingConfig)
+    #: Where the prior came from (its file), for the processes' start-up events.
+    source: str = "(given)"
+    _lifters: dict[float | None, Lifter] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_config(cls, config: LiftingConfig) -> "LiftingSetup":
+        """Load ``[lifting] prior`` (unset: the committed default); an unusable file is an error naming the key."""
+        try:
+            prior = PosePrior.load(config.prior)
+        except PriorError as e:
+            raise PriorError(f"[lifting] prior: {e}") from None
+        return cls(prior, config, str(config.prior or DEFAULT_PRIOR))
+
+    def lifter(self, pitch_deg: float | None = None) -> Lifter:
+        """The lifter for a camera of this pitch (degrees down; None = unknown), built on first use."""
+        key = None if pitch_deg is None else round(float(pitch_deg), 3)
+        lifter = self._lifters.get(key)
+        if lifter is None:
+            c = self.config
+            lifter = self._lifters[key] = Lifter(self.prior, rotations=c.rotations, camera_pitch_deg=key,
+                                                 elevations_deg=tuple(c.elevations_deg),
+                                                 min_visible_joints=c.min_visible_joints,
+                                                 min_confidence=c.min_confidence)
+            lifter.lift(np.zeros((1, len(LSP14), 2)), np.ones((1, len(LSP14))))  # the first call is the slow one
+        return lifter

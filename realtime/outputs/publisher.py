@@ -1,0 +1,132 @@
+"""The published stream: lifted frames re-ordered, people tracked and filtered, published, recorded.
+
+:class:`Publisher` is everything after lifting for every source; the publisher process
+(``realtime.runtime.publisher``) feeds it the lifting workers' messages and its XPUB socket.
+Recording happens here, right after each publish, rather than in a recorder subscribing to the PUB
+socket: the file then holds exactly the published messages (a PUB subscriber can silently miss the
+first ones while its subscription propagates, or drop under its high-water mark), with no extra
+copy or socket hop on a 2-core machine. The MCAP writer closes a chunk at least every
+``[record] flush_every_s``, so killing the process loses at most that much.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+import zmq
+
+from realtime.config import Config
+from realtime.lifting import PosePrior
+from realtime.logs import fields
+from realtime.record import Recorder
+from realtime.outputs.reorder import Reorder
+from realtime.stats import LatencyWindow, stage_latencies
+from realtime.transport import schema
+from realtime.transport.messages import KIND_EOS, PeopleMessage
+
+_INITIAL_WAIT_S = 0.5
+
+log = logging.getLogger("realtime.publisher")
+
+
+class Publisher:
+    """Everything after lifting, for all sources: re-order, track, filter, publish, record."""
+
+    def __init__(self, cfg: Config, sources: list[str], pub: zmq.Socket, recorder: Recorder | None,
+                 prior: PosePrior) -> None:
+        """``prior``: the lifting setup's prior, whose mean pose is the skeleton message's rest pose."""
+        from realtime.tracking import TrackFilter, Tracker
+
+        self.sources = sources
+        self.pub = pub
+        self.recorder = recorder
+        self.min_wait_s = cfg.runtime.reorder_wait_ms / 1e3
+        # Until lifting times are known (the first frames are the slowest), wait generously.
+        self.reorder = {s: Reorder(max(self.min_wait_s, _INITIAL_WAIT_S)) for s in sources}
+        self._lift_s: deque[float] = deque(maxlen=50)
+        self.trackers = {s: Tracker(config=cfg.tracking) for s in sources}
+        self.filters = {s: TrackFilter(cfg.filter) for s in sources}
+        self.skeleton = schema.pack(schema.Skeleton(rest_offsets=prior.rest_offsets()))
+        self.skeleton_every_s = cfg.transport.skeleton_every_s
+        self.latency = LatencyWindow()
+        self.finished: set[str] = set()
+        self.published = self.people = self.failed = 0
+        self._last_skeleton = 0.0
+
+    def on_subscriptions(self) -> None:
+        """The XPUB socket hands over each new subscription: a consumer that subscribes to the
+        skeleton gets it at once (sent on connect), not up to ``skeleton_every_s`` later."""
+        wanted = False
+        while self.pub.poll(0):
+            event = self.pub.recv()
+            wanted |= event[:1] == b"\x01" and schema.TOPIC_SKELETON.startswith(event[1:])
+        if wanted:
+            self._send(schema.TOPIC_SKELETON, self.skeleton, time.time())
+            self._last_skeleton = time.monotonic()
+
+    def receive(self, message: PeopleMessage, now: float) -> None:
+        if message.source not in self.reorder:
+            raise ValueError(f"result for unknown source {message.source!r}")
+        self.reorder[message.source].push(message.epoch, message.iseq, message, now)
+
+    def flush(self, now: float) -> None:
+        """Publish every frame that is due (in order) and the skeleton when it is time."""
+        if time.monotonic() - self._last_skeleton >= self.skeleton_every_s:
+            self._send(schema.TOPIC_SKELETON, self.skeleton, time.time())
+            self._last_skeleton = time.monotonic()
+        for source, reorder in self.reorder.items():
+            for message in reorder.pop(now):
+                if message.kind == KIND_EOS:
+                    self.finished.add(source)
+                    continue
+                try:
+                    self.publish(source, message)
+                except Exception as e:  # a bad result is skipped and counted, the stream goes on
+                    self.failed += 1
+                    log.warning("frame skipped: %s", e, extra=fields(source=source, seq=message.seq))
+        if self.recorder is not None:
+            self.recorder.tick()
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for r in self.reorder.values() if (d := r.deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def publish(self, source: str, m: PeopleMessage) -> None:
+        t = m.t_capture
+        people = m.people
+        ids = self.trackers[source].update(t, people)
+        filt = self.filters[source]
+        for p, track_id in zip(people, ids):
+            if track_id is None:
+                continue
+            p.track_id = track_id
+            if p.joints3d is not None:
+                p.joints3d, p.root = filt.update(track_id, t, p.joints3d, p.root)
+        filt.forget(self.trackers[source].active_ids)
+        stages = dict(m.stages)
+        stages["track"] = time.time()
+        frame = schema.Frame(source=source, seq=m.seq, t_capture=t, t_publish=time.time(), people=people,
+                             dropped=m.dropped + self.reorder[source].lost, width=m.width, height=m.height,
+                             stages=stages, focal_px=m.focal_px, pitch_deg=m.pitch_deg)
+        self._send(schema.frame_topic(source), schema.pack(frame), t)
+        self.latency.add(stage_latencies(frame.stages, frame.t_publish))
+        self._adapt_wait(stages)
+        self.published += 1
+        self.people += len(people)
+
+    def _adapt_wait(self, stages: dict[str, float]) -> None:
+        """Wait for a missing frame at least 1.5 x the slowest recent lifting time: a frame that is
+        merely slow is never given up for lost; a really lost one (killed worker) still is, soon."""
+        if "lift" in stages and "pose2d" in stages:
+            self._lift_s.append(stages["lift"] - stages["pose2d"])
+            wait = max(self.min_wait_s, 1.5 * max(self._lift_s))
+            for reorder in self.reorder.values():
+                reorder.wait_s = wait
+
+    def _send(self, topic: bytes, payload: bytes, log_time: float) -> None:
+        self.pub.send_multipart([topic, payload])
+        if self.recorder is not None:
+            self.recorder.write(topic, int(log_time * 1e9), payload, time.time_ns())
