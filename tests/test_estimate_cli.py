@@ -39,6 +39,7 @@ def test_json_with_lsp14_names(photos_dir):
             assert "joints3d" not in person
 
 
+@pytest.mark.slow
 def test_bad_files_are_reported_and_skipped(photos_dir, tmp_path):
     (tmp_path / "notes.jpg").write_text("not an image")
     missing = tmp_path / "missing.png"
@@ -61,6 +62,7 @@ def test_text_output_with_another_model(photos_dir):
         assert f"    {name} " in done.stdout
 
 
+@pytest.mark.slow
 def test_draw_writes_the_people_on_the_photos(photos_dir, tmp_path):
     import cv2
 

@@ -199,7 +199,7 @@ def test_movenet_on_the_annotated_people_with_ground_truth_boxes(est, annotated)
 
 def test_cpm_on_lsp_with_ground_truth_boxes(cpm, lsp):
     errors = []
-    network_only = dataclasses.replace(cpm, refiner=None)
+    network_only = dataclasses.replace(cpm, lifting=None)
     for s in lsp:
         (person,) = network_only.estimate_in_boxes(load_image(s.image), s.box)
         assert person.keypoints.shape == (14, 2) and person.confidence.shape == (14,)
@@ -218,8 +218,8 @@ def test_cpm_matches_upstream_litert(cpm, lsp, models_dir):
     from realtime.pose2d.evaluation import LiteRTModel
 
     upstream = dataclasses.replace(cpm, keypoint_backend=LiteRTModel(models_dir / cpm.spec.file, spec=cpm.spec),
-                                   refiner=None)
-    network_only = dataclasses.replace(cpm, refiner=None)   # parity of the networks, before any 3D feedback
+                                   lifting=None)
+    network_only = dataclasses.replace(cpm, lifting=None)   # parity of the networks, before any 3D feedback
     for s in lsp:
         image = load_image(s.image)
         ours = network_only.estimate_in_boxes(image, s.box)[0]
@@ -241,6 +241,7 @@ def test_estimate_a_still_photo(est, photos_dir):
         assert p.keypoints[LSP14.index("head_top"), 1] < p.keypoints[LSP14.index("l_ankle"), 1]
 
 
+@pytest.mark.slow
 def test_estimate_is_stateless_on_a_list_of_photos(est, photos_dir):
     """IMAGE mode: a list of unrelated photos gives each photo's people whatever came before, the
     same as one call per photo, in any order; file paths work too."""

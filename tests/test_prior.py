@@ -128,12 +128,14 @@ def test_committed_default_prior_loads_and_lifts():
     assert result.valid.all() and np.isfinite(result.joints3d).all()
 
 
+@pytest.mark.slow
 def test_train_prior_tool_on_a_small_subset(tmp_path, mocap_dir):
     out = tmp_path / "small.npz"
     proc = subprocess.run(
         [sys.executable, str(REPO / "tools" / "train_prior.py"), "--mocap", str(mocap_dir), "--out", str(out),
          "--subjects", "02", "05", "--val-subjects", "06", "--fps", "2", "--components", "2", "--basis", "4",
-         "--noise2d", "0.03", "--val-poses", "200", "--no-progress"],
+         "--noise2d", "0.03", "--val-poses", "200", "--no-progress",
+         "--cache", str(tmp_path / "cache")],
         capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "val" in proc.stdout

@@ -73,7 +73,7 @@ def test_fusing_near_the_peaks_equals_fusing_whole_maps(refiner, person):
     decoding the whole fused maps (paper 5.5 as written) must give the same keypoints."""
     _, crop, maps = person
     keypoints, confidence = decode_belief_maps(maps, THRESHOLD)
-    projected, has = refiner.project(_to_image(crop, keypoints[0])[None], confidence > 0)
+    projected, has, _ = refiner.project(_to_image(crop, keypoints[0])[None], confidence > 0)
     assert has.all()
     in_map = (crop.to_crop(projected[0]) + 0.5) / 2.0 - 0.5
     fused = 0.7 * maps + 0.3 * gaussian_maps(in_map[None], 96, 96, refiner.sigma)

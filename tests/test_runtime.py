@@ -74,6 +74,7 @@ class Run:
         return rc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refine", [True, False])
 def test_the_configured_prior_serves_every_part_and_each_person_is_lifted_once(config, small_video, tmp_path,
                                                                                refine):
@@ -108,6 +109,7 @@ def test_the_configured_prior_serves_every_part_and_each_person_is_lifted_once(c
     assert ratio == 1.0 if refine else 0.5 <= ratio <= 1.0, run.log
 
 
+@pytest.mark.slow
 def test_run_publishes_3d_people_and_records_every_frame(config, demo_video, tmp_path):
     """The demo video (people walking, full body, 1080p), every frame processed (--no-pace)."""
     record = tmp_path / "run.mcap"
@@ -145,6 +147,7 @@ def test_run_publishes_3d_people_and_records_every_frame(config, demo_video, tmp
     assert "status fps" in run.log
 
 
+@pytest.mark.slow
 def test_two_sources_are_batched_and_published_on_their_own_topics(config, demo_video, small_video, tmp_path):
     """Two files at once, unpaced: every frame of each comes out on its own topic and in the recording,
     and the inference process put frames of both sources through the networks together. (Unpaced
@@ -167,6 +170,7 @@ def test_two_sources_are_batched_and_published_on_their_own_topics(config, demo_
     assert sorted(recorded) == ["cam0"] * 10 + ["cam1"] * 10
 
 
+@pytest.mark.slow
 def test_camera_tables_reach_the_lifting_workers(config, demo_video):
     """The same video as two sources, the second described by a [[camera]] table with twice the focal
     length: its people come out at twice the distance, frame for frame."""
@@ -208,6 +212,7 @@ def _free_port_run(count: int) -> int:
     raise RuntimeError("no run of free ports")
 
 
+@pytest.mark.slow
 def test_lifting_workers_of_another_run_over_tcp(config, demo_video):
     """Split across machines, on loopback: one run has capture, inference and publisher and no
     lifting worker; a second run (another machine's) has only lifting workers and connects over tcp.
@@ -257,6 +262,7 @@ def _frames_after(sub: Subscriber, t: float, timeout: float) -> float | None:
     return None
 
 
+@pytest.mark.slow
 def test_killed_or_hung_children_are_restarted_and_publishing_resumes(config, small_video, tmp_path):
     record = tmp_path / "kill.mcap"
     run = Run("--config", str(config), "--source", str(small_video), "--loop", "--record", str(record))
@@ -299,6 +305,7 @@ def test_killed_or_hung_children_are_restarted_and_publishing_resumes(config, sm
     assert recorded and recorded == sorted(recorded) and joined.skipped == 0 and not joined.truncated
 
 
+@pytest.mark.slow
 def test_live_camera_dropping_out_keeps_the_pipeline_up(config, small_video):
     """A live MJPEG-over-HTTP camera on loopback goes away for a while: the drop is reported, the
     pipeline stays up (the publisher keeps announcing its skeleton), and frames resume when it is back."""
@@ -325,6 +332,7 @@ def test_live_camera_dropping_out_keeps_the_pipeline_up(config, small_video):
         assert run.stop() == 0, run.log
 
 
+@pytest.mark.slow
 def test_children_stop_when_the_supervisor_is_killed(config, small_video, tmp_path):
     """SIGKILL of the supervisor itself: its children notice, stop as on SIGTERM (nothing left running,
     the publish port free again) and the publisher closes the recording properly."""
@@ -358,6 +366,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_whole_process_group_stops_cleanly(config, small_video, tmp_path):
     """As `timeout` or `kill -TERM -PGID` do: every process gets SIGTERM at once (the forkserver too);
     nothing is restarted during the shutdown, and the recording is complete."""
@@ -373,6 +382,7 @@ def test_sigterm_to_the_whole_process_group_stops_cleanly(config, small_video, t
     assert [m for t, _, m in reader if t == "frame/cam0"] and not reader.truncated
 
 
+@pytest.mark.slow
 def test_dead_rtsp_source_is_retried_while_the_pipeline_stays_up(config):
     run = Run("--config", str(config), "--source", f"rtsp://127.0.0.1:{_free_port()}/none")
     try:

@@ -244,6 +244,7 @@ def walking_clips(mocap_dir, tmp_path_factory):
     return clips
 
 
+@pytest.mark.slow
 def test_people_walking_across_held_out_mocap_keep_their_ids(walking_clips):
     """Three walkers from held-out subjects cross in front of the camera with realistic detector errors."""
     from realtime.tracking.metrics import MotAccumulator

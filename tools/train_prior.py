@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from realtime.lifting import Lifter, PosePrior  # noqa: E402
 from realtime.lifting.evaluation import add_noise, drop_joints, pa_mpjpe, random_views  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
+from realtime.mocap.dataset import DEFAULT_CACHE_DIR  # noqa: E402
 
 NOISE2D_GRID = (0.02, 0.03, 0.04, 0.05)
 
@@ -67,12 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-poses", type=int, default=2000, help="validation poses lifted per condition")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
+                   help="where parsed mocap clips are kept between runs (default: %(default)s)")
     args = p.parse_args(argv)
     progress = not args.no_progress
 
     def load(subjects, split):
         ds = load_dataset(args.mocap, fps=args.fps, subjects=subjects, split=None if subjects else split,
-                          progress=progress)
+                          progress=progress, cache_dir=args.cache)
         for path, reason in ds.skipped:
             print(f"skipped {path}: {reason}", file=sys.stderr)
         if not ds.clips:

@@ -13,6 +13,7 @@ from typing import Any
 
 _EXPORTS = {
     "PoseEstimator2D": "realtime.pose2d.estimator",
+    "Person": "realtime.transport.schema",
     "Person2D": "realtime.pose2d.estimator",
     "VideoFollower": "realtime.pose2d.video",
     "ImageError": "realtime.pose2d.images",

@@ -41,8 +41,8 @@ SAME_JOINT = 0.1
 SAME_PERSON = 0.5
 
 
-#: The people the 2D stage finds are the pipeline's one person type (``realtime.transport.schema.Person``):
-#: box, score, LSP-14 keypoints and confidences now, 3D and a track id later.
+#: Earlier name of the pipeline's one person type (``realtime.transport.schema.Person``), kept for
+#: code written against it.
 Person2D = Person
 
 
@@ -57,8 +57,8 @@ class PoseEstimator2D:
     #: The prior and lifters the 3D feedback uses (None = feedback off, or a network without belief maps).
     lifting: "LiftingSetup | None" = None
     #: Milliseconds of each phase in the last call: detect, crop, infer, decode.
-    last_timings: dict[str, float] = field(default_factory=dict)
-    _refiners: dict = field(default_factory=dict, repr=False)
+    last_timings: dict[str, float] = field(default_factory=dict, init=False)
+    _refiners: dict = field(default_factory=dict, repr=False, init=False)
 
     @classmethod
     def create(cls, backend: str | None = None, model: str | None = None, config: Pose2DConfig | None = None,
@@ -129,7 +129,7 @@ class PoseEstimator2D:
         self.close()
 
     def estimate(self, image: "np.ndarray | str | Path | Sequence[np.ndarray | str | Path]"
-                 ) -> "list[Person2D] | list[list[Person2D]]":
+                 ) -> "list[Person] | list[list[Person]]":
         """Every person in an image (an array in BGR like OpenCV's, or a file path), best score first.
         Given a list of images, a list of results: their people go through the networks together.
         Each image stands alone (no state between calls). An image too small or malformed raises
@@ -138,7 +138,7 @@ class PoseEstimator2D:
             return self.estimate_many(image)
         return self.estimate_many([image])[0]
 
-    def estimate_many(self, images: Sequence["np.ndarray | str | Path"]) -> list[list[Person2D]]:
+    def estimate_many(self, images: Sequence["np.ndarray | str | Path"]) -> list[list[Person]]:
         """:meth:`estimate` on several images with one detector and one keypoint call for all."""
         frames = [_image(im, i) for i, im in enumerate(images)]
         if not frames:
@@ -152,7 +152,7 @@ class PoseEstimator2D:
         return people
 
     def people_in_detections(self, frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]]
-                             ) -> list[list[Person2D]]:
+                             ) -> list[list[Person]]:
         """The rest of :meth:`estimate` after the detector: the best ``max_people`` detections of each
         frame through the keypoint network, people below ``person_score`` dropped, doubles removed."""
         boxes = [[d.box for d in sorted(found, key=lambda d: -d.score)][: self.config.max_people]
@@ -161,7 +161,7 @@ class PoseEstimator2D:
         return [deduplicate(sorted([p for p in found if p.score >= self.person_score], key=lambda p: -p.score))
                 for found in people]
 
-    def estimate_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Person2D]:
+    def estimate_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Person]:
         """Keypoints of the people in given boxes (keypoint-box sized, e.g. ground truth or another
         detector's), one per box, in box order, whatever their score."""
         return self.keypoints_in_boxes([_image(image_bgr, 0)], [np.asarray(boxes, np.float64).reshape(-1, 4)])[0]
@@ -173,7 +173,7 @@ class PoseEstimator2D:
         return Camera(None, self.lifting.config.camera_pitch_deg if self.lifting is not None else None)
 
     def keypoints_in_boxes(self, frames: Sequence[np.ndarray], boxes: Sequence[Sequence[np.ndarray]],
-                           cameras: "Sequence[Camera | None] | None" = None) -> list[list[Person2D]]:
+                           cameras: "Sequence[Camera | None] | None" = None) -> list[list[Person]]:
         """One keypoint-network batch for the people in ``boxes`` of each frame (8-bit BGR frames).
         With the 3D feedback on, each frame's people are lifted with its camera's lifter
         (``cameras``, one per frame) and keep that lift as their 3D pose and root."""
@@ -183,7 +183,7 @@ class PoseEstimator2D:
         batches = [warp(f, c) for f, c in zip(frames, crops) if c]
         t1 = time.perf_counter()
         every = [c for frame_crops in crops for c in frame_crops]
-        people: list[list[Person2D]] = [[] for _ in frames]
+        people: list[list[Person]] = [[] for _ in frames]
         if every:
             batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
             out = self.keypoint_backend.infer(self.spec.normalise(batch))
@@ -202,7 +202,7 @@ class PoseEstimator2D:
         return people
 
     def _read(self, out: dict[str, np.ndarray], crops: list[Crop], owners: list[int],
-              frames: Sequence[np.ndarray], cameras: "Sequence[Camera | None] | None") -> list[Person2D]:
+              frames: Sequence[np.ndarray], cameras: "Sequence[Camera | None] | None") -> list[Person]:
         """People from the network's outputs (crop ``k`` from ``frames[owners[k]]``): keypoints refined
         by the 3D feedback when it is on, and then lifted; the person's score stays the network's own
         confidences (the image evidence, which the feedback must not inflate)."""
@@ -214,7 +214,7 @@ class PoseEstimator2D:
         stride = size / read.maps.shape[1]
         own = None if self.spec.decoder == "lsp_maps" else read.to_maps(size)
         cameras = list(cameras) if cameras is not None else [None] * len(frames)
-        people: list[Person2D | None] = [None] * len(crops)
+        people: list[Person | None] = [None] * len(crops)
         owner = np.asarray(owners)
         refiners = [self.refiner(cameras[i]) for i in owners]
         # one refinement per lifter (camera pitch): the crops of frames whose cameras share one go together
@@ -232,7 +232,7 @@ class PoseEstimator2D:
         return people  # type: ignore[return-value]
 
 
-def _add_lift(person: Person2D, lift: "LiftResult | None", row: int, camera: "Camera", width: int, height: int
+def _add_lift(person: Person, lift: "LiftResult | None", row: int, camera: "Camera", width: int, height: int
               ) -> None:
     """The 3D pose of the feedback's lift (row ``row`` of ``lift``) as the person's 3D pose and root."""
     if lift is None or not lift.valid[row] or not np.isfinite(lift.joints3d[row]).all():
@@ -244,7 +244,7 @@ def _add_lift(person: Person2D, lift: "LiftResult | None", row: int, camera: "Ca
         person.root = np.asarray(camera.level_root(u, v, scale, width, height, float(lift.elevation_deg[row])))
 
 
-def person_in_crop(crop: Crop, points: np.ndarray, confidence: np.ndarray, evidence: np.ndarray) -> Person2D:
+def person_in_crop(crop: Crop, points: np.ndarray, confidence: np.ndarray, evidence: np.ndarray) -> Person:
     """A person from crop-pixel keypoints: image keypoints, their box, the score from ``evidence``."""
     keypoints = crop.to_image(points)
     return Person(keypoints2d=keypoints, confidence=confidence, score=float(evidence.mean()),
@@ -269,17 +269,17 @@ def _has_belief_maps(spec: ModelSpec) -> bool:
     return spec.decoder in ("lsp_maps", "mpii_maps", "movenet")
 
 
-def deduplicate(people: list[Person2D]) -> list[Person2D]:
+def deduplicate(people: list[Person]) -> list[Person]:
     """Drop a person whose joints mostly coincide with a better-scored one (two crops on one body);
     ``people`` best first."""
-    kept: list[Person2D] = []
+    kept: list[Person] = []
     for p in people:
         if not any(same_person(p, q) for q in kept):
             kept.append(p)
     return kept
 
 
-def same_person(a: Person2D, b: Person2D) -> bool:
+def same_person(a: Person, b: Person) -> bool:
     both = (a.confidence > 0) & (b.confidence > 0)
     if not both.any():
         return False
@@ -288,4 +288,4 @@ def same_person(a: Person2D, b: Person2D) -> bool:
     return close.sum() > SAME_PERSON * len(LSP14)
 
 
-__all__ = ["Detection", "ImageError", "Person2D", "PoseEstimator2D", "deduplicate", "person_in_crop"]
+__all__ = ["Detection", "ImageError", "Person", "PoseEstimator2D", "deduplicate", "person_in_crop"]

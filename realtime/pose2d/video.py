@@ -32,8 +32,9 @@ import numpy as np
 
 from realtime.pose2d.crops import Crop, letterbox
 from realtime.pose2d.detection import Detection
-from realtime.pose2d.estimator import Person2D, deduplicate
+from realtime.pose2d.estimator import deduplicate
 from realtime.pose2d.images import MIN_SIDE, to_bgr8
+from realtime.transport.schema import Person
 
 if TYPE_CHECKING:
     from realtime.lifting import Camera
@@ -170,12 +171,12 @@ class VideoFollower:
         return due + [_around(box, width, height, detector.input_size) for box in s.lost_boxes]
 
     # -- estimation -----------------------------------------------------------------------------------
-    def estimate(self, frame: np.ndarray) -> list[Person2D]:
+    def estimate(self, frame: np.ndarray) -> list[Person]:
         """The people of the next frame of source 0, best score first. Frames too small to hold a
         person give [] and leave the state alone."""
         return self.estimate_sources([frame])[0]
 
-    def estimate_sources(self, frames: Sequence[np.ndarray | None]) -> list[list[Person2D]]:
+    def estimate_sources(self, frames: Sequence[np.ndarray | None]) -> list[list[Person]]:
         """The next frame of each source (``frames[i]`` for source i; None = no frame this time, its
         state untouched), with ONE detector call and ONE keypoint call for all of them."""
         if len(frames) > len(self.sources):
@@ -201,7 +202,7 @@ class VideoFollower:
         order = list(ready)
         found = est.keypoints_in_boxes([ready[i] for i in order], [[c.box for c in candidates[i]] for i in order],
                                        [self.cameras[i] for i in order])
-        people: list[list[Person2D]] = [[] for _ in frames]
+        people: list[list[Person]] = [[] for _ in frames]
         for i, crop_people in zip(order, found):
             people[i] = self._people(i, candidates[i], crop_people)
         t2 = time.perf_counter()
@@ -232,7 +233,7 @@ class VideoFollower:
         s.frame += 1
         return sorted(candidates, key=lambda c: -c.score)[: self.estimator.config.max_people]
 
-    def _people(self, source: int, candidates: list[_Track], found_people: list[Person2D]) -> list[Person2D]:
+    def _people(self, source: int, candidates: list[_Track], found_people: list[Person]) -> list[Person]:
         """The people found; the tracks for the next frame (found people, and followed people on a
         poor frame keeping their box); the people lost for good."""
         s = self.sources[source]

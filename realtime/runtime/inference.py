@@ -119,9 +119,9 @@ def main(child: Child, *, sources: list[str]) -> int:
                     people_total += len(people)
                     send(i, out, eos=False)
                     ask(i)
-            if child.beat_due:
-                child.beat(frames=frames, batches=batches, people=people_total, dropped=sum(dropped), failed=failed,
-                           bad=bad, lifted=people_total if lifted else 0,
+            if child.beat_due or all(done):  # the last counters go out before the stage says it finished
+                child.beat(force=all(done), frames=frames, batches=batches, people=people_total,
+                           dropped=sum(dropped), failed=failed, bad=bad, lifted=people_total if lifted else 0,
                            infer_ms_p50=float(np.median(infer_ms)) if infer_ms else 0.0)
         if all(done):
             child.event("inference_finished", frames=frames, batches=batches)
