@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("realtime.pose2d.models", "fetch upstream model files and build ONNX/engines"),
     "export": ("realtime.export.cli", "export a recording to BVH, CSV or JSON"),
     "vmc": ("realtime.outputs.vmc", "send poses to Unity/Unreal/VTuber tools over the VMC protocol"),
+    "record": ("realtime.record.parts", "join a recording's parts left by publisher restarts"),
+    "keys": ("realtime.transport.security", "generate the run secret and CURVE keys for secure sockets"),
     "config": ("realtime.config", "show the configuration in effect, each key with its source and help"),
 }
 

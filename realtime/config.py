@@ -175,6 +175,19 @@ class TransportConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    curve: bool = opt(False, help="CURVE encryption and client authentication on every tcp socket (publish, and "
+                                  "the split stages').")
+    secret_file: str | None = opt(None, help="Shared secret that signs the people messages between stages.")
+    server_key: str | None = opt(None, help="The server's ZeroMQ certificate: the .key_secret file where sockets "
+                                            "listen, the public .key elsewhere.")
+    client_key: str | None = opt(None, help="The certificate (.key_secret) our own stages connect with to another "
+                                            "machine's sockets.")
+    allowed_clients: str | None = opt(None, help="Directory of the public keys (.key) of the clients allowed to "
+                                                 "connect.")
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     workers: int = opt(2, min=1, max=64, help="CPU lifting worker processes.")
     reorder_wait_ms: float = opt(50.0, min=0.0, help="Bounded wait for a late frame when re-ordering lifting "
@@ -222,6 +235,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     vmc: VmcConfig = field(default_factory=VmcConfig)

@@ -44,3 +44,24 @@ def setup_logging(fmt: str, process_name: str, level: int = logging.INFO) -> Non
 def fields(**values: Any) -> dict[str, Any]:
     """``log.info("...", extra=fields(a=1))``"""
     return {"fields": values}
+
+
+class Throttled:
+    """A recurring problem (a rejected message, a flood) counted on every call and logged at most
+    once per ``every_s`` with how many there were since: a flood of bad input costs one log line per
+    interval, not one per message (which would fill a disk before anyone reads it)."""
+
+    def __init__(self, log: logging.Logger, message: str, every_s: float = 5.0, level: int = logging.WARNING):
+        self.log, self.message, self.every_s, self.level = log, message, every_s, level
+        self.count = 0
+        self._since = 0
+        self._last = -float("inf")
+
+    def __call__(self, **values: Any) -> None:
+        self.count += 1
+        self._since += 1
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self.log.log(self.level, self.message, extra=fields(count=self.count, since_last_line=self._since,
+                                                                **values))
+            self._last, self._since = now, 0

@@ -109,7 +109,8 @@ def test_parts_of_a_restarted_recorder_join_into_one_file(tmp_path):
     assert part_path(path, 1) == tmp_path / "run.1.mcap"
     _write(part_path(path, 1), 20, t0=2000.0)
     _write(part_path(path, 2), 5, t0=3000.0)  # left by an earlier run that restarted twice
-    assert join_parts(path, restarts=1) == (2, len(kept) + 21)
+    joined = join_parts(path, restarts=1)
+    assert (joined.parts, joined.messages) == (2, len(kept) + 21)
     joined = RecordingReader(path)
     messages = list(joined)
     assert not joined.truncated and joined.skipped == 0
@@ -117,7 +118,8 @@ def test_parts_of_a_restarted_recorder_join_into_one_file(tmp_path):
     times = [lt for _, lt, _ in messages]
     assert times == sorted(times)
     assert not part_path(path, 1).exists() and part_path(path, 2).exists()
-    assert join_parts(path, restarts=0) == (1, 0)
+    joined = join_parts(path, restarts=0)
+    assert (joined.parts, joined.messages) == (1, 0)
 
 
 def test_replay_republishes_every_message(tmp_path):

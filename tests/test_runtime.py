@@ -221,6 +221,9 @@ def test_lifting_workers_of_another_run_over_tcp(config, demo_video):
     text = config.read_text()
     text = re.sub(r'(?m)^scheme = .*$', 'scheme = "tcp"', text)
     text = re.sub(r"(?m)^base_port = .*$", f"base_port = {base}", text)
+    secret = config.with_name("secret")  # the two runs trust each other's messages through it
+    secret.write_text(os.urandom(32).hex())
+    text = re.sub(r'(?m)^# secret_file = .*$', f'secret_file = "{secret}"', text)
     config.write_text(text)
     other = config.with_name("other.toml")  # the other machine: its own ipc directory for its supervisor
     other.write_text(re.sub(r'(?m)^ipc_dir = "(.*)"$', r'ipc_dir = "\1-other"', text))

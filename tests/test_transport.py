@@ -8,7 +8,8 @@ import zmq
 
 from realtime.config import Config
 from realtime.outputs.reorder import Reorder
-from realtime.transport.messages import KIND_EOS, KIND_FRAME, FrameMessage, MessageError, PeopleMessage
+from realtime.transport.messages import (KIND_EOS, KIND_FRAME, SIGNED_BY_2D, SIGNED_BY_LIFTING, FrameMessage,
+                                         MessageError, PeopleMessage)
 from realtime.transport.schema import Person
 from realtime.transport.sockets import Endpoints, make_socket
 
@@ -53,9 +54,12 @@ def _people_message(**kw) -> PeopleMessage:
                             "people": [person], **kw})
 
 
+KEY = b"k" * 32
+
+
 def test_people_message_round_trip():
     message = _people_message()
-    back = PeopleMessage.unpack(message.pack())
+    back = PeopleMessage.unpack(message.pack(KEY, SIGNED_BY_LIFTING), KEY, SIGNED_BY_LIFTING)
     assert (back.source, back.seq, back.epoch, back.iseq, back.pitch_deg, back.focal_px) == ("cam0", 3, 10, 2, 20.0, None)
     (p,) = back.people
     assert isinstance(p, Person) and p.joints3d is None
@@ -63,8 +67,24 @@ def test_people_message_round_trip():
     message.people[0].joints3d = np.zeros((16, 3))
     message.people[0].uncertainty = np.ones(16)
     message.people[0].root = np.array([0.0, 1.0, -3.0])
-    (p,) = PeopleMessage.unpack(message.pack()).people
+    (p,) = PeopleMessage.unpack(message.pack(KEY, SIGNED_BY_2D), KEY, SIGNED_BY_2D).people
     assert p.joints3d.shape == (16, 3) and p.root.tolist() == [0.0, 1.0, -3.0]
+
+
+def test_people_messages_signed_by_another_key_or_sender_are_refused():
+    """The publisher takes only messages a lifting worker of this run signed: not one signed with
+    another key, not the 2D stage's (which a peer posing as a worker can read), not a changed body."""
+    message = _people_message()
+    with pytest.raises(MessageError, match="signature does not match"):
+        PeopleMessage.unpack(message.pack(b"x" * 32, SIGNED_BY_LIFTING), KEY, SIGNED_BY_LIFTING)
+    with pytest.raises(MessageError, match="signature does not match"):
+        PeopleMessage.unpack(message.pack(KEY, SIGNED_BY_2D), KEY, SIGNED_BY_LIFTING)
+    body, tag = message.pack(KEY, SIGNED_BY_LIFTING)
+    forged = body.replace(b"cam0", b"cam1")
+    with pytest.raises(MessageError, match="signature does not match"):
+        PeopleMessage.unpack([forged, tag], KEY, SIGNED_BY_LIFTING)
+    with pytest.raises(MessageError, match="2 parts"):
+        PeopleMessage.unpack([body], KEY, SIGNED_BY_LIFTING)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -78,16 +98,16 @@ def test_people_message_round_trip():
 def test_people_messages_with_out_of_range_fields_are_refused(change, message):
     import msgpack
 
-    d = msgpack.unpackb(_people_message().pack())
+    d = msgpack.unpackb(_people_message().body())
     d.update(change)
     with pytest.raises(MessageError, match=message):
-        PeopleMessage.unpack(msgpack.packb(d))
+        PeopleMessage.from_body(msgpack.packb(d))
 
 
 def test_malformed_messages_are_one_clear_error():
     import msgpack
 
-    good = msgpack.unpackb(_people_message().pack())
+    good = msgpack.unpackb(_people_message().body())
     cases = [(b"\xc1garbage", "not valid msgpack"), (msgpack.packb([1, 2]), "expected a map"),
              (msgpack.packb({**good, "people": [{**good["people"][0], "keypoints2d": b"short"}]}),
               "person 0: field 'keypoints2d' is not 28 float32 values"),
@@ -96,7 +116,7 @@ def test_malformed_messages_are_one_clear_error():
              (msgpack.packb({**good, "people": ["x"] * 300}), "300 people, at most")]
     for data, message in cases:
         with pytest.raises(MessageError, match=message):
-            PeopleMessage.unpack(data)
+            PeopleMessage.from_body(data)
     header = FrameMessage(KIND_FRAME, "cam0", 0).header(np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(MessageError, match="image part has 10 bytes"):
         FrameMessage.unpack([header, b"x" * 10])

@@ -7,13 +7,22 @@ socket: the file then holds exactly the published messages (a PUB subscriber can
 first ones while its subscription propagates, or drop under its high-water mark), with no extra
 copy or socket hop on a 2-core machine. The MCAP writer closes a chunk at least every
 ``[record] flush_every_s``, so killing the process loses at most that much.
+
+The XPUB socket faces anyone who can connect, so it keeps no state a subscriber chooses: it runs
+in manual mode (``ZMQ_XPUB_MANUAL``) and applies only subscriptions that can match one of the
+topics this publisher sends (a prefix of one of them), a bounded set; any other subscription, and
+any message that is not a subscription, is counted and dropped. Each turn of the loop reads at
+most :data:`INBOUND_PER_TURN` of them, so a flood cannot keep the publisher from publishing.
+Track ids come from one :class:`realtime.tracking.TrackIds` for every source (never the same id
+for two people in a session, across sources and restarts), and a frame's ``seq`` is published once:
+after a capture restart the frames it decodes again are counted in ``repeated`` and skipped.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zmq
@@ -27,7 +36,12 @@ from realtime.stats import LatencyWindow, stage_latencies
 from realtime.transport import schema
 from realtime.transport.messages import KIND_EOS, PeopleMessage
 
+if TYPE_CHECKING:
+    from realtime.tracking import TrackIds
+
 _INITIAL_WAIT_S = 0.5
+#: Subscriptions and other inbound messages read from the XPUB socket per turn of the loop.
+INBOUND_PER_TURN = 1000
 
 log = logging.getLogger("realtime.publisher")
 
@@ -36,9 +50,10 @@ class Publisher:
     """Everything after lifting, for all sources: re-order, track, filter, publish, record."""
 
     def __init__(self, cfg: Config, sources: list[str], pub: zmq.Socket, recorder: Recorder | None,
-                 prior: PosePrior) -> None:
-        """``prior``: the lifting setup's prior, whose mean pose is the skeleton message's rest pose."""
-        from realtime.tracking import TrackFilter, Tracker
+                 prior: PosePrior, ids: "TrackIds | None" = None) -> None:
+        """``prior``: the lifting setup's prior, whose mean pose is the skeleton message's rest pose;
+        ``ids``: the session's track ids (None = counted from 1 in this object)."""
+        from realtime.tracking import TrackFilter, TrackIds, Tracker
 
         self.sources = sources
         self.pub = pub
@@ -47,22 +62,40 @@ class Publisher:
         # Until lifting times are known (the first frames are the slowest), wait generously.
         self.reorder = {s: Reorder(max(self.min_wait_s, _INITIAL_WAIT_S)) for s in sources}
         self._lift_s: deque[float] = deque(maxlen=50)
-        self.trackers = {s: Tracker(config=cfg.tracking) for s in sources}
+        self.ids = ids if ids is not None else TrackIds()
+        self.trackers = {s: Tracker(config=cfg.tracking, ids=self.ids) for s in sources}
+        self.topics = [schema.TOPIC_SKELETON, *(schema.frame_topic(s) for s in sources)]
+        self._last_seq: dict[str, int] = {}
         self.filters = {s: TrackFilter(cfg.filter) for s in sources}
         self.skeleton = schema.pack(schema.Skeleton(rest_offsets=prior.rest_offsets()))
         self.skeleton_every_s = cfg.transport.skeleton_every_s
         self.latency = LatencyWindow()
         self.finished: set[str] = set()
-        self.published = self.people = self.failed = 0
+        self.published = self.people = self.failed = self.repeated = 0
+        #: Inbound messages on the XPUB socket that were dropped: subscriptions that can match no topic
+        #: of ours, and messages that are not subscriptions at all.
+        self.refused = {"subscriptions": 0, "other": 0}
         self._last_skeleton = 0.0
 
     def on_subscriptions(self) -> None:
-        """The XPUB socket hands over each new subscription: a consumer that subscribes to the
-        skeleton gets it at once (sent on connect), not up to ``skeleton_every_s`` later."""
+        """Apply the subscriptions waiting on the XPUB socket (at most :data:`INBOUND_PER_TURN`); a
+        consumer that subscribes to the skeleton gets it at once, not up to ``skeleton_every_s`` later."""
         wanted = False
-        while self.pub.poll(0):
-            event = self.pub.recv()
-            wanted |= event[:1] == b"\x01" and schema.TOPIC_SKELETON.startswith(event[1:])
+        for _ in range(INBOUND_PER_TURN):
+            try:
+                event = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            kind, topic = event[:1], event[1:]
+            if kind not in (b"\x00", b"\x01"):
+                self.refused["other"] += 1
+                continue
+            if not any(t.startswith(topic) for t in self.topics):
+                self.refused["subscriptions"] += 1
+                continue
+            # manual mode: the (un)subscription applies to the peer it just came from
+            self.pub.setsockopt(zmq.SUBSCRIBE if kind == b"\x01" else zmq.UNSUBSCRIBE, topic)
+            wanted |= kind == b"\x01" and schema.TOPIC_SKELETON.startswith(topic)
         if wanted:
             self._send(schema.TOPIC_SKELETON, self.skeleton, time.time())
             self._last_skeleton = time.monotonic()
@@ -95,6 +128,10 @@ class Publisher:
         return min(deadlines) if deadlines else None
 
     def publish(self, source: str, m: PeopleMessage) -> None:
+        if m.seq <= self._last_seq.get(source, -1):   # decoded again by a restarted capture
+            self.repeated += 1
+            return
+        self._last_seq[source] = m.seq
         t = m.t_capture
         people = m.people
         ids = self.trackers[source].update(t, people)

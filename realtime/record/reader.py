@@ -3,20 +3,30 @@
 The reader streams records in file order (the order they were written, i.e. publish order)
 instead of seeking to the summary, because a recording whose writer was killed has no summary
 or footer: every complete chunk before the cut is still read, and the cut is reported in
-:attr:`RecordingReader.truncated` rather than raised.
+:attr:`RecordingReader.truncated` rather than raised. Each chunk is decompressed and checked (its
+CRC) on its own, so a damaged chunk (a flipped byte on disk) is skipped with one warning naming its
+byte range, and every other chunk is still read.
 """
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 from mcap.exceptions import McapError
-from mcap.records import Channel, Message
-from mcap.stream_reader import StreamReader
+from mcap.records import Channel, Chunk, Message
+from mcap.stream_reader import StreamReader, breakup_chunk
 
 from realtime.record.recorder import MESSAGE_ENCODING
 from realtime.transport.schema import Frame, SchemaError, Skeleton, unpack
+
+
+log = logging.getLogger("realtime.record")
+
+#: The largest record the reader loads (a chunk is ~1 s of the stream): a damaged length field
+#: cannot make it allocate more.
+_RECORD_LIMIT = 1 << 30
 
 
 class RecordingError(ValueError):
@@ -27,8 +37,9 @@ class RecordingReader:
     """Iterates ``(topic, log_time_ns, Skeleton | Frame)``; counts what it had to skip.
 
     ``skipped`` counts messages whose payload does not follow the wire schema (each is reported
-    in ``errors`` with its topic and log time); ``truncated`` is true when the file ends inside a
-    record, as after SIGKILL of the recorder.
+    in ``errors`` with its topic and log time); ``corrupt`` lists the ``(first, last)`` byte ranges
+    of chunks that could not be read and were skipped; ``truncated`` is true when the file ends
+    inside a record, as after SIGKILL of the recorder.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -37,6 +48,7 @@ class RecordingReader:
             raise RecordingError(f"{self.path}: no such recording")
         self.skipped = 0
         self.truncated = False
+        self.corrupt: list[tuple[int, int]] = []
         self.errors: list[str] = []
 
     def __iter__(self) -> Iterator[tuple[str, int, Skeleton | Frame]]:
@@ -53,29 +65,48 @@ class RecordingReader:
         """The undecoded payloads, for republishing byte for byte."""
         channels: dict[int, Channel] = {}
         with open(self.path, "rb") as f:
-            records = StreamReader(f).records
+            stream = StreamReader(f, emit_chunks=True, record_size_limit=_RECORD_LIMIT)
+            records = stream.records
+            start = 8  # after the magic
             while True:
                 try:
                     record = next(records)
                 except StopIteration:
                     return
-                except (McapError, struct.error, EOFError, ValueError) as e:
+                except (McapError, struct.error, EOFError, ValueError, MemoryError) as e:
                     if f.tell() <= 8 and not channels:
                         raise RecordingError(f"{self.path}: not an MCAP recording ({e})") from None
                     self.truncated = True
                     return
-                if isinstance(record, Channel):
-                    if record.message_encoding != MESSAGE_ENCODING:
-                        raise RecordingError(f"{self.path}: channel {record.topic!r} has message encoding "
-                                             f"{record.message_encoding!r}, expected {MESSAGE_ENCODING!r}")
-                    channels[record.id] = record
-                elif isinstance(record, Message):
-                    channel = channels.get(record.channel_id)
-                    if channel is None:
-                        self.skipped += 1
-                        self.errors.append(f"{self.path}: message on unknown channel {record.channel_id}")
-                        continue
-                    yield channel.topic, record.log_time, record.data
+                end = getattr(getattr(stream, "_stream", None), "count", start)
+                inner = [record]
+                if isinstance(record, Chunk):
+                    try:
+                        inner = list(breakup_chunk(record, validate_crc=True))
+                    except Exception as e:  # a damaged chunk: zstd/lz4 error, CRC mismatch, bad records
+                        self.corrupt.append((start, end - 1))
+                        self.errors.append(f"{self.path}: bytes {start}-{end - 1}: unreadable chunk skipped "
+                                           f"({type(e).__name__})")
+                        log.warning("%s", self.errors[-1])
+                        inner = []
+                start = end
+                for record in inner:
+                    yield from self._messages(record, channels)
+
+    def _messages(self, record: object, channels: dict[int, Channel]) -> Iterator[tuple[str, int, bytes]]:
+        """A channel is remembered; a message on a known channel is yielded, on an unknown one counted."""
+        if isinstance(record, Channel):
+            if record.message_encoding != MESSAGE_ENCODING:
+                raise RecordingError(f"{self.path}: channel {record.topic!r} has message encoding "
+                                     f"{record.message_encoding!r}, expected {MESSAGE_ENCODING!r}")
+            channels[record.id] = record
+        elif isinstance(record, Message):
+            channel = channels.get(record.channel_id)
+            if channel is None:
+                self.skipped += 1
+                self.errors.append(f"{self.path}: message on unknown channel {record.channel_id}")
+                return
+            yield channel.topic, record.log_time, record.data
 
 
 def read_recording(path: str | Path) -> Iterator[tuple[str, int, Skeleton | Frame]]:

@@ -22,11 +22,15 @@ import zmq
 from realtime.capture import CapturedFrame, SourceError, VideoSource
 from realtime.runtime.child import EXIT_FATAL, Child
 from realtime.transport.messages import KIND_EOS, KIND_FRAME, FrameMessage
-from realtime.transport.sockets import KIND_READY, make_socket
+from realtime.logs import Throttled
+from realtime.transport.sockets import KIND_READY, MAX_REQUEST
 
 _POLL_S = 0.1
 #: After SIGTERM, how long to wait for inference to ask once more so the EOS goes downstream.
 _STOP_GRACE_S = 2.0
+#: Consumers (inference processes, one at a time, and its restarts) remembered: a peer that connects
+#: again and again cannot grow this process's memory.
+_MAX_CONSUMERS = 16
 
 
 def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, start_seq: int = 0,
@@ -46,14 +50,15 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
     except SourceError as e:
         child.event("source_error", logging.ERROR, error=str(e))
         return EXIT_FATAL
-    router = make_socket(child.ctx, zmq.ROUTER, hwm=4)
-    router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a consumer that is gone raises: try the next
-    router.bind(child.endpoints.bind_address(child.endpoints.frames[index]))
+    # ROUTER_MANDATORY: sending to a consumer that is gone raises, and the next one is tried
+    router = child.socket(zmq.ROUTER, bind=child.endpoints.bind_address(child.endpoints.frames[index]), hwm=4,
+                          max_message=MAX_REQUEST, options={zmq.ROUTER_MANDATORY: 1})
     child.event("capture_started", uri=source.uri, kind=source.kind, width=source.width,
                 height=source.height, fps=source.fps, start_seq=start_seq)
     on_demand = source.kind == "file" and not cfg.realtime
     pending: list[bytes] = []
     answered: dict[bytes, int] = {}  # last request number taken from each consumer (a re-ask repeats it)
+    rejected = Throttled(child.log, "bad frame requests skipped")
     grabbed = False  # a frame is decoded but not yet converted to BGR (nor sent)
     frame: CapturedFrame | None = None  # converted, waiting for a live consumer
     sent, dropped = sent_before, dropped_before
@@ -69,12 +74,24 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                 not on_demand or (pending and not held))
             wait = source.wait_s() if want_read else _POLL_S
             if router.poll(min(wait, _POLL_S) * 1000):
-                while router.poll(0):
-                    identity, body, *number = router.recv_multipart()
-                    request = int(number[0]) if number and number[0].isdigit() else 0
-                    if body == KIND_READY and identity not in pending and request > answered.get(identity, 0):
+                for _ in range(100):  # a bounded number per turn: a flood cannot stall decoding
+                    try:
+                        identity, *parts = router.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    if len(parts) != 2 or parts[0] != KIND_READY or not parts[1].isdigit() or len(parts[1]) > 18:
+                        rejected(parts=len(parts))
+                        continue
+                    request = int(parts[1])
+                    if identity not in pending and request > answered.get(identity, 0):
                         pending.append(identity)
+                        answered.pop(identity, None)
                         answered[identity] = request
+                        while len(answered) > _MAX_CONSUMERS:
+                            gone = next(iter(answered))
+                            del answered[gone]
+                            if gone in pending:
+                                pending.remove(gone)
             if want_read and source.wait_s() == 0 and source.grab():
                 dropped += held
                 grabbed, frame = True, None
@@ -104,7 +121,7 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                 if time.monotonic() - stop_at > _STOP_GRACE_S:
                     return 0
             child.beat(seq=source.seq, sent=sent, dropped=dropped + source.skipped,
-                       connected=source.connected, reconnects=source.reconnects)
+                       connected=source.connected, reconnects=source.reconnects, bad=rejected.count)
     finally:
         source.close()
         router.close()

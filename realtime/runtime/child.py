@@ -27,6 +27,7 @@ import zmq
 
 from realtime.config import Config, from_dict
 from realtime.logs import fields, setup_logging
+from realtime.transport.security import CurveKeys, start_authenticator
 from realtime.transport.sockets import Endpoints, make_socket
 
 #: Exit status of a stage that must not be restarted (bad source or config): the run stops.
@@ -41,7 +42,10 @@ class Child:
     ctx: zmq.Context
     stop: threading.Event
     restarts: int = 0
+    #: The run's secret: signs and checks the people messages between stages (never sent anywhere).
+    secret: bytes = b""
     _control: zmq.Socket | None = None
+    _authenticator: Any = None
     _last_beat: float = 0.0
     _counters: dict[str, Any] = field(default_factory=dict)
     #: The supervisor (multiprocessing's parent, also under the forkserver), None when not started by one.
@@ -67,6 +71,30 @@ class Child:
                 self.log.warning("supervisor gone: stopping", extra=fields(supervisor_pid=self._supervisor.pid))
                 self.stop.set()
 
+    def socket(self, kind: int, *, bind: str | None = None, connect: str | None = None, hwm: int = 2,
+               max_message: int | None = None, options: dict[int, Any] | None = None) -> zmq.Socket:
+        """A stage's socket (``make_socket``), with ``options`` set before it binds or connects, and
+        with ``[security] curve`` on, a tcp socket made a CURVE server (when it binds, clients checked
+        by this process's ZAP authenticator) or client (when it connects)."""
+        sock = make_socket(self.ctx, kind, hwm=hwm, max_message=max_message)
+        for option, value in (options or {}).items():
+            sock.setsockopt(option, value)
+        listens, connects = bool(bind and bind.startswith("tcp://")), bool(connect and connect.startswith("tcp://"))
+        if self.config.security.curve and (listens or connects):
+            keys = CurveKeys.from_config(self.config.security, listens=listens, connects=connects)
+            assert keys is not None
+            if listens:
+                if self._authenticator is None:
+                    self._authenticator = start_authenticator(self.ctx, keys)
+                keys.serve(sock)
+            else:
+                keys.connect_as_client(sock)
+        if bind:
+            sock.bind(bind)
+        if connect:
+            sock.connect(connect)
+        return sock
+
     def event(self, event: str, level: int = logging.INFO, **values: Any) -> None:
         """Log an event here and report it to the supervisor (which counts and shows it)."""
         self.log.log(level, event, extra=fields(**values))
@@ -82,7 +110,7 @@ class Child:
 
 
 def child_main(role: str, name: str, config: dict[str, Any], endpoints: dict[str, Any],
-               restarts: int, kwargs: dict[str, Any]) -> None:
+               restarts: int, kwargs: dict[str, Any], secret: bytes = b"") -> None:
     """Process entry point (the multiprocessing target) for the stage module ``realtime.runtime.<role>``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
@@ -91,7 +119,7 @@ def child_main(role: str, name: str, config: dict[str, Any], endpoints: dict[str
     setup_logging(cfg.runtime.log_format, name)
     ctx = zmq.Context()
     child = Child(name=name, config=cfg, endpoints=Endpoints.from_dict(endpoints), ctx=ctx, stop=stop,
-                  restarts=restarts)
+                  restarts=restarts, secret=secret)
     child._control = make_socket(ctx, zmq.PUSH, connect=child.endpoints.control, hwm=100)
     rc = 1
     try:
@@ -106,5 +134,7 @@ def child_main(role: str, name: str, config: dict[str, Any], endpoints: dict[str
         rc = 1 if started else EXIT_FATAL
     finally:
         child._control.close(linger=200)
+        if child._authenticator is not None:
+            child._authenticator.stop()
         ctx.destroy(linger=0)
     sys.exit(rc)

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import zmq
 
-from realtime.logs import fields
+from realtime.logs import Throttled, fields
 from realtime.runtime.child import Child
-from realtime.transport.messages import KIND_EOS, FrameMessage, MessageError, PeopleMessage
-from realtime.transport.sockets import KIND_READY, make_socket
+from realtime.transport.messages import SIGNED_BY_2D, KIND_EOS, FrameMessage, MessageError, PeopleMessage
+from realtime.transport.sockets import KIND_READY, MAX_FRAME
 
 #: Ask again when a capture process has not answered for this long (it may have restarted).
 _REASK_S = 0.25
@@ -38,8 +38,9 @@ def main(child: Child, *, sources: list[str]) -> int:
     lifted = estimator.lifting is not None      # the 3D feedback lifts every person: the workers need not
     child.event("inference_started", backend=estimator.backend, model=cfg.model, detector=cfg.detector,
                 sources=len(sources), prior=lifting.source if lifted else "-")
-    push = make_socket(child.ctx, zmq.PUSH, bind=child.endpoints.bind_address(child.endpoints.lift_in), hwm=4)
-    dealers = [make_socket(child.ctx, zmq.DEALER, connect=ep, hwm=2) for ep in child.endpoints.frames[:len(sources)]]
+    push = child.socket(zmq.PUSH, bind=child.endpoints.bind_address(child.endpoints.lift_in), hwm=4)
+    dealers = [child.socket(zmq.DEALER, connect=ep, hwm=2, max_message=MAX_FRAME)
+               for ep in child.endpoints.frames[:len(sources)]]
     poller = zmq.Poller()
     for d in dealers:
         poller.register(d, zmq.POLLIN)
@@ -47,7 +48,8 @@ def main(child: Child, *, sources: list[str]) -> int:
     iseq = [0] * len(sources)
     asked = [0.0] * len(sources)
     done = [False] * len(sources)
-    frames = people_total = failed = batches = bad = 0
+    frames = people_total = failed = batches = 0
+    rejected = Throttled(child.log, "bad frame messages skipped")
     dropped = [0] * len(sources)  # frames of each source dropped here (no free lifting worker)
     infer_ms: deque[float] = deque(maxlen=50)
     batch_wait_s = child.config.runtime.batch_wait_ms / 1e3
@@ -65,7 +67,7 @@ def main(child: Child, *, sources: list[str]) -> int:
         out.iseq = iseq[i]
         # A frame meeting busy workers is dropped; an end of stream waits a little for one.
         if push.poll(2000 if eos else 0, zmq.POLLOUT):
-            push.send(out.pack())
+            push.send_multipart(out.pack(child.secret, SIGNED_BY_2D))
             iseq[i] += 1
         else:
             dropped[i] += 1
@@ -88,8 +90,7 @@ def main(child: Child, *, sources: list[str]) -> int:
                 try:
                     frame, image = FrameMessage.unpack(dealers[i].recv_multipart(copy=False))
                 except MessageError as e:        # skipped and counted; the source is asked again
-                    bad += 1
-                    child.log.warning("bad frame message skipped", extra=fields(source=sources[i], error=str(e)))
+                    rejected(source=sources[i], error=str(e))
                     ask(i)
                     continue
                 camera = cameras[i]
@@ -105,9 +106,9 @@ def main(child: Child, *, sources: list[str]) -> int:
                     waiting.append((i, out, image))
             if waiting:
                 t0 = time.perf_counter()
-                found, bad = _estimate(child, follower, {i: im for i, _, im in waiting})
+                found, failures = _estimate(child, follower, {i: im for i, _, im in waiting})
                 infer_ms.append((time.perf_counter() - t0) * 1e3)
-                failed += bad
+                failed += failures
                 batches += 1
                 finished = time.time()
                 for (i, out, image), people in zip(waiting, found):
@@ -121,7 +122,7 @@ def main(child: Child, *, sources: list[str]) -> int:
                     ask(i)
             if child.beat_due or all(done):  # the last counters go out before the stage says it finished
                 child.beat(force=all(done), frames=frames, batches=batches, people=people_total,
-                           dropped=sum(dropped), failed=failed, bad=bad, lifted=people_total if lifted else 0,
+                           dropped=sum(dropped), failed=failed, bad=rejected.count, lifted=people_total if lifted else 0,
                            infer_ms_p50=float(np.median(infer_ms)) if infer_ms else 0.0)
         if all(done):
             child.event("inference_finished", frames=frames, batches=batches)

@@ -15,10 +15,10 @@ import numpy as np
 import zmq
 
 from realtime.lifting import Camera, LiftingSetup
-from realtime.logs import fields
+from realtime.logs import Throttled, fields
 from realtime.runtime.child import Child
-from realtime.transport.messages import KIND_EOS, MessageError, PeopleMessage
-from realtime.transport.sockets import make_socket
+from realtime.transport.messages import SIGNED_BY_2D, SIGNED_BY_LIFTING, KIND_EOS, MessageError, PeopleMessage
+from realtime.transport.sockets import MAX_PEOPLE_MESSAGE
 
 
 def main(child: Child) -> int:
@@ -26,19 +26,18 @@ def main(child: Child) -> int:
     lifting = LiftingSetup.from_config(cfg.lifting)
     for name in ["", *(c.name for c in cfg.camera)]:   # every source camera's lifter, before taking frames
         lifting.lifter(cfg.camera_for(name)[1])
-    pull = make_socket(child.ctx, zmq.PULL, connect=child.endpoints.lift_in, hwm=2)
-    push = make_socket(child.ctx, zmq.PUSH, connect=child.endpoints.lift_out, hwm=8)
+    pull = child.socket(zmq.PULL, connect=child.endpoints.lift_in, hwm=2, max_message=MAX_PEOPLE_MESSAGE)
+    push = child.socket(zmq.PUSH, connect=child.endpoints.lift_out, hwm=8)
     child.event("worker_started", prior=lifting.source)
-    frames = failed = bad = lifted = reused = 0
+    frames = failed = lifted = reused = 0
+    rejected = Throttled(child.log, "bad messages skipped")
     try:
         while not child.stop.is_set():
             if pull.poll(100):
                 try:
-                    message = PeopleMessage.unpack(pull.recv())
+                    message = PeopleMessage.unpack(pull.recv_multipart(), child.secret, SIGNED_BY_2D)
                 except MessageError as e:          # skipped and counted: one bad message never ends a worker
-                    bad += 1
-                    if bad <= 10 or bad % 100 == 0:
-                        child.log.warning("bad message skipped", extra=fields(bad=bad, error=str(e)))
+                    rejected(error=str(e))
                     continue
                 if message.kind != KIND_EOS:
                     try:
@@ -55,8 +54,8 @@ def main(child: Child) -> int:
                             p.joints3d = p.uncertainty = p.root = None
                     message.stages["lift"] = time.time()
                     frames += 1
-                push.send(message.pack())
-            child.beat(frames=frames, failed=failed, bad=bad, lifted=lifted, reused=reused)
+                push.send_multipart(message.pack(child.secret, SIGNED_BY_LIFTING))
+            child.beat(frames=frames, failed=failed, bad=rejected.count, lifted=lifted, reused=reused)
         return 0
     finally:
         pull.close()

@@ -12,31 +12,36 @@ import time
 import zmq
 
 from realtime.lifting import LiftingSetup
-from realtime.logs import fields
+from realtime.logs import Throttled
 from realtime.outputs.publisher import Publisher
 from realtime.record import Recorder, part_path
 from realtime.runtime.child import Child
-from realtime.transport.messages import MessageError, PeopleMessage
-from realtime.transport.sockets import make_socket
+from realtime.tracking import TrackIds
+from realtime.transport.messages import SIGNED_BY_LIFTING, MessageError, PeopleMessage
+from realtime.transport.sockets import MAX_PEOPLE_MESSAGE, MAX_SUBSCRIPTION
 
 _POLL_MS = 50
 
 
-def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
-    pull = make_socket(child.ctx, zmq.PULL, bind=child.endpoints.bind_address(child.endpoints.lift_out), hwm=16)
-    pub = make_socket(child.ctx, zmq.XPUB, bind=child.endpoints.publish, hwm=256)
-    pub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, not only a topic's first, reaches us
+def main(child: Child, *, sources: list[str], record_path: str = "", ids_path: str = "") -> int:
+    """``ids_path``: the run's track-id counter (kept by the supervisor across restarts of this process)."""
+    pull = child.socket(zmq.PULL, bind=child.endpoints.bind_address(child.endpoints.lift_out), hwm=16,
+                        max_message=MAX_PEOPLE_MESSAGE)
+    # manual mode: subscriptions reach us, and only those we apply take effect
+    pub = child.socket(zmq.XPUB, bind=child.endpoints.publish, hwm=256, max_message=MAX_SUBSCRIPTION,
+                       options={zmq.XPUB_MANUAL: 1})
     recorder = None
     if record_path:
         recorder = Recorder(part_path(record_path, child.restarts), child.config.record.flush_every_s)
     lifting = LiftingSetup.from_config(child.config.lifting)
-    publisher = Publisher(child.config, sources, pub, recorder, lifting.prior)
+    publisher = Publisher(child.config, sources, pub, recorder, lifting.prior,
+                          ids=TrackIds(ids_path or None))
     child.event("publisher_started", publish=child.endpoints.publish,
                 record=str(recorder.path) if recorder else "", prior=lifting.source)
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     poller.register(pub, zmq.POLLIN)
-    bad = 0
+    rejected = Throttled(child.log, "bad result messages skipped")
     try:
         while not child.stop.is_set() and publisher.finished != set(sources):
             deadline = publisher.next_deadline()
@@ -47,15 +52,15 @@ def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
             if pull in ready:
                 while pull.poll(0):
                     try:
-                        publisher.receive(PeopleMessage.unpack(pull.recv()), time.time())
+                        message = PeopleMessage.unpack(pull.recv_multipart(), child.secret, SIGNED_BY_LIFTING)
+                        publisher.receive(message, time.time())
                     except (MessageError, ValueError) as e:  # skipped and counted, never ends the process
-                        bad += 1
-                        if bad <= 10 or bad % 100 == 0:
-                            child.log.warning("bad result message skipped", extra=fields(bad=bad, error=str(e)))
+                        rejected(error=str(e))
             publisher.flush(time.time())
             if child.beat_due:
-                child.beat(published=publisher.published, people=publisher.people, bad=bad,
+                child.beat(published=publisher.published, people=publisher.people, bad=rejected.count,
                            failed=publisher.failed, lost=sum(r.lost for r in publisher.reorder.values()),
+                           repeated=publisher.repeated, refused=dict(publisher.refused),
                            latency=publisher.latency.summary())
         if publisher.finished == set(sources):
             child.event("end_of_stream", published=publisher.published)

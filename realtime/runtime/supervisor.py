@@ -28,7 +28,8 @@ import zmq
 from realtime.config import Config, ConfigError, load_config
 from realtime.runtime.child import EXIT_FATAL, child_main
 from realtime.logs import fields, setup_logging
-from realtime.transport.sockets import Endpoints, make_socket
+from realtime.transport.security import CurveKeys, SecurityError, run_secret
+from realtime.transport.sockets import MAX_CONTROL, Endpoints, make_socket
 
 log = logging.getLogger("realtime.supervisor")
 
@@ -69,14 +70,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="video file, webcam:N, rtsp://..., http://... or 'demo' (repeat for several sources; "
                         "default: [source] uri)")
     p.add_argument("--config", metavar="TOML", help="config file (default: config.toml of the repository)")
-    p.add_argument("--record", metavar="PATH.mcap", help="record the published stream to this MCAP file")
+    p.add_argument("--record", metavar="PATH.mcap",
+                   help="record the published stream to this MCAP file; strftime fields are filled in at the start "
+                        "(e.g. session-%%Y%%m%%d-%%H%%M%%S.mcap). An existing file is never overwritten "
+                        "without --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
     p.add_argument("--backend", help="2D backend: auto, tensorrt, torch or onnxruntime")
     p.add_argument("--model", help="2D keypoint network (see [pose2d] model; realtime models list)")
     p.add_argument("--detector", help="person detector (see [pose2d] detector; realtime models list)")
     p.add_argument("--workers", type=int, help="number of lifting worker processes")
     p.add_argument("--camera-pitch", type=float, metavar="DEG",
                    help="known downward camera pitch in degrees (see [lifting] camera_pitch_deg)")
-    p.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N processed frames per source")
+    p.add_argument("--max-frames", type=_positive_int, default=0, metavar="N",
+                   help="stop after N processed frames per source (N >= 1)")
     p.add_argument("--loop", action="store_true", help="restart file sources at their end")
     p.add_argument("--no-pace", action="store_true",
                    help="decode files as fast as the pipeline takes them instead of at their frame rate")
@@ -88,6 +94,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "[transport] host (docs/runtime.md)")
     p.add_argument("--headless", action="store_true",
                    help="status only as log lines (default on a terminal: one live status line)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -126,6 +142,24 @@ def run(args: argparse.Namespace) -> int:
         print("realtime run: --stages: running only some stages needs [transport] scheme = \"tcp\" "
               "(the others run on another machine)", file=sys.stderr)
         return 2
+    if set(stages) != set(STAGES) and not cfg.security.secret_file:
+        print("realtime run: --stages: stages split across runs need one shared [security] secret_file "
+              "(`realtime keys generate DIR` writes one) so they can trust each other's messages", file=sys.stderr)
+        return 2
+    try:
+        secret = run_secret(cfg.security)
+        listens = bool({"capture", "inference", "publisher"} & set(stages))
+        connects = cfg.transport.scheme == "tcp" and bool({"inference", "lifting"} & set(stages))
+        CurveKeys.from_config(cfg.security, listens=listens, connects=connects)
+    except SecurityError as e:
+        print(f"realtime run: {e}", file=sys.stderr)
+        return 2
+    if cfg.record.path and "publisher" in stages:
+        try:
+            cfg = cfg.replace("record", path=_record_path(cfg.record.path, args.overwrite))
+        except ValueError as e:
+            print(f"realtime run: --record: {e}", file=sys.stderr)
+            return 2
     if {"lifting", "publisher"} & set(stages) or cfg.pose2d.refine_3d:
         from realtime.lifting import LiftingSetup, PriorError
         try:  # the pose prior every lifting part will load: one clear error now, not a child failing later
@@ -141,7 +175,35 @@ def run(args: argparse.Namespace) -> int:
             log.error("%s", e)
             return 2
     live = sys.stderr.isatty() and not args.headless
-    return Supervisor(cfg, uris, max_frames=args.max_frames, live_status=live, stages=stages).run()
+    try:
+        supervisor = Supervisor(cfg, uris, max_frames=args.max_frames, live_status=live, stages=stages, secret=secret)
+    except OSError as e:  # the ipc directory cannot be made or written
+        print(f"realtime run: [transport] ipc_dir: {e}", file=sys.stderr)
+        return 2
+    return supervisor.run()
+
+
+def _record_path(path: str, overwrite: bool) -> str:
+    """``--record`` with its strftime fields filled in; an existing file (or the parts an earlier run
+    left, which hold its data) is refused unless ``overwrite``."""
+    from pathlib import Path
+
+    from realtime.record import part_path
+
+    p = Path(time.strftime(path) if "%" in path else path).expanduser()
+    if not overwrite:
+        if p.exists():
+            raise ValueError(f"{p} exists; choose another name (a date in it: session-%Y%m%d-%H%M%S.mcap) "
+                             "or pass --overwrite")
+        stale = [q for q in (part_path(p, r) for r in range(1, 100)) if q.exists()]
+        if stale:
+            raise ValueError(f"{stale[0]} exists: the parts of an earlier run's recording (`realtime record join "
+                             f"{p} {len(stale)}` joins them); choose another name or pass --overwrite")
+    if not p.parent.exists():
+        raise ValueError(f"{p.parent}: no such directory")
+    if not os.access(p.parent, os.W_OK):
+        raise ValueError(f"{p.parent}: not writable")
+    return str(p)
 
 
 def _check_sources(cfg: Config, uris: list[str]) -> None:
@@ -155,8 +217,10 @@ def _check_sources(cfg: Config, uris: list[str]) -> None:
 
 class Supervisor:
     def __init__(self, cfg: Config, uris: list[str], max_frames: int = 0, live_status: bool = False,
-                 stages: tuple[str, ...] = STAGES) -> None:
+                 stages: tuple[str, ...] = STAGES, secret: bytes | None = None) -> None:
+        """``secret``: the run's message secret (None = ``[security]``'s: its file, or a random one)."""
         self.cfg = cfg
+        self.secret = secret if secret is not None else run_secret(cfg.security)
         self.stages = stages
         self.uris = uris
         self.names = [cfg.source.name if cfg.source.name and len(uris) == 1 else f"cam{i}" for i in range(len(uris))]
@@ -189,7 +253,9 @@ class Supervisor:
 
     def _plan(self) -> None:
         if "publisher" in self.stages:
-            self._add("publisher", "publisher", sources=self.names, record_path=self.cfg.record.path)
+            # the run's track-id counter lives beside its sockets: ids stay unique across publisher restarts
+            self._add("publisher", "publisher", sources=self.names, record_path=self.cfg.record.path or "",
+                      ids_path=os.path.join(self.endpoints.ipc_dir, "track_ids"))
         if "lifting" in self.stages:
             for i in range(self.cfg.runtime.workers):
                 self._add(f"lift-{i}", "lifting")
@@ -210,11 +276,14 @@ class Supervisor:
             cfg = cfg.replace("source", uri=kwargs.pop("uri"))
             if c.counters:  # resume where the crashed capture was, and count frames across restarts
                 kwargs["start_seq"] = int(c.counters.get("seq", 0))
+                if not _is_file(cfg.source.uri):  # a live source moves on: number past what it may have sent
+                    kwargs["start_seq"] += int(60 * cfg.runtime.heartbeat_s) + 1
                 kwargs["sent_before"] = int(c.counters.get("sent", 0))
                 kwargs["dropped_before"] = int(c.counters.get("dropped", 0))
         config = asdict(cfg)
         c.process = self.mp.Process(target=child_main, name=c.name, daemon=False,
-                                    args=(c.role, c.name, config, self.endpoints.to_dict(), c.restarts, kwargs))
+                                    args=(c.role, c.name, config, self.endpoints.to_dict(), c.restarts, kwargs,
+                                          self.secret))
         c.process.start()
         c.started = time.monotonic()
         c.last_beat = None
@@ -243,7 +312,7 @@ class Supervisor:
     # ---- main loop
     def run(self) -> int:
         ctx = zmq.Context()
-        control = make_socket(ctx, zmq.PULL, bind=self.endpoints.control, hwm=1000)
+        control = make_socket(ctx, zmq.PULL, bind=self.endpoints.control, hwm=1000, max_message=MAX_CONTROL)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self._plan()
         log.info("run starting", extra=fields(stages=",".join(self.stages),
@@ -371,12 +440,13 @@ class Supervisor:
 
         t0 = time.monotonic()
         try:
-            parts, messages = join_parts(path, restarts)
+            joined = join_parts(path, restarts)
         except Exception as e:  # the parts stay as they are, each readable on its own
             log.error("could not join the recording's parts: they stay beside it",
                       extra=fields(path=path, error=f"{type(e).__name__}: {e}"))
             return
-        log.info("recording joined", extra=fields(path=path, parts=parts, messages=messages,
+        log.info("recording joined", extra=fields(path=path, parts=joined.parts, messages=joined.messages,
+                                                  unreadable_parts=len(joined.skipped),
                                                   seconds=round(time.monotonic() - t0, 2)))
 
     # ---- status line
@@ -424,6 +494,12 @@ class Supervisor:
                                                      latency_ms=pub.get("latency", {}), dropped=drops))
         else:
             log.info("status %s", line)
+
+
+def _is_file(uri: str) -> bool:
+    from realtime.capture import resolve_uri, source_kind
+
+    return source_kind(resolve_uri(uri)) == "file"
 
 
 def _wants_torch(backend: str) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -31,6 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from realtime.config import TrackingConfig
 from realtime.boxes import iou_matrix
 from realtime.skeleton import LSP14
+from realtime.tracking.ids import TrackIds
 from realtime.transport.schema import Person
 
 log = logging.getLogger(__name__)
@@ -124,11 +125,13 @@ class _Detections:
 class Tracker:
     """Gives each detected person a stable integer id across frames (see the module docstring)."""
 
-    def __init__(self, config: TrackingConfig | None = None) -> None:
-        """``config``: the settings (None = the defaults of :class:`realtime.config.TrackingConfig`)."""
+    def __init__(self, config: TrackingConfig | None = None, ids: Callable[[], int] | None = None) -> None:
+        """``config``: the settings (None = the defaults of :class:`realtime.config.TrackingConfig`);
+        ``ids``: where new ids come from (a :class:`realtime.tracking.ids.TrackIds` shared by several
+        trackers keeps them unique across sources; None = this tracker's own, 1, 2, ...)."""
         self.config = config if config is not None else TrackingConfig()
         self._tracks = _Tracks.empty()
-        self._next_id = 0
+        self._ids = ids if ids is not None else TrackIds()
         self._t: float | None = None
         #: Rejected detections (and frames) by reason, for the status line.
         self.rejected: Counter[str] = Counter()
@@ -213,8 +216,7 @@ class Tracker:
         return ids
 
     def _new_id(self) -> int:
-        self._next_id += 1
-        return self._next_id
+        return self._ids()
 
     def _parse(self, detections: Sequence[Person]) -> tuple[list[int], _Detections]:
         """Stack the usable detections; the others are counted in ``rejected`` by reason."""

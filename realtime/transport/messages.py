@@ -11,9 +11,19 @@ Beside the public wire schema (``schema.py``, what consumers read), these are th
 
 ``unpack`` checks types, shapes and ranges and raises :class:`MessageError` naming the field, so a
 receiver skips (and counts) a malformed or forged message instead of failing on it later.
+
+People messages are also signed: an HMAC-SHA256 tag (16 bytes, a second message part) over the
+body, keyed by the run's secret (random per run, or ``[transport] secret_file`` for stages split
+across machines) and by who sent it (:data:`SIGNED_BY_2D` or :data:`SIGNED_BY_LIFTING`). Any peer
+can connect to a tcp socket; without the secret it cannot make the publisher take a message, and a
+peer that poses as a lifting worker, and so reads the 2D stage's messages, cannot pass those off
+as results. Values inside a signed message are still checked: the tag says who wrote it, not that
+it is well formed.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +44,19 @@ _N2D = len(skeleton.LSP14)
 _N3D = len(skeleton.JOINTS3D)
 
 
+#: Whose signature a people message carries: the 2D stage's (to the lifting workers), or a lifting
+#: worker's (to the publisher, which takes no other).
+SIGNED_BY_2D = b"realtime/people/2d"
+SIGNED_BY_LIFTING = b"realtime/people/lifted"
+_TAG_BYTES = 16
+
+
 class MessageError(ValueError):
     """An internal message is malformed; the message names the field."""
+
+
+def _tag(key: bytes, signer: bytes, body: bytes | memoryview) -> bytes:
+    return hmac.new(key, signer + b"\0" + bytes(body), hashlib.sha256).digest()[:_TAG_BYTES]
 
 
 def _field(d: dict, key: str, kind: type | tuple, *, low: float | None = None, high: float | None = None,
@@ -153,7 +174,12 @@ class PeopleMessage:
     lifted: bool = False
     people: list[Person] = field(default_factory=list)
 
-    def pack(self) -> bytes:
+    def pack(self, key: bytes, signer: bytes) -> list[bytes]:
+        """``[body, tag]``: the msgpack body and its signature by ``signer`` with the run's ``key``."""
+        body = self.body()
+        return [body, _tag(key, signer, body)]
+
+    def body(self) -> bytes:
         return msgpack.packb({
             "kind": self.kind, "source": self.source, "seq": self.seq, "epoch": self.epoch, "iseq": self.iseq,
             "t_capture": self.t_capture, "dropped": self.dropped, "width": self.width, "height": self.height,
@@ -161,7 +187,18 @@ class PeopleMessage:
             "lifted": self.lifted, "people": [_pack_person(p) for p in self.people]}, use_bin_type=True)
 
     @classmethod
-    def unpack(cls, data: bytes | memoryview) -> "PeopleMessage":
+    def unpack(cls, parts: list, key: bytes, signer: bytes) -> "PeopleMessage":
+        """``[body, tag]`` -> the message, if ``signer`` signed it with ``key``; else :class:`MessageError`."""
+        if len(parts) != 2:
+            raise MessageError(f"a people message has 2 parts (body, signature), got {len(parts)}")
+        body, tag = _buffer(parts[0]), bytes(_buffer(parts[1]))
+        if not hmac.compare_digest(tag, _tag(key, signer, body)):
+            raise MessageError("signature does not match (not sent by this run's "
+                               f"{'2D stage' if signer == SIGNED_BY_2D else 'lifting workers'})")
+        return cls.from_body(body)
+
+    @classmethod
+    def from_body(cls, data: bytes | memoryview) -> "PeopleMessage":
         d = _unpack_map(data)
         kind = _field(d, "kind", str)
         if kind not in KINDS:

@@ -4,10 +4,13 @@ Every internal message is a ZeroMQ multipart message whose first part is a msgpa
 Raw images travel as one extra part sent with ``copy=False`` and received as a numpy
 view of the ZeroMQ buffer, so a 1080p frame is never pickled or copied by Python.
 Each socket has a small high-water mark: a slow stage makes the fast one drop (and count)
-instead of building a queue.
+instead of building a queue, and every receiving socket a largest message size (``MAX_*`` below):
+libzmq drops a peer that sends more, before anything is allocated for it, so no peer can make a
+process hold more than the high-water mark times that size.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,15 @@ from realtime.config import TransportConfig
 
 #: Inference asks a capture process for its newest frame with this (and a request number).
 KIND_READY = b"ready"
+
+#: Largest message each receiving socket accepts (bytes). A frame: a 8192 x 8192 BGR image and its
+#: header; one frame's people (at most ``messages.MAX_PEOPLE``); a request for a frame; a
+#: subscription to the published stream (topics are short); a heartbeat or event to the supervisor.
+MAX_FRAME = 8192 * 8192 * 3 + 65536
+MAX_PEOPLE_MESSAGE = 1 << 20
+MAX_REQUEST = 64
+MAX_SUBSCRIPTION = 256
+MAX_CONTROL = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class Endpoints:
     def from_config(cls, cfg: TransportConfig, n_sources: int) -> "Endpoints":
         root = Path(cfg.ipc_dir) if cfg.ipc_dir else Path(tempfile.mkdtemp(prefix="realtime-"))
         root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise PermissionError(f"{root}: not writable (the run's sockets are made there)")
         if cfg.scheme == "ipc":
             return cls(control=f"ipc://{root}/control", lift_in=f"ipc://{root}/lift_in",
                        lift_out=f"ipc://{root}/lift_out",
@@ -70,10 +84,13 @@ class Endpoints:
 
 
 def make_socket(ctx: zmq.Context, kind: int, *, bind: str | None = None, connect: str | None = None,
-                hwm: int = 2) -> zmq.Socket:
-    """A socket with bounded queues and no linger (a dead peer never blocks shutdown)."""
+                hwm: int = 2, max_message: int | None = None) -> zmq.Socket:
+    """A socket with bounded queues, no linger (a dead peer never blocks shutdown) and, for one that
+    receives, the largest message it accepts (``max_message`` bytes)."""
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
+    if max_message is not None:
+        sock.setsockopt(zmq.MAXMSGSIZE, max_message)
     sock.setsockopt(zmq.RECONNECT_IVL, 20)  # ms: a restarted peer is found again quickly (default 100)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
