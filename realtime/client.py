@@ -15,16 +15,26 @@ Example::
 A message that does not follow the schema (wrong version, missing field, not msgpack) is
 counted in ``rejected``, its reason kept in ``last_error`` and logged, and skipped: one bad
 publisher message never ends a subscriber.
+
+A publisher with ``[security] curve = true`` takes only allowed clients::
+
+    from realtime.transport.security import client_keys
+    keys = client_keys("keys/server.key", "keys/consumer.key_secret")
+    with Subscriber("tcp://edge-box:5560", curve=keys) as sub: ...
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import zmq
 
 from realtime.transport.schema import TOPIC_FRAME_PREFIX, TOPIC_SKELETON, Frame, SchemaError, Skeleton, unpack
+
+if TYPE_CHECKING:
+    from realtime.transport.security import CurveKeys
 
 log = logging.getLogger("realtime.client")
 
@@ -37,7 +47,12 @@ class Subscriber:
     """
 
     def __init__(self, endpoint: str, topics: Sequence[bytes | str] = (TOPIC_SKELETON, TOPIC_FRAME_PREFIX),
-                 ctx: zmq.Context | None = None, hwm: int = 1000) -> None:
+                 ctx: zmq.Context | None = None, hwm: int = 1000, curve: "CurveKeys | None" = None) -> None:
+        """``endpoint``: ``tcp://HOST:PORT`` or ``ipc://PATH`` (anything else: ``ValueError`` naming it);
+        ``curve``: this client's keys and the server's public key, for a CURVE publisher."""
+        from realtime.config import check_endpoint
+
+        check_endpoint("endpoint", endpoint)
         self.endpoint = endpoint
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
@@ -46,6 +61,8 @@ class Subscriber:
         self.sock.setsockopt(zmq.RCVHWM, hwm)
         for t in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, t.encode() if isinstance(t, str) else t)
+        if curve is not None:
+            curve.connect_as_client(self.sock)
         self.sock.connect(endpoint)
         self.received = 0
         self.rejected = 0

@@ -10,6 +10,7 @@ import dataclasses
 import importlib.resources
 import math
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ class SourceConfig:
     reconnect_initial_s: float = opt(0.5, min=0.01, help="Network sources: the first reconnect wait (seconds), "
                                                          "doubling after each failure.")
     reconnect_max_s: float = opt(10.0, min=0.1, help="Network sources: the longest reconnect wait (seconds).")
+    give_up_after_s: float | None = opt(None, min=1.0, help="Live sources: end the source after it has been down "
+                                                            "this long (seconds).")
     stream_decode_threads: int = opt(1, min=0, max=64, help="Decoder threads for network streams "
                                                             "(RTSP/HTTP...; 0 = FFmpeg's default, one per core).")
     focal_px: float | None = opt(None, min=1.0, help="Camera focal length in pixels, used to place each person's "
@@ -306,7 +309,39 @@ def _build(cls: type, section: str, values: dict[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"[{section}] {unknown[0]}: unknown key (known: {', '.join(fields)})")
     checked = {k: _check_value(section, fields[k], hints[k], v) for k, v in values.items()}
-    return cls(**checked)
+    built = cls(**checked)
+    _check_together(section, built)
+    return built
+
+
+def check_endpoint(where: str, value: str) -> None:
+    """A ZeroMQ endpoint we bind or connect: ``tcp://HOST:PORT`` (PORT 1-65535) or ``ipc://PATH``."""
+    if value.startswith("ipc://") and len(value) > len("ipc://"):
+        return
+    m = re.fullmatch(r"tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9*._-]+):(\d{1,5})", value)
+    if m is None:
+        raise ConfigError(f"{where}: {value!r} is not an endpoint: expected tcp://HOST:PORT or ipc://PATH")
+    if not 1 <= int(m.group(2)) <= 65535:
+        raise ConfigError(f"{where}: {value!r}: port {int(m.group(2))} is outside 1-65535")
+
+
+def _check_together(section: str, c: Any) -> None:
+    """Rules between the keys of one section, each error naming the key to change."""
+    if isinstance(c, RuntimeConfig) and c.hang_timeout_s < 2 * c.heartbeat_s:
+        raise ConfigError(f"[runtime] hang_timeout_s: {c.hang_timeout_s} must be at least twice heartbeat_s "
+                          f"({c.heartbeat_s}), or every child would be restarted as hung between two heartbeats")
+    if isinstance(c, SourceConfig) and c.reconnect_initial_s > c.reconnect_max_s:
+        raise ConfigError(f"[source] reconnect_initial_s: {c.reconnect_initial_s} is above reconnect_max_s "
+                          f"({c.reconnect_max_s})")
+    if isinstance(c, TransportConfig):
+        check_endpoint("[transport] publish", c.publish)
+        for key in ("host", "bind"):
+            value = getattr(c, key)
+            ipv6 = value is not None and value.count(":") >= 2
+            if value is not None and not re.fullmatch(r"[0-9A-Fa-f:.]+" if ipv6 else r"[A-Za-z0-9*._-]+", value):
+                raise ConfigError(f"[transport] {key}: {value!r} is not a host name or address (no scheme, no port)")
+    if isinstance(c, VmcConfig) and not c.host:
+        raise ConfigError("[vmc] host: empty")
 
 
 def from_dict(data: dict[str, Any]) -> Config:

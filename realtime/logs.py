@@ -31,9 +31,22 @@ class _Formatter(logging.Formatter):
         return f"{t} {record.levelname:<7} {self.process_name:<10} {message}" + (f" {pairs}" if pairs else "")
 
 
+class _TerminalHandler(logging.StreamHandler):
+    """On a terminal, each record first clears the line it starts on: the supervisor's live status
+    line (redrawn in place, without a newline) is replaced by the log line instead of being glued to it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write("\r\033[K")
+        except (OSError, ValueError):
+            pass
+        super().emit(record)
+
+
 def setup_logging(fmt: str, process_name: str, level: int = logging.INFO) -> None:
     """Route the ``realtime`` loggers of this process to stderr in ``fmt`` ("text" or "json")."""
-    handler = logging.StreamHandler(sys.stderr)
+    tty = fmt == "text" and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    handler = _TerminalHandler(sys.stderr) if tty else logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(fmt, process_name))
     root = logging.getLogger("realtime")
     root.handlers[:] = [handler]

@@ -62,6 +62,32 @@ def video_frames(path: str | Path, limit: int = 0) -> Iterator[np.ndarray]:
         cap.release()
 
 
+def cameras_found() -> list[str]:
+    """The video devices of this machine (``/dev/video*`` on Linux; empty elsewhere or if none)."""
+    import glob
+
+    return sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
+
+
+def check_webcam(uri: str) -> None:
+    """Fail with one line (naming the cameras there are) when ``webcam:N`` is malformed or cannot be opened."""
+    found = ", ".join(cameras_found()) or "none"
+    try:
+        index = int(uri.split(":", 1)[1])
+    except ValueError:
+        raise SourceError(f"{uri}: expected webcam:N with N a camera number (cameras found: {found})") from None
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's own warnings say the same
+    try:
+        cap = cv2.VideoCapture(index)
+        opened = cap.isOpened()
+        cap.release()
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not opened:
+        raise SourceError(f"{uri}: camera {index} cannot be opened (cameras found: {found})")
+
+
 def source_kind(uri: str) -> str:
     if uri.startswith("webcam:"):
         return "webcam"
@@ -76,7 +102,10 @@ class VideoSource:
 
     def __init__(self, uri: str, *, loop: bool = False, realtime: bool = True,
                  reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
-                 stream_decode_threads: int = 1, start_seq: int = 0, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 stream_decode_threads: int = 1, start_seq: int = 0, on_event: Callable[[dict[str, Any]], None] | None = None,
+                 give_up_after_s: float | None = None) -> None:
+        """``give_up_after_s``: a live source down (not connected) this long ends (``ended``, with
+        ``end_reason`` "gave_up") instead of being retried forever."""
         self.uri = resolve_uri(uri)
         self.kind = source_kind(self.uri)
         self.loop = loop and self.kind == "file"
@@ -89,6 +118,9 @@ class VideoSource:
         self.skipped = 0          # frames decoded but passed over to keep up with real time
         self.reconnects = 0
         self.ended = False
+        self.end_reason = ""
+        self.give_up_after_s = give_up_after_s
+        self._down_since: float | None = None
         self.width = self.height = 0
         self.fps = 0.0
         self._cap: cv2.VideoCapture | None = None
@@ -132,6 +164,7 @@ class VideoSource:
             return False
         self._cap = cap
         self._init_props()
+        self._down_since = None
         if self.reconnects:
             self.on_event({"event": "reconnected", "uri": self.uri, "attempts": self.reconnects})
         self._backoff = self.reconnect_initial_s
@@ -147,6 +180,13 @@ class VideoSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        now = time.monotonic()
+        self._down_since = self._down_since or now
+        if self.give_up_after_s is not None and now - self._down_since >= self.give_up_after_s:
+            self.ended, self.end_reason = True, "gave_up"
+            self.on_event({"event": "source_gave_up", "uri": self.uri, "reason": why,
+                           "down_s": round(now - self._down_since, 1), "attempts": self.reconnects})
+            return
         self.reconnects += 1
         self._next_retry = time.monotonic() + self._backoff
         self.on_event({"event": "source_down", "uri": self.uri, "reason": why,

@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from pythonosc import osc_bundle, osc_bundle_builder, osc_message_builder, udp_client
@@ -140,12 +141,14 @@ class VmcBridge:
             self.handle(message)
         return self.sent
 
-    def follow(self, endpoint: str, max_frames: int | None = None, timeout_s: float | None = None) -> int:
-        """Subscribe to a live stream (the runtime's ZeroMQ PUB) and send as frames arrive."""
+    def follow(self, endpoint: str, max_frames: int | None = None, timeout_s: float | None = None,
+               curve: Any = None) -> int:
+        """Subscribe to a live stream (the runtime's ZeroMQ PUB) and send as frames arrive; ``curve``:
+        :class:`realtime.transport.security.CurveKeys` for a CURVE publisher."""
         from realtime.client import Subscriber
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         frames = 0
-        with Subscriber(endpoint) as sub:
+        with Subscriber(endpoint, curve=curve) as sub:
             while deadline is None or time.monotonic() < deadline:
                 received = sub.recv(timeout_s=0.2)
                 if received is None:
@@ -163,25 +166,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--recording", metavar="PATH.mcap", help="recording to send, paced at its frame rate")
     p.add_argument("--config", help="config.toml with a [vmc] section (default: the repository's)")
     p.add_argument("--host", help="VMC receiver host ([vmc] host)")
-    p.add_argument("--port", type=int, help="VMC receiver port ([vmc] port, 39539)")
+    p.add_argument("--port", type=_port, help="VMC receiver port ([vmc] port, 39539)")
     p.add_argument("--track", type=int, help="send only this track id ([vmc] track; -1 = every track)")
     p.add_argument("--fast", action="store_true", help="recordings: send as fast as possible")
+    p.add_argument("--server-key", metavar="FILE", help="a CURVE publisher's public key (server.key)")
+    p.add_argument("--client-key", metavar="FILE", help="this client's CURVE key pair (e.g. consumer.key_secret)")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 1-65535")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:
-    from realtime.config import ConfigError, load_config
+    from realtime.config import ConfigError, check_endpoint, load_config
     from realtime.record import RecordingError, read_recording
+    from realtime.transport.security import SecurityError, client_keys
     try:
         cfg = load_config(args.config).vmc
+        curve = None
+        if args.connect:
+            check_endpoint("--connect", args.connect)
+            if bool(args.server_key) != bool(args.client_key):
+                raise SecurityError("--server-key and --client-key go together (a CURVE publisher needs both)")
+            curve = client_keys(args.server_key, args.client_key) if args.server_key else None
         bridge = VmcBridge(host=args.host or cfg.host, port=args.port or cfg.port,
                            track=cfg.track if args.track is None else args.track, max_senders=cfg.max_senders)
         if args.recording:
             bridge.replay(read_recording(args.recording), realtime=not args.fast)
         else:
-            bridge.follow(args.connect)
-    except (ConfigError, RecordingError) as e:
+            bridge.follow(args.connect, curve=curve)
+    except (ConfigError, RecordingError, SecurityError) as e:
         print(f"vmc: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(f"vmc: {bridge.sent} bundles sent to {len(bridge.senders)} receiver(s), {bridge.skipped} skipped")
     return 0
 

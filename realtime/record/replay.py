@@ -13,7 +13,7 @@ from pathlib import Path
 
 import zmq
 
-from realtime.config import ConfigError, load_config
+from realtime.config import ConfigError, check_endpoint, load_config
 from realtime.record.reader import RecordingError, RecordingReader
 from realtime.logs import fields, setup_logging
 
@@ -75,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(cfg.runtime.log_format, "replay")
     endpoint = args.publish or cfg.transport.publish
+    try:
+        check_endpoint("--publish", endpoint)
+    except ConfigError as e:
+        print(f"realtime replay: {e}", file=sys.stderr)
+        return 2
     try:
         sent = replay(args.path, endpoint, speed=args.speed, wait_s=args.wait, loop=args.loop)
     except RecordingError as e:

@@ -46,6 +46,7 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                              reconnect_initial_s=cfg.reconnect_initial_s,
                              reconnect_max_s=cfg.reconnect_max_s,
                              stream_decode_threads=cfg.stream_decode_threads, start_seq=start_seq,
+                             give_up_after_s=cfg.give_up_after_s,
                              on_event=lambda e: _report(child, dict(e)))
     except SourceError as e:
         child.event("source_error", logging.ERROR, error=str(e))
@@ -108,7 +109,8 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                     sent += 1
                     frame = None
             elif finished and pending and not held:
-                reason = "stopped" if child.stop.is_set() else ("max_frames" if not source.ended else "end_of_source")
+                reason = "stopped" if child.stop.is_set() else ("max_frames" if not source.ended
+                                                                      else source.end_reason or "end_of_source")
                 eos = _eos(source_name, index, reason)
                 if not _send(pending, lambda who: router.send_multipart([who, eos], flags=zmq.NOBLOCK)):
                     continue

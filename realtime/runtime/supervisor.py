@@ -15,6 +15,7 @@ import argparse
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import time
@@ -43,7 +44,7 @@ STARTUP_TIMEOUT_S = 60.0
 #: How long the publisher may take to drain and close after the captures stopped.
 DRAIN_TIMEOUT_S = 10.0
 #: Events shown as counts on the status line.
-_COUNTED_EVENTS = ("source_down", "reconnected", "stage_failed")
+_COUNTED_EVENTS = ("source_down", "reconnected", "source_gave_up", "stage_failed")
 #: What ``--stages`` may name: the roles of the children.
 STAGES = ("capture", "inference", "lifting", "publisher")
 #: Give up (exit 1) when one child needs more restarts than this within RESTART_WINDOW_S.
@@ -207,12 +208,17 @@ def _record_path(path: str, overwrite: bool) -> str:
 
 
 def _check_sources(cfg: Config, uris: list[str]) -> None:
-    """Fail fast, before any process starts, on a file source that is missing or not a video."""
-    from realtime.capture import VideoSource, source_kind, resolve_uri
+    """Fail fast, before any process starts, on a file source that is missing or not a video, and on
+    a webcam that is malformed or cannot be opened (network sources are retried, so not checked)."""
+    from realtime.capture import VideoSource, resolve_uri, source_kind
+    from realtime.capture.source import check_webcam
 
     for uri in uris:
-        if source_kind(resolve_uri(uri)) == "file":
+        kind = source_kind(resolve_uri(uri))
+        if kind == "file":
             VideoSource(uri, realtime=False).close()
+        elif kind == "webcam":
+            check_webcam(resolve_uri(uri))
 
 
 class Supervisor:
@@ -452,6 +458,8 @@ class Supervisor:
     # ---- status line
     def _status(self, force: bool = False) -> None:
         every = self.cfg.runtime.status_every_s
+        if self.live_status and every > 0:  # a log line may have replaced it: redraw it soon
+            every = min(every, 1.0)
         now = time.monotonic()
         if not force and (every <= 0 or now - self._status_t < every):
             return
@@ -486,8 +494,15 @@ class Supervisor:
                  + " | cpu% " + " ".join(f"{k}={v:.0f}" for k, v in cpu.items())
                  + f" | restarts={sum(c.restarts for c in self.children.values())}"
                  + "".join(f" | {e}={n}" for e, n in sorted(self._events.items()) if e in _COUNTED_EVENTS))
-        if self.live_status:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
+        if self.live_status:  # one terminal line, redrawn in place: the essentials, cut to the width
+            short = " | ".join(p for p in (
+                f"{fps.get('publish', 0.0):.1f} fps" + (f" (2D {fps['pose2d']:.1f})" if "pose2d" in fps else ""),
+                f"p95 {total['p95']:.0f} ms" if self._publisher is not None and "p95" in total else "",
+                f"{people:.1f} people" if self._publisher is not None else "",
+                f"dropped {drops}", f"restarts {sum(c.restarts for c in self.children.values())}",
+                *(f"{e} {n}" for e, n in sorted(self._events.items()) if e in _COUNTED_EVENTS)) if p)
+            width = shutil.get_terminal_size((80, 24)).columns - 1
+            print("\r\033[K" + short[:width], end="", file=sys.stderr, flush=True)
         elif self.cfg.runtime.log_format == "json":  # the same numbers as fields, for log processors
             log.info("status %s", line, extra=fields(fps={k: round(v, 2) for k, v in fps.items()},
                                                      cpu_percent={k: round(v) for k, v in cpu.items()},

@@ -29,6 +29,10 @@ class RealtimePoseSettings(bpy.types.PropertyGroup):
                              description="The runtime's publish address ([transport] publish)")
     record: BoolProperty(name="Key while live", default=False,
                          description="Insert keyframes for every received frame, from the current frame on")
+    server_key: StringProperty(name="Server key", subtype="FILE_PATH", default="",
+                               description="CURVE publisher only: the server's public key file (server.key)")
+    client_key: StringProperty(name="Client key", subtype="FILE_PATH", default="",
+                               description="CURVE publisher only: this client's key pair (consumer.key_secret)")
 
 
 class REALTIMEPOSE_OT_connect(bpy.types.Operator):
@@ -40,7 +44,8 @@ class REALTIMEPOSE_OT_connect(bpy.types.Operator):
         from . import live
         s = context.scene.realtime_pose
         try:
-            live.start(s.endpoint, s.record)
+            live.start(s.endpoint, s.record, bpy.path.abspath(s.server_key) if s.server_key else "",
+                       bpy.path.abspath(s.client_key) if s.client_key else "")
         except Exception as e:  # zmq raises for malformed endpoints
             self.report({"ERROR"}, f"cannot connect to {s.endpoint}: {e}")
             return {"CANCELLED"}
@@ -118,6 +123,8 @@ class REALTIMEPOSE_PT_panel(bpy.types.Panel):
         col = self.layout.column()
         col.prop(s, "endpoint")
         col.prop(s, "record")
+        col.prop(s, "server_key")
+        col.prop(s, "client_key")
         link = live.current()
         if link is None:
             col.operator(REALTIMEPOSE_OT_connect.bl_idname)

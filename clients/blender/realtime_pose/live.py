@@ -15,7 +15,8 @@ MAX_PER_TICK = 200
 
 
 class LiveLink:
-    def __init__(self, endpoint: str, record: bool):
+    def __init__(self, endpoint: str, record: bool, server_key: str = "", client_key: str = ""):
+        """``server_key``/``client_key``: key files for a publisher with CURVE on (both or neither)."""
         import zmq
         self.endpoint = endpoint
         scene = bpy.context.scene
@@ -27,6 +28,15 @@ class LiveLink:
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sock.setsockopt(zmq.LINGER, 0)
+        if server_key or client_key:
+            import zmq.auth
+            if not (server_key and client_key):
+                raise ValueError("a CURVE publisher needs both the server key and the client key")
+            server_public, _ = zmq.auth.load_certificate(server_key)
+            public, secret = zmq.auth.load_certificate(client_key)
+            if secret is None:
+                raise ValueError(f"{client_key} has no secret key (give the .key_secret file)")
+            self._sock.curve_serverkey, self._sock.curve_publickey, self._sock.curve_secretkey = server_public, public, secret
         self._sock.connect(endpoint)
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
@@ -69,10 +79,10 @@ def tick() -> float | None:
     return INTERVAL_S
 
 
-def start(endpoint: str, record: bool) -> LiveLink:
+def start(endpoint: str, record: bool, server_key: str = "", client_key: str = "") -> LiveLink:
     global _link
     stop()
-    _link = LiveLink(endpoint, record)
+    _link = LiveLink(endpoint, record, server_key, client_key)
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=INTERVAL_S, persistent=True)
     return _link
