@@ -325,8 +325,16 @@ def check_endpoint(where: str, value: str) -> None:
         raise ConfigError(f"{where}: {value!r}: port {int(m.group(2))} is outside 1-65535")
 
 
+#: Longest source name: topics carry it, and subscriptions are kept short (transport.sockets.MAX_SUBSCRIPTION).
+MAX_SOURCE_NAME = 24
+
+
 def _check_together(section: str, c: Any) -> None:
     """Rules between the keys of one section, each error naming the key to change."""
+    if isinstance(c, (SourceConfig, CameraConfig)) and c.name and not re.fullmatch(
+            rf"[A-Za-z0-9_.-]{{1,{MAX_SOURCE_NAME}}}", c.name):
+        raise ConfigError(f"[{section}] name: {c.name!r}: a source name is 1-{MAX_SOURCE_NAME} letters, digits, "
+                          "'_', '.' or '-' (it is part of the stream's topics)")
     if isinstance(c, RuntimeConfig) and c.hang_timeout_s < 2 * c.heartbeat_s:
         raise ConfigError(f"[runtime] hang_timeout_s: {c.hang_timeout_s} must be at least twice heartbeat_s "
                           f"({c.heartbeat_s}), or every child would be restarted as hung between two heartbeats")

@@ -19,59 +19,16 @@ from realtime.client import Subscriber
 from realtime.record import RecordingReader
 from realtime.transport.schema import Frame, Skeleton
 
-REPO = Path(__file__).resolve().parent.parent
+from pipeline import REPO, Run, curve_config, free_port, free_port_run, generate_keys, pipeline_config
+from realtime.transport.security import client_keys
+
 sys.path.insert(0, str(REPO / "tools"))
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def config(tmp_path) -> Path:
     """The repository's config with a quick status line and ipc sockets in this test's directory."""
     if not (REPO / "engines" / "pose_prior.npz").exists():
         pytest.skip("engines/pose_prior.npz (the committed pose prior) is not present")
-    text = (REPO / "config.toml").read_text()
-    text = re.sub(r"(?m)^status_every_s = .*$", "status_every_s = 1.0", text)
-    text = re.sub(r"(?m)^hang_timeout_s = .*$", "hang_timeout_s = 3.0", text)
-    text = re.sub(r'(?m)^# ipc_dir = .*$', f'ipc_dir = "{tmp_path / "ipc"}"', text)
-    path = tmp_path / "config.toml"
-    path.write_text(text)
-    return path
-
-
-class Run:
-    """`python -m realtime run ...` with its log collected line by line in the background."""
-
-    def __init__(self, *args: str, own_group: bool = False) -> None:
-        self.endpoint = f"tcp://127.0.0.1:{_free_port()}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "realtime", "run", "--headless", "--publish",
-                                      self.endpoint, *args], cwd=REPO, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=own_group)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip())
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def pid_of(self, child: str) -> int:
-        pids = re.findall(rf"started {child} pid=(\d+)", self.log)
-        assert pids, f"no {child} in the log:\n{self.log}"
-        return int(pids[-1])
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout)
-        self._reader.join(5)
-        return rc
+    return pipeline_config(tmp_path)
 
 
 @pytest.mark.slow
@@ -193,38 +150,19 @@ def test_camera_tables_reach_the_lifting_workers(config, demo_video):
     assert "matches no source" not in run.log
 
 
-def _free_port_run(count: int) -> int:
-    """A port p with p .. p + count - 1 all free now."""
-    for _ in range(50):
-        base = _free_port()
-        try:
-            socks = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no run of free ports")
-
-
 @pytest.mark.slow
 def test_lifting_workers_of_another_run_over_tcp(config, demo_video):
     """Split across machines, on loopback: one run has capture, inference and publisher and no
-    lifting worker; a second run (another machine's) has only lifting workers and connects over tcp.
-    The first publishes 3D people: every one of them was lifted by the second."""
-    base = _free_port_run(4) - 1
+    lifting worker; a second run (another machine's) has only lifting workers and connects over tcp,
+    CURVE-encrypted, with the shared secret. The first publishes 3D people: every one of them was
+    lifted by the second."""
+    base = free_port_run(4) - 1
     text = config.read_text()
     text = re.sub(r'(?m)^scheme = .*$', 'scheme = "tcp"', text)
     text = re.sub(r"(?m)^base_port = .*$", f"base_port = {base}", text)
-    secret = config.with_name("secret")  # the two runs trust each other's messages through it
-    secret.write_text(os.urandom(32).hex())
-    text = re.sub(r'(?m)^# secret_file = .*$', f'secret_file = "{secret}"', text)
     config.write_text(text)
+    curve_config(config, generate_keys(config.parent))  # the two runs share the secret; every tcp socket is CURVE
+    text = config.read_text()
     other = config.with_name("other.toml")  # the other machine: its own ipc directory for its supervisor
     other.write_text(re.sub(r'(?m)^ipc_dir = "(.*)"$', r'ipc_dir = "\1-other"', text))
     main = Run("--config", str(config), "--source", str(demo_video), "--max-frames", "8", "--no-pace",
@@ -232,7 +170,8 @@ def test_lifting_workers_of_another_run_over_tcp(config, demo_video):
     workers = Run("--config", str(other), "--stages", "lifting", "--workers", "1")
     frames: list[Frame] = []
     try:
-        with Subscriber(main.endpoint) as sub:
+        keys = client_keys(config.parent / "keys" / "server.key", config.parent / "keys" / "consumer.key_secret")
+        with Subscriber(main.endpoint, curve=keys) as sub:
             while main.proc.poll() is None or sub.sock.poll(0):
                 m = sub.recv(timeout_s=1.0)
                 if m is not None and isinstance(m[1], Frame):
@@ -255,29 +194,37 @@ def test_stages_are_checked():
     assert done.returncode == 2 and 'scheme = "tcp"' in done.stderr
 
 
-def _frames_after(sub: Subscriber, t: float, timeout: float) -> float | None:
-    """When the first frame captured after ``t`` arrived, waiting at most ``timeout``."""
+def _frames_after(sub: Subscriber, t: float, timeout: float, seen: list[Frame] | None = None) -> float | None:
+    """When the first frame captured after ``t`` arrived, waiting at most ``timeout`` (every frame
+    received is appended to ``seen``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         m = sub.recv(timeout_s=0.2)
-        if m is not None and isinstance(m[1], Frame) and m[1].t_capture > t:
-            return sub.received_at
+        if m is not None and isinstance(m[1], Frame):
+            if seen is not None:
+                seen.append(m[1])
+            if m[1].t_capture > t:
+                return sub.received_at
     return None
 
 
 @pytest.mark.slow
 def test_killed_or_hung_children_are_restarted_and_publishing_resumes(config, small_video, tmp_path):
+    """SIGKILL of each child in turn: publishing resumes; no seq is published twice (a restarted capture
+    decodes a few frames again), no track id is given again after the publisher's restart, and the
+    joined recording holds every frame published (the killed publisher's last ones from its log)."""
     record = tmp_path / "kill.mcap"
     run = Run("--config", str(config), "--source", str(small_video), "--loop", "--record", str(record))
+    seen: list[Frame] = []
     try:
         with Subscriber(run.endpoint) as sub:
-            assert _frames_after(sub, 0.0, 90) is not None, run.log
-            gaps = {}
+            assert _frames_after(sub, 0.0, 90, seen) is not None, run.log
+            gaps, killed_at = {}, {}
             for child in ("lift-0", "inference", "capture-0", "publisher"):
                 pid = run.pid_of(child)
                 os.kill(pid, signal.SIGKILL)
-                t_kill = time.time()
-                resumed = _frames_after(sub, t_kill, 30)
+                t_kill = killed_at[child] = time.time()
+                resumed = _frames_after(sub, t_kill, 30, seen)
                 assert resumed is not None, f"publishing did not resume after killing {child}:\n{run.log}"
                 gaps[child] = resumed - t_kill
                 deadline = time.monotonic() + 30
@@ -293,9 +240,16 @@ def test_killed_or_hung_children_are_restarted_and_publishing_resumes(config, sm
             assert "restarting lift-1 reason=hung: no heartbeat" in run.log, run.log
             after = time.monotonic() + 3.0
             while time.monotonic() < after:  # and keeps going
-                sub.recv(timeout_s=0.2)
+                m = sub.recv(timeout_s=0.2)
+                if m is not None and isinstance(m[1], Frame):
+                    seen.append(m[1])
     finally:
         rc = run.stop()
+    seqs = [f.seq for f in seen]
+    assert len(seqs) == len(set(seqs)) and seqs == sorted(seqs), "a seq was published twice"
+    ids_before = {p.track_id for f in seen if f.t_publish < killed_at["publisher"] for p in f.people if p.track_id >= 0}
+    ids_after = {p.track_id for f in seen if f.t_publish > killed_at["publisher"] for p in f.people if p.track_id >= 0}
+    assert ids_before and ids_after and not ids_before & ids_after, (sorted(ids_before), sorted(ids_after))
     assert rc == 0, run.log
     assert "restarting lift-0 reason=killed by SIGKILL" in run.log
     assert "restarting inference reason=killed by SIGKILL" in run.log
@@ -304,8 +258,10 @@ def test_killed_or_hung_children_are_restarted_and_publishing_resumes(config, sm
     assert joined_parts and int(joined_parts.group(1)) >= 2, run.log
     assert not (tmp_path / "kill.1.mcap").exists()
     joined = RecordingReader(record)
-    recorded = [lt for t, lt, _ in joined if t == "frame/cam0"]
+    recorded = [(lt, m.seq) for t, lt, m in joined if t == "frame/cam0"]
     assert recorded and recorded == sorted(recorded) and joined.skipped == 0 and not joined.truncated
+    missing = set(seqs) - {seq for _, seq in recorded}
+    assert not missing, f"published but not recorded: {sorted(missing)}"
 
 
 @pytest.mark.slow
@@ -387,7 +343,7 @@ def test_sigterm_to_the_whole_process_group_stops_cleanly(config, small_video, t
 
 @pytest.mark.slow
 def test_dead_rtsp_source_is_retried_while_the_pipeline_stays_up(config):
-    run = Run("--config", str(config), "--source", f"rtsp://127.0.0.1:{_free_port()}/none")
+    run = Run("--config", str(config), "--source", f"rtsp://127.0.0.1:{free_port()}/none")
     try:
         with Subscriber(run.endpoint) as sub:
             deadline = time.monotonic() + 60

@@ -2,11 +2,11 @@
 
 :class:`Publisher` is everything after lifting for every source; the publisher process
 (``realtime.runtime.publisher``) feeds it the lifting workers' messages and its XPUB socket.
-Recording happens here, right after each publish, rather than in a recorder subscribing to the PUB
+Recording happens here, just before each publish, rather than in a recorder subscribing to the PUB
 socket: the file then holds exactly the published messages (a PUB subscriber can silently miss the
 first ones while its subscription propagates, or drop under its high-water mark), with no extra
-copy or socket hop on a 2-core machine. The MCAP writer closes a chunk at least every
-``[record] flush_every_s``, so killing the process loses at most that much.
+copy or socket hop on a 2-core machine; the recorder's write-ahead log keeps every message a
+killed process published (``realtime.record.recorder``).
 
 The XPUB socket faces anyone who can connect, so it keeps no state a subscriber chooses: it runs
 in manual mode (``ZMQ_XPUB_MANUAL``) and applies only subscriptions that can match one of the
@@ -164,6 +164,7 @@ class Publisher:
                 reorder.wait_s = wait
 
     def _send(self, topic: bytes, payload: bytes, log_time: float) -> None:
-        self.pub.send_multipart([topic, payload])
+        """Record, then publish: whatever a subscriber got is in the recording, even after a SIGKILL."""
         if self.recorder is not None:
             self.recorder.write(topic, int(log_time * 1e9), payload, time.time_ns())
+        self.pub.send_multipart([topic, payload])

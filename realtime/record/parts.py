@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.record.reader import RecordingError, RecordingReader
-from realtime.record.recorder import Recorder
+from realtime.record.recorder import Recorder, wal_path
 
 log = logging.getLogger("realtime.record")
 
@@ -63,7 +63,7 @@ def join_parts(path: str | Path, restarts: int | None = None) -> Joined:
     joining = p.with_name(p.name + ".joining")
     joined = Joined(0, 0)
     read: list[Path] = []
-    with Recorder(joining, flush_every_s=1e9) as out:
+    with Recorder(joining, flush_every_s=1e9, wal=False) as out:
         for part in parts:
             try:
                 reader = RecordingReader(part)
@@ -81,6 +81,7 @@ def join_parts(path: str | Path, restarts: int | None = None) -> Joined:
     for part in read:
         if part != p:
             part.unlink()
+        wal_path(part).unlink(missing_ok=True)
     return joined
 
 

@@ -2,8 +2,9 @@
 
 The reader streams records in file order (the order they were written, i.e. publish order)
 instead of seeking to the summary, because a recording whose writer was killed has no summary
-or footer: every complete chunk before the cut is still read, and the cut is reported in
-:attr:`RecordingReader.truncated` rather than raised. Each chunk is decompressed and checked (its
+or footer: every complete chunk before the cut is still read, then the messages of the recorder's
+write-ahead log (``<path>.wal``, see :mod:`realtime.record.recorder`) that no chunk holds, and the
+cut is reported in :attr:`RecordingReader.truncated` rather than raised. Each chunk is decompressed and checked (its
 CRC) on its own, so a damaged chunk (a flipped byte on disk) is skipped with one warning naming its
 byte range, and every other chunk is still read.
 """
@@ -18,7 +19,7 @@ from mcap.exceptions import McapError
 from mcap.records import Channel, Chunk, Message
 from mcap.stream_reader import StreamReader, breakup_chunk
 
-from realtime.record.recorder import MESSAGE_ENCODING
+from realtime.record.recorder import MESSAGE_ENCODING, WAL_ENTRY, wal_path
 from realtime.transport.schema import Frame, SchemaError, Skeleton, unpack
 
 
@@ -49,6 +50,8 @@ class RecordingReader:
         self.skipped = 0
         self.truncated = False
         self.corrupt: list[tuple[int, int]] = []
+        #: Messages read from the write-ahead log (published after the last closed chunk of a killed recorder).
+        self.recovered = 0
         self.errors: list[str] = []
 
     def __iter__(self) -> Iterator[tuple[str, int, Skeleton | Frame]]:
@@ -64,6 +67,7 @@ class RecordingReader:
     def raw(self) -> Iterator[tuple[str, int, bytes]]:
         """The undecoded payloads, for republishing byte for byte."""
         channels: dict[int, Channel] = {}
+        self._last_sequence = -1
         with open(self.path, "rb") as f:
             stream = StreamReader(f, emit_chunks=True, record_size_limit=_RECORD_LIMIT)
             records = stream.records
@@ -72,12 +76,12 @@ class RecordingReader:
                 try:
                     record = next(records)
                 except StopIteration:
-                    return
+                    break
                 except (McapError, struct.error, EOFError, ValueError, MemoryError) as e:
-                    if f.tell() <= 8 and not channels:
+                    if f.tell() <= 8 and not channels and not self._wal_entries():
                         raise RecordingError(f"{self.path}: not an MCAP recording ({e})") from None
                     self.truncated = True
-                    return
+                    break
                 end = getattr(getattr(stream, "_stream", None), "count", start)
                 inner = [record]
                 if isinstance(record, Chunk):
@@ -92,6 +96,27 @@ class RecordingReader:
                 start = end
                 for record in inner:
                     yield from self._messages(record, channels)
+        for sequence, log_time, topic, payload in self._wal_entries():
+            if sequence > self._last_sequence:
+                self.recovered += 1
+                yield topic, log_time, payload
+
+    def _wal_entries(self) -> list[tuple[int, int, str, bytes]]:
+        """The write-ahead log's complete entries (a last one cut by the kill is left out)."""
+        try:
+            data = wal_path(self.path).read_bytes()
+        except OSError:
+            return []
+        entries, at = [], 0
+        while at + WAL_ENTRY.size <= len(data):
+            size, sequence, log_time, topic_size = WAL_ENTRY.unpack_from(data, at)
+            at += WAL_ENTRY.size
+            if at + topic_size + size > len(data):
+                break
+            topic = data[at:at + topic_size].decode("utf-8", errors="replace")
+            entries.append((sequence, log_time, topic, data[at + topic_size:at + topic_size + size]))
+            at += topic_size + size
+        return entries
 
     def _messages(self, record: object, channels: dict[int, Channel]) -> Iterator[tuple[str, int, bytes]]:
         """A channel is remembered; a message on a known channel is yielded, on an unknown one counted."""
@@ -101,6 +126,7 @@ class RecordingReader:
                                      f"{record.message_encoding!r}, expected {MESSAGE_ENCODING!r}")
             channels[record.id] = record
         elif isinstance(record, Message):
+            self._last_sequence = max(self._last_sequence, record.sequence)
             channel = channels.get(record.channel_id)
             if channel is None:
                 self.skipped += 1

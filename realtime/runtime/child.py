@@ -32,6 +32,9 @@ from realtime.transport.sockets import Endpoints, make_socket
 
 #: Exit status of a stage that must not be restarted (bad source or config): the run stops.
 EXIT_FATAL = 3
+#: Smallest message size limit of a CURVE socket: its handshake commands (HELLO, INITIATE with the
+#: peer's metadata) go through the same limit, and only an allowed peer gets past them.
+CURVE_HANDSHAKE = 1024
 
 
 @dataclass
@@ -76,11 +79,14 @@ class Child:
         """A stage's socket (``make_socket``), with ``options`` set before it binds or connects, and
         with ``[security] curve`` on, a tcp socket made a CURVE server (when it binds, clients checked
         by this process's ZAP authenticator) or client (when it connects)."""
+        listens, connects = bool(bind and bind.startswith("tcp://")), bool(connect and connect.startswith("tcp://"))
+        curve = self.config.security.curve and (listens or connects)
+        if curve and max_message is not None:  # the size limit applies to CURVE's handshake commands too
+            max_message = max(max_message, CURVE_HANDSHAKE)
         sock = make_socket(self.ctx, kind, hwm=hwm, max_message=max_message)
         for option, value in (options or {}).items():
             sock.setsockopt(option, value)
-        listens, connects = bool(bind and bind.startswith("tcp://")), bool(connect and connect.startswith("tcp://"))
-        if self.config.security.curve and (listens or connects):
+        if curve:
             keys = CurveKeys.from_config(self.config.security, listens=listens, connects=connects)
             assert keys is not None
             if listens:

@@ -36,7 +36,7 @@ def main(child: Child, *, sources: list[str], record_path: str = "", ids_path: s
     lifting = LiftingSetup.from_config(child.config.lifting)
     publisher = Publisher(child.config, sources, pub, recorder, lifting.prior,
                           ids=TrackIds(ids_path or None))
-    child.event("publisher_started", publish=child.endpoints.publish,
+    child.event("publisher_started", publish=child.endpoints.publish, curve=pub.curve_server == 1,
                 record=str(recorder.path) if recorder else "", prior=lifting.source)
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)

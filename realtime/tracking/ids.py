@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 #: Ids reserved per write of the state file.
-BLOCK = 1000
+BLOCK = 100
 
 
 class TrackIds:

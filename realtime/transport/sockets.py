@@ -25,11 +25,14 @@ KIND_READY = b"ready"
 
 #: Largest message each receiving socket accepts (bytes). A frame: a 8192 x 8192 BGR image and its
 #: header; one frame's people (at most ``messages.MAX_PEOPLE``); a request for a frame; a
-#: subscription to the published stream (topics are short); a heartbeat or event to the supervisor.
+#: subscription to the published stream (its longest topic, "preview/" and a source name of at most
+#: ``config.MAX_SOURCE_NAME`` characters: libzmq keeps each subscription a connection sends, whatever
+#: the publisher does with it, until that connection closes, ~1.4 KB each at this size); a heartbeat
+#: or event to the supervisor.
 MAX_FRAME = 8192 * 8192 * 3 + 65536
 MAX_PEOPLE_MESSAGE = 1 << 20
 MAX_REQUEST = 64
-MAX_SUBSCRIPTION = 256
+MAX_SUBSCRIPTION = 33
 MAX_CONTROL = 1 << 16
 
 
