@@ -9,7 +9,7 @@ from scipy.optimize import least_squares
 
 from realtime.config import LiftingConfig
 from realtime.lifting import Lifter, PosePrior
-from realtime.lifting.evaluation import drop_joints, mpjpe, pa_mpjpe, random_views
+from realtime.lifting.evaluation import drop_joints, level_to_camera, mpjpe, pa_mpjpe, random_views
 from realtime.lifting.lifter import _rot_x, _rot_y
 from realtime.skeleton import JOINTS3D, LSP14
 from test_prior import articulated_poses
@@ -285,3 +285,48 @@ def test_pattern_cache_is_bounded_and_eviction_changes_nothing(prior, monkeypatc
         assert np.allclose(out.joints3d, expected.joints3d, atol=1e-9)
     info = tight.cache_info()
     assert info["size"] == 2 and info["bytes"] <= 2 * one and info["misses"] > roomy.cache_info()["misses"]
+
+
+# -- real photos with 3D ground truth -----------------------------------------------------------------------
+def test_annotated_3d_frames_project_onto_their_2d_and_have_their_cameras(annotated_dir):
+    """The loader's axes, joint mapping and intrinsics agree with the datasets' own 2D annotation."""
+    from realtime.lifting.annotated import EVAL_JOINTS, load_annotated3d
+
+    frames = load_annotated3d(annotated_dir)
+    assert [f.dataset for f in frames] == ["h36m"] * 4 + ["mpi_inf_3dhp"] * 4
+    assert sorted(JOINTS3D[j] for j in EVAL_JOINTS) == sorted(set(JOINTS3D) - {"neck", "head_top"})
+    for f in frames:
+        cam = f.joints3d[:14] * [1, -1, -1]                               # back to x right, y down, z forward
+        uv = cam[:, :2] / cam[:, 2:] * f.focal_px + f.centre_px
+        seen = f.visible2d & np.isfinite(cam).all(1)
+        assert np.abs(uv[seen] - f.keypoints2d[seen]).max() < 3.0, f.name  # distortion: a pixel or two
+        assert (f.joints3d[:, 2][np.isfinite(f.joints3d[:, 2])] < -2.0).all()  # in front of the camera
+        assert 0 < f.keypoints2d[f.visible2d].min() and f.keypoints2d[f.visible2d, 0].max() < f.size[0]
+        pelvis = f.joints3d[JOINTS3D.index("pelvis")]
+        assert np.allclose(pelvis, f.joints3d[[JOINTS3D.index("r_hip"), JOINTS3D.index("l_hip")]].mean(0))
+    pitches = [f.pitch_deg for f in frames]
+    assert all(8 < p < 15 for p in pitches[:4]) and pitches[4:] == [None] * 4   # Human3.6M looks down ~11 deg
+    assert not frames[0].visible2d[LSP14.index("neck")]                       # Human3.6M has no upper neck
+
+
+def test_annotated_3d_errors_name_the_file(tmp_path):
+    from realtime.lifting.annotated import AnnotatedError, load_annotated3d
+
+    with pytest.raises(AnnotatedError, match="cameras.pkl"):
+        load_annotated3d(tmp_path)
+
+
+def test_level_to_camera_and_joint_subsets_of_the_metrics():
+    rng = np.random.default_rng(3)
+    poses = articulated_poses(20, rng)
+    views = random_views(poses, rng, elevation_deg=(20.0, 20.0))
+    cam = level_to_camera(views.truth, views.elevation_deg)
+    # the camera frame is the level frame pitched: the same pose, so PA-MPJPE is 0, MPJPE is not
+    assert pa_mpjpe(cam, views.truth).max() < 1e-9
+    assert mpjpe(cam, views.truth, rescale=False).min() > 0.01
+    assert np.allclose(level_to_camera(cam, -views.elevation_deg), views.truth)
+    assert pa_mpjpe(views.truth, views.truth, joints=[0, 1, 2, 14, 15]).max() < 1e-9
+    shifted = views.truth.copy()
+    shifted[:, 15, 0] += 0.1                                                   # thorax only
+    assert mpjpe(shifted, views.truth, joints=[15], rescale=False) == pytest.approx(0.1)
+    assert mpjpe(shifted, views.truth, rescale=False).max() == 0.0             # not among the 14 LSP joints

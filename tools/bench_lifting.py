@@ -11,11 +11,18 @@ neighbour (Chen & Ramanan) and an MLP (Martinez et al.) trained on the same trai
 Speed: poses/s on one core (OMP/OpenBLAS threads = 1) at batches 1, 16, 1024 and single-pose
 latency p50/p99, with known pitch and with the elevation search.
 
+Real photos (``--part real``): the Human3.6M and MPI-INF-3DHP frames of ../shared/data/images/annotated
+(cameras and camera-frame 3D; ``realtime.lifting.annotated`` writes the joint correspondence down),
+lifted from their ground-truth 2D and from each 2D model's own detections (``--models``, the
+whole 2D pipeline: person detector, crop, keypoint network), with the camera pitch searched or, where
+the extrinsics give it (Human3.6M), known. PA-MPJPE and MPJPE (pelvis-aligned, camera frame, the
+prior's own metric size: no rescaling) in mm per frame over ``annotated.EVAL_JOINTS``.
+
 Stream speed (``--part stream``): the real keypoints of PoseEstimator2D on the first ``--frames`` of
 the demo video (missing joints, varied confidences; also the inputs of the 2D stage's 3D feedback
 lifter), lifted frame by frame from a cold cache as a runtime worker would, ms per frame.
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python tools/bench_lifting.py [--part all|mocap|stream] [--json]
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python tools/bench_lifting.py [--part all|mocap|real|stream] [--json]
 """
 from __future__ import annotations
 
@@ -39,11 +46,17 @@ sys.path.insert(0, str(REPO))
 
 from realtime.lifting import Lifter, LiftingSetup, PosePrior  # noqa: E402
 from realtime.lifting.baselines import MLPLifter, NearestNeighbourLifter  # noqa: E402
-from realtime.lifting.evaluation import add_noise, drop_joints, mpjpe, pa_mpjpe, random_views  # noqa: E402
+from realtime.lifting.annotated import EVAL_JOINTS, Frame3D, load_annotated3d  # noqa: E402
+from realtime.lifting.evaluation import (add_noise, drop_joints, level_to_camera, mpjpe, pa_mpjpe,  # noqa: E402
+                                         random_views)
 from realtime.mocap import load_dataset  # noqa: E402
+from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES  # noqa: E402
 
 CACHE = REPO / "engines" / "cache"
 DEMO_VIDEO = REPO.parent / "shared" / "data" / "video" / "deepstream_Retail02_short.mp4"
+ANNOTATED = REPO.parent / "shared" / "data" / "images" / "annotated"
+#: 2D models run end to end on the real frames by default (the first is the default model).
+REAL_MODELS = ("movenet-lightning", "movenet-thunder", "blazepose-full", "blazepose-heavy", "efficientpose", "cpm")
 
 
 class KnownPitch:
@@ -184,6 +197,91 @@ def stream_part(args, prior: PosePrior, log) -> dict:
                       if frames and not (pitch is None and "pitch" in name)}}
 
 
+def pipeline_keypoints(frames: list[Frame3D], model: str, backend: str, cache: Path | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's person as the whole 2D pipeline finds them (default detector, ``model``):
+    (N,14,2) px and (N,14) confidences, NaN where no detection matches the annotated person.
+    Cached in ``cache`` (keyed by model and the frames' names) when given."""
+    names = [f.name for f in frames]
+    file = None if cache is None else cache / f"real2d_{model}_{backend}.npz"
+    if file is not None and file.exists():
+        with np.load(file) as z:
+            if [str(n) for n in z["names"]] == names:
+                return z["keypoints"], z["confidence"]
+    from realtime.config import load_config
+    from realtime.pose2d import PoseEstimator2D
+    from realtime.pose2d.evaluation import match
+
+    config = load_config().replace("pose2d", model=model, refine_3d=False).pose2d
+    kp = np.full((len(frames), 14, 2), np.nan)
+    conf = np.zeros((len(frames), 14))
+    with PoseEstimator2D.create(backend=backend, config=config) as estimator:
+        for i, frame in enumerate(frames):
+            people = estimator.estimate(str(frame.image))
+            hit = match(frame.sample(), np.array([p.bbox for p in people]).reshape(-1, 4))
+            if hit is not None:
+                kp[i], conf[i] = people[hit].keypoints2d, people[hit].confidence
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(file, names=np.array(names), keypoints=kp, confidence=conf)
+    return kp, conf
+
+
+def lift_frames(prior: PosePrior, frames: list[Frame3D], kp: np.ndarray, conf: np.ndarray, use_pitch: bool,
+                lifters: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Lift each frame (one person) with the pitch searched, or its camera's where known and ``use_pitch``:
+    (N,16,3) joints in the camera's axes (NaN: no pose) and (N,) the elevation used."""
+    joints = np.full((len(frames), 16, 3), np.nan)
+    elevation = np.full(len(frames), np.nan)
+    for i, frame in enumerate(frames):
+        if not np.isfinite(kp[i]).all():
+            continue
+        pitch = frame.pitch_deg if use_pitch else None
+        lifter = lifters.setdefault(pitch, Lifter(prior, camera_pitch_deg=pitch))
+        out = lifter.lift(kp[i : i + 1], conf[i : i + 1])
+        if out.valid[0]:
+            joints[i] = level_to_camera(out.joints3d, out.elevation_deg)[0]
+            elevation[i] = out.elevation_deg[0]
+    return joints, elevation
+
+
+def real_part(args, prior: PosePrior, log) -> dict:
+    """3D error on the annotated real frames, from their ground-truth 2D and from each 2D model."""
+    frames = load_annotated3d(args.annotated)
+    truth = np.stack([f.joints3d for f in frames])
+    inputs = {"ground-truth 2D": (np.stack([f.keypoints2d for f in frames]),
+                                  np.stack([f.visible2d for f in frames]).astype(np.float64))}
+    for model in args.models:
+        t = time.perf_counter()
+        inputs[model] = pipeline_keypoints(frames, model, args.backend, None if args.no_cache else CACHE)
+        log(f"real: {model} 2D keypoints in {time.perf_counter() - t:.1f} s")
+    lifters: dict = {}
+    rows = {}
+    for name, (kp, conf) in inputs.items():
+        for mode, use_pitch in (("pitch searched", False), ("known pitch (Human3.6M)", True)):
+            joints, elevation = lift_frames(prior, frames, kp, conf, use_pitch, lifters)
+            ok = np.isfinite(joints).all((1, 2))
+            pa = np.full(len(frames), np.nan)
+            mp = np.full(len(frames), np.nan)
+            pa[ok] = pa_mpjpe(joints[ok], truth[ok], EVAL_JOINTS) * 1000
+            mp[ok] = mpjpe(joints[ok], truth[ok], EVAL_JOINTS, rescale=False) * 1000
+            rows[f"{name}, {mode}"] = {"pa_mpjpe_mm": pa.tolist(), "mpjpe_mm": mp.tolist(),
+                                       "elevation_deg": elevation.tolist(), "found": int(ok.sum()),
+                                       "pa_mpjpe_mean_mm": float(np.nanmean(pa)) if ok.any() else None,
+                                       "mpjpe_mean_mm": float(np.nanmean(mp)) if ok.any() else None}
+    result = {"frames": [f.name for f in frames], "datasets": [f.dataset for f in frames],
+              "joints": [JOINTS3D_NAMES[j] for j in EVAL_JOINTS], "rows": rows}
+    if not args.json:
+        print(f"\nReal frames ({len(frames)}): PA-MPJPE / MPJPE mm per frame "
+              f"({', '.join(f.name.split('.')[0] for f in frames)})")
+        for name, r in rows.items():
+            cells = " ".join("   --  " if np.isnan(a) else f"{a:3.0f}/{m:3.0f}"
+                             for a, m in zip(r["pa_mpjpe_mm"], r["mpjpe_mm"]))
+            mean = "--" if r["pa_mpjpe_mean_mm"] is None else f"{r['pa_mpjpe_mean_mm']:.1f} / {r['mpjpe_mean_mm']:.1f}"
+            print(f"{name:<52}{cells}  mean {mean} ({r['found']}/{len(frames)})")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mocap", type=Path, default=REPO.parent / "shared" / "data" / "mocap" / "cmu")
@@ -193,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mlp-steps", type=int, default=800, help="MLP training steps of 256 random views")
     p.add_argument("--no-cache", action="store_true", help="retrain the baselines instead of engines/cache/")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--part", choices=("all", "mocap", "stream"), default="all")
+    p.add_argument("--part", choices=("all", "mocap", "real", "stream"), default="all")
+    p.add_argument("--annotated", type=Path, default=ANNOTATED, help="the annotated images (real part)")
+    p.add_argument("--models", nargs="*", default=list(REAL_MODELS), help="2D models run end to end (real part)")
     p.add_argument("--video", type=Path, default=DEMO_VIDEO, help="video for the stream speed")
     p.add_argument("--frames", type=int, default=100, help="frames of the video for the stream speed")
     p.add_argument("--backend", default="onnxruntime", help="2D backend collecting the stream's keypoints")
@@ -205,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     prior = PosePrior.load(args.prior)
     result = mocap_part(args, prior, log) if args.part in ("all", "mocap") else {}
+    if args.part in ("all", "real"):
+        result["real"] = real_part(args, prior, log)
     if args.part in ("all", "stream"):
         result["stream"] = stream_part(args, prior, log)
     if args.json:
