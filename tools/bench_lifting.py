@@ -33,6 +33,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
@@ -228,8 +229,9 @@ def pipeline_keypoints(frames: list[Frame3D], model: str, backend: str, cache: P
 
 
 def lift_frames(prior: PosePrior, frames: list[Frame3D], kp: np.ndarray, conf: np.ndarray, use_pitch: bool,
-                lifters: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Lift each frame (one person) with the pitch searched, or its camera's where known and ``use_pitch``:
+                lifters: dict, conventions: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Lift each frame (one person) with the pitch searched, or its camera's where known and ``use_pitch``,
+    and each frame's keypoint convention (None = the mocap joints):
     (N,16,3) joints in the camera's axes (NaN: no pose) and (N,) the elevation used."""
     joints = np.full((len(frames), 16, 3), np.nan)
     elevation = np.full(len(frames), np.nan)
@@ -237,12 +239,37 @@ def lift_frames(prior: PosePrior, frames: list[Frame3D], kp: np.ndarray, conf: n
         if not np.isfinite(kp[i]).all():
             continue
         pitch = frame.pitch_deg if use_pitch else None
-        lifter = lifters.setdefault(pitch, Lifter(prior, camera_pitch_deg=pitch))
-        out = lifter.lift(kp[i : i + 1], conf[i : i + 1])
+        convention = None if conventions is None else conventions[i]
+        key = (pitch, None if convention is None else convention.matrix.tobytes())
+        if key not in lifters:
+            lifters[key] = Lifter(prior, camera_pitch_deg=pitch, convention=convention)
+        out = lifters[key].lift(kp[i : i + 1], conf[i : i + 1])
         if out.valid[0]:
             joints[i] = level_to_camera(out.joints3d, out.elevation_deg)[0]
             elevation[i] = out.elevation_deg[0]
     return joints, elevation
+
+
+def cross_fitted_conventions(frames: list[Frame3D], inputs: dict, mocap: np.ndarray) -> tuple[list, dict]:
+    """Conventions never fitted on the frame they are used on: each frame's dataset convention from
+    the other frames of its dataset (leave one out), each 2D model's from the other dataset's frames."""
+    from realtime.lifting.annotated import dataset_convention, model_convention
+
+    own = [dataset_convention([g for g in frames if g.dataset == f.dataset and g is not f], mocap, f.dataset)
+           for f in frames]
+    names = sorted({f.dataset for f in frames})
+    whole = {d: dataset_convention([f for f in frames if f.dataset == d], mocap, d) for d in names}
+    models: dict[str, list] = {}
+    for model, (kp, conf) in inputs.items():
+        if model == "ground-truth 2D":
+            models[model] = own
+            continue
+        fitted = {}
+        for d in names:
+            other = [i for i, f in enumerate(frames) if f.dataset != d]
+            fitted[d] = model_convention([frames[i] for i in other], kp[other], conf[other], whole, model)
+        models[model] = [fitted[f.dataset] for f in frames]
+    return own, models
 
 
 def real_part(args, prior: PosePrior, log) -> dict:
@@ -257,15 +284,24 @@ def real_part(args, prior: PosePrior, log) -> dict:
         log(f"real: {model} 2D keypoints in {time.perf_counter() - t:.1f} s")
     lifters: dict = {}
     rows = {}
+    variants = [("", None, None)]
+    if args.conventions:
+        mocap = load_dataset(args.mocap, fps=args.fps, split="train", progress=False).joints()
+        own, models = cross_fitted_conventions(frames, inputs, mocap)
+        variants.append((", conventions", own, models))
     for name, (kp, conf) in inputs.items():
-        for mode, use_pitch in (("pitch searched", False), ("known pitch (Human3.6M)", True)):
-            joints, elevation = lift_frames(prior, frames, kp, conf, use_pitch, lifters)
+        for (label, own, models), (mode, use_pitch) in itertools.product(
+                variants, (("pitch searched", False), ("known pitch (Human3.6M)", True))):
+            joints, elevation = lift_frames(prior, frames, kp, conf, use_pitch, lifters,
+                                            None if models is None else models[name])
+            if own is not None:                       # the lifted mocap joints where the dataset puts its own
+                joints = np.stack([c.apply(j) for c, j in zip(own, joints)])
             ok = np.isfinite(joints).all((1, 2))
             pa = np.full(len(frames), np.nan)
             mp = np.full(len(frames), np.nan)
             pa[ok] = pa_mpjpe(joints[ok], truth[ok], EVAL_JOINTS) * 1000
             mp[ok] = mpjpe(joints[ok], truth[ok], EVAL_JOINTS, rescale=False) * 1000
-            rows[f"{name}, {mode}"] = {"pa_mpjpe_mm": pa.tolist(), "mpjpe_mm": mp.tolist(),
+            rows[f"{name}, {mode}{label}"] = {"pa_mpjpe_mm": pa.tolist(), "mpjpe_mm": mp.tolist(),
                                        "elevation_deg": elevation.tolist(), "found": int(ok.sum()),
                                        "pa_mpjpe_mean_mm": float(np.nanmean(pa)) if ok.any() else None,
                                        "mpjpe_mean_mm": float(np.nanmean(mp)) if ok.any() else None}
@@ -294,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--part", choices=("all", "mocap", "real", "stream"), default="all")
     p.add_argument("--annotated", type=Path, default=ANNOTATED, help="the annotated images (real part)")
     p.add_argument("--models", nargs="*", default=list(REAL_MODELS), help="2D models run end to end (real part)")
+    p.add_argument("--conventions", action="store_true",
+                   help="real part: also with keypoint conventions fitted on the other frames (cross-fitted)")
     p.add_argument("--video", type=Path, default=DEMO_VIDEO, help="video for the stream speed")
     p.add_argument("--frames", type=int, default=100, help="frames of the video for the stream speed")
     p.add_argument("--backend", default="onnxruntime", help="2D backend collecting the stream's keypoints")

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.lifting.conventions import KeypointConvention, fit_2d, fit_proportions
 from realtime.pose2d.evaluation import H36M, MPI_INF_3DHP, Sample
 from realtime.skeleton import JOINTS3D, LSP14
 
@@ -58,6 +59,11 @@ class Frame3D:
     @property
     def name(self) -> str:
         return self.image.stem
+
+    def project(self, joints: np.ndarray) -> np.ndarray:
+        """(..., 3) camera-frame points (our axes) -> (..., 2) pixels through this camera (no distortion)."""
+        cam = np.asarray(joints, np.float64) * [1.0, -1.0, -1.0]
+        return cam[..., :2] / cam[..., 2:] * self.focal_px + self.centre_px
 
     def sample(self) -> Sample:
         """The same person as a 2D evaluation sample (for matching detections by box)."""
@@ -142,3 +148,24 @@ def _image_size(path: Path) -> tuple[int, int]:
     if image is None:
         raise AnnotatedError(f"{path}: image missing or unreadable")
     return int(image.shape[1]), int(image.shape[0])
+
+
+def dataset_convention(frames: list[Frame3D], mocap: np.ndarray, name: str) -> KeypointConvention:
+    """Where the frames' dataset puts hips, shoulders, neck and head top relative to mocap joints:
+    its skeleton's proportions (``frames``, one dataset) against the mocap poses' (``mocap``, (N,16,3))."""
+    return fit_proportions(np.stack([f.joints3d for f in frames]), mocap, name)
+
+
+def model_convention(frames: list[Frame3D], keypoints: np.ndarray, confidence: np.ndarray,
+                     datasets: dict[str, KeypointConvention], name: str, min_confidence: float = 0.05
+                     ) -> KeypointConvention:
+    """A 2D model's convention from its keypoints on ``frames`` ((N,14,2), (N,14); NaN = no person): the
+    ground truth is taken back to mocap joints through each frame's dataset convention (``datasets``),
+    projected by the frame's camera and compared with the keypoints in 2D."""
+    reference = np.full((len(frames), len(JOINTS3D), 2), np.nan)
+    for i, f in enumerate(frames):
+        known = np.isfinite(f.joints3d).all(-1)
+        back = np.linalg.inv(datasets[f.dataset].matrix) @ np.where(known[:, None], f.joints3d, 0.0)
+        reference[i] = np.where(known[:, None], f.project(back), np.nan)
+    visible = (np.asarray(confidence) >= min_confidence) & np.isfinite(keypoints).all(-1)
+    return fit_2d(np.asarray(keypoints, np.float64), visible, reference, name)
