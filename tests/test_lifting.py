@@ -290,7 +290,7 @@ def test_pattern_cache_is_bounded_and_eviction_changes_nothing(prior, monkeypatc
 # -- real photos with 3D ground truth -----------------------------------------------------------------------
 def test_annotated_3d_frames_project_onto_their_2d_and_have_their_cameras(annotated_dir):
     """The loader's axes, joint mapping and intrinsics agree with the datasets' own 2D annotation."""
-    from realtime.lifting.annotated import EVAL_JOINTS, load_annotated3d
+    from realtime.pose2d.annotated3d import EVAL_JOINTS, load_annotated3d
 
     frames = load_annotated3d(annotated_dir)
     assert [f.dataset for f in frames] == ["h36m"] * 4 + ["mpi_inf_3dhp"] * 4
@@ -310,7 +310,7 @@ def test_annotated_3d_frames_project_onto_their_2d_and_have_their_cameras(annota
 
 
 def test_annotated_3d_errors_name_the_file(tmp_path):
-    from realtime.lifting.annotated import AnnotatedError, load_annotated3d
+    from realtime.pose2d.annotated3d import AnnotatedError, load_annotated3d
 
     with pytest.raises(AnnotatedError, match="cameras.pkl"):
         load_annotated3d(tmp_path)
@@ -391,3 +391,50 @@ def test_lifter_with_a_convention_fits_the_sources_keypoints(prior):
     same = Lifter(prior, rotations=16, camera_pitch_deg=10.0, convention=KeypointConvention.from_parameters())
     ref = Lifter(prior, rotations=16, camera_pitch_deg=10.0)
     assert np.allclose(same.lift(kp[None], np.ones((1, 14))).joints3d, ref.lift(kp[None], np.ones((1, 14))).joints3d)
+
+
+# -- camera pitch estimated once from many people ------------------------------------------------------------
+def test_pitch_is_estimated_from_many_people_and_then_kept(prior):
+    from realtime.lifting import LiftingSetup
+    from realtime.lifting.pitch import PitchEstimator
+
+    rng = np.random.default_rng(8)
+    views = random_views(articulated_poses(120, rng), rng, elevation_deg=(17.0, 17.0))
+    searching = Lifter(prior, rotations=24)
+    out = searching.lift(views.keypoints2d, views.confidence)
+    assert out.elevation_energy.shape == (120, 5)
+    assert np.isfinite(out.elevation_energy[out.valid]).all()
+    chosen = np.array(searching.elevations_deg)[np.argmin(out.elevation_energy, 1)]
+    assert np.allclose(chosen[out.valid], out.elevation_deg[out.valid])     # the chosen view's elevation
+    estimator = PitchEstimator(searching.elevations_deg, people=100)
+    assert estimator.add(out.elevation_energy[:50]) is None                 # not enough people yet
+    pitch = estimator.add(out.elevation_energy[50:])
+    assert pitch == pytest.approx(17.0, abs=3.0)
+    assert estimator.add(np.zeros((3, 5))) == pitch                        # fixed once estimated
+    with pytest.raises(ValueError, match="3 or more increasing"):
+        PitchEstimator((0.0, 10.0))
+
+    setup = LiftingSetup(prior, LiftingConfig(rotations=24, pitch_estimate_people=100))
+    for start in range(0, 120, 20):
+        setup.lift("cam", None, views.keypoints2d[start:start + 20], views.confidence[start:start + 20])
+    assert setup.estimated_pitch("cam") == pytest.approx(17.0, abs=3.0) and setup.estimated_pitch("other") is None
+    after = setup.lift("cam", None, views.keypoints2d[:5], views.confidence[:5])
+    assert np.allclose(after.elevation_deg[after.valid], round(setup.estimated_pitch("cam"), 1))
+    fixed = setup.lift("cam", 5.0, views.keypoints2d[:5], views.confidence[:5])   # a configured pitch wins
+    assert np.allclose(fixed.elevation_deg[fixed.valid], 5.0)
+    never = LiftingSetup(prior, LiftingConfig(rotations=24, pitch_estimate_people=0))
+    never.lift("cam", None, views.keypoints2d, views.confidence)
+    assert never.estimated_pitch("cam") is None
+
+
+def test_committed_prior_on_real_frames_from_their_ground_truth_2d(annotated_dir):
+    """A guard on the real-frame benchmark (docs/benchmarks.md: 114.5 mm mean, 41-210 per frame)."""
+    from realtime.pose2d.annotated3d import EVAL_JOINTS, load_annotated3d
+
+    frames = load_annotated3d(annotated_dir)
+    out = Lifter(PosePrior.load()).lift(np.stack([f.keypoints2d for f in frames]),
+                                        np.stack([f.visible2d for f in frames]).astype(float))
+    assert out.valid.all()
+    error = pa_mpjpe(level_to_camera(out.joints3d, out.elevation_deg), np.stack([f.joints3d for f in frames]),
+                     EVAL_JOINTS)
+    assert error.mean() < 0.125 and np.median(error) < 0.125 and error.max() < 0.25

@@ -12,11 +12,11 @@ Speed: poses/s on one core (OMP/OpenBLAS threads = 1) at batches 1, 16, 1024 and
 latency p50/p99, with known pitch and with the elevation search.
 
 Real photos (``--part real``): the Human3.6M and MPI-INF-3DHP frames of ../shared/data/images/annotated
-(cameras and camera-frame 3D; ``realtime.lifting.annotated`` writes the joint correspondence down),
+(cameras and camera-frame 3D; ``realtime.pose2d.annotated3d`` writes the joint correspondence down),
 lifted from their ground-truth 2D and from each 2D model's own detections (``--models``, the
 whole 2D pipeline: person detector, crop, keypoint network), with the camera pitch searched or, where
 the extrinsics give it (Human3.6M), known. PA-MPJPE and MPJPE (pelvis-aligned, camera frame, the
-prior's own metric size: no rescaling) in mm per frame over ``annotated.EVAL_JOINTS``.
+prior's own metric size: no rescaling) in mm per frame over ``annotated3d.EVAL_JOINTS``.
 
 Stream speed (``--part stream``): the real keypoints of PoseEstimator2D on the first ``--frames`` of
 the demo video (missing joints, varied confidences; also the inputs of the 2D stage's 3D feedback
@@ -47,10 +47,11 @@ sys.path.insert(0, str(REPO))
 
 from realtime.lifting import Lifter, LiftingSetup, PosePrior  # noqa: E402
 from realtime.lifting.baselines import MLPLifter, NearestNeighbourLifter  # noqa: E402
-from realtime.lifting.annotated import EVAL_JOINTS, Frame3D, load_annotated3d  # noqa: E402
+from realtime.pose2d.annotated3d import EVAL_JOINTS, Frame3D, load_annotated3d  # noqa: E402
 from realtime.lifting.evaluation import (add_noise, drop_joints, level_to_camera, mpjpe, pa_mpjpe,  # noqa: E402
                                          random_views)
 from realtime.mocap import load_dataset  # noqa: E402
+from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
 from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES  # noqa: E402
 
 CACHE = REPO / "engines" / "cache"
@@ -253,7 +254,7 @@ def lift_frames(prior: PosePrior, frames: list[Frame3D], kp: np.ndarray, conf: n
 def cross_fitted_conventions(frames: list[Frame3D], inputs: dict, mocap: np.ndarray) -> tuple[list, dict]:
     """Conventions never fitted on the frame they are used on: each frame's dataset convention from
     the other frames of its dataset (leave one out), each 2D model's from the other dataset's frames."""
-    from realtime.lifting.annotated import dataset_convention, model_convention
+    from realtime.pose2d.annotated3d import dataset_convention, model_convention
 
     own = [dataset_convention([g for g in frames if g.dataset == f.dataset and g is not f], mocap, f.dataset)
            for f in frames]
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=2, help="random cameras per test pose")
     p.add_argument("--mlp-steps", type=int, default=800, help="MLP training steps of 256 random views")
     p.add_argument("--no-cache", action="store_true", help="retrain the baselines instead of engines/cache/")
+    p.add_argument("--no-baselines", action="store_true", help="mocap part: the mixture prior only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--part", choices=("all", "mocap", "real", "stream"), default="all")
     p.add_argument("--annotated", type=Path, default=ANNOTATED, help="the annotated images (real part)")
@@ -359,15 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def mocap_part(args, prior: PosePrior, log) -> dict:
-    """Accuracy on held-out mocap subjects and batch speed; prints its tables unless ``--json``."""
-    progress = not args.json
-    train = load_dataset(args.mocap, fps=args.fps, split="train", progress=progress).joints()
-    test_ds = load_dataset(args.mocap, fps=args.fps, split="test", progress=progress)
-    test = test_ds.joints()
-    log(f"prior K={prior.n_components} J={prior.n_basis}; train {len(train)} poses, "
-        f"test {len(test)} poses (subjects {' '.join(test_ds.subjects)}) x {args.views} views")
-
+def baselines(args, prior: PosePrior, train: np.ndarray, progress: bool, log):
+    """The single Gaussian, MLP and nearest-neighbour lifters trained on the same frames (cached)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     tag = f"fps{args.fps:g}_J{prior.n_basis}_seed{args.seed}"
     single_path = CACHE / f"prior_single_{tag}.npz"
@@ -388,8 +383,22 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
         log(f"MLP trained in {time.perf_counter() - t:.0f} s")
         mlp.save(mlp_path)
     nn = NearestNeighbourLifter.fit(train, seed=args.seed)
+    return single, mlp, nn
 
+
+def mocap_part(args, prior: PosePrior, log) -> dict:
+    """Accuracy on held-out mocap subjects and batch speed; prints its tables unless ``--json``."""
+    progress = not args.json
+    train = load_dataset(args.mocap, fps=args.fps, split="train", progress=progress).joints()
+    test_ds = load_dataset(args.mocap, fps=args.fps, split="test", progress=progress)
+    test = test_ds.joints()
+    log(f"prior K={prior.n_components} J={prior.n_basis}; train {len(train)} poses, "
+        f"test {len(test)} poses (subjects {' '.join(test_ds.subjects)}) x {args.views} views")
+
+    if not args.no_baselines:
+        single, mlp, nn = baselines(args, prior, train, progress, log)
     rng = np.random.default_rng(args.seed)
+    cats = np.repeat(np.concatenate([[category(c.description)] * c.frames for c in test_ds.clips]), args.views)
     views = random_views(np.repeat(test, args.views, axis=0), rng, elevation_step=5.0)
     conditions = {"clean": views, "noise2pct": add_noise(views, 0.02, rng), "missing2": drop_joints(views, 2, rng)}
     searching = Lifter(prior)
@@ -398,19 +407,24 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
         "mixture (known pitch)": KnownPitch(prior).lift,
         "mixture (elevation search)": lambda v: searching.lift(v.keypoints2d, v.confidence).joints3d,
         "mixture (pitch assumed 0)": lambda v: level.lift(v.keypoints2d, v.confidence).joints3d,
-        "single Gaussian (known pitch)": KnownPitch(single).lift,
-        "nearest neighbour": lambda v: nn.lift(v.keypoints2d, v.confidence),
-        "MLP (Martinez)": lambda v: mlp.lift(v.keypoints2d, v.confidence),
     }
+    if not args.no_baselines:
+        methods.update({"single Gaussian (known pitch)": KnownPitch(single).lift,
+                        "nearest neighbour": lambda v: nn.lift(v.keypoints2d, v.confidence),
+                        "MLP (Martinez)": lambda v: mlp.lift(v.keypoints2d, v.confidence)})
     accuracy: dict[str, dict[str, dict[str, float]]] = {}
+    by_category: dict[str, dict[str, dict[str, float]]] = {}
+    present = [c for c in CATEGORIES if (cats == c).any()]
     for name, method in methods.items():
-        accuracy[name] = {}
+        accuracy[name], by_category[name] = {}, {}
         for cond, v in conditions.items():
             pred = method(v)
             ok = np.isfinite(pred).all((1, 2))
+            pa = np.full(len(pred), np.nan)
+            pa[ok] = pa_mpjpe(pred[ok], v.truth[ok]) * 1000
             accuracy[name][cond] = {"mpjpe_mm": float(mpjpe(pred[ok], v.truth[ok]).mean() * 1000),
-                                    "pa_mpjpe_mm": float(pa_mpjpe(pred[ok], v.truth[ok]).mean() * 1000),
-                                    "valid": float(ok.mean())}
+                                    "pa_mpjpe_mm": float(np.nanmean(pa)), "valid": float(ok.mean())}
+            by_category[name][cond] = {c: float(np.nanmean(pa[cats == c])) for c in present}
         log(f"  {name}: done")
 
     pitch = float(np.median(views.elevation_deg))
@@ -422,7 +436,8 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
     result = {"prior": {"components": prior.n_components, "basis": prior.n_basis, "noise2d": prior.noise2d,
                         "rotations": 80, "elevations_searched": list(searching._phi[::80] * 180 / np.pi)},
               "test_subjects": test_ds.subjects, "test_poses": len(test), "views_per_pose": args.views,
-              "accuracy": accuracy, "speed": timing,
+              "accuracy": accuracy, "pa_mpjpe_by_category_mm": by_category,
+              "category_views": {c: int((cats == c).sum()) for c in present}, "speed": timing,
               "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     if args.json:
         return result
@@ -430,6 +445,12 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
     print(f"{'method':<32}" + "".join(f"{c:>20}" for c in conditions))
     for name, rows in accuracy.items():
         print(f"{name:<32}" + "".join(f"{r['mpjpe_mm']:>10.1f} /{r['pa_mpjpe_mm']:>7.1f}" for r in rows.values()))
+    print("\nPA-MPJPE by category (mm; clean / 2% noise / 2 missing), views: "
+          + ", ".join(f"{c} {int((cats == c).sum())}" for c in present))
+    print(f"{'method':<32}" + "".join(f"{c:>18}" for c in present))
+    for name, rows in by_category.items():
+        print(f"{name:<32}" + "".join(f"{rows['clean'][c]:>8.1f}/{rows['noise2pct'][c]:.0f}/{rows['missing2'][c]:.0f}"
+                                      for c in present))
     print("\nSpeed, one core (poses/s; single-pose latency ms)")
     print(f"{'mode':<32}{'batch 1':>10}{'batch 16':>10}{'batch 1024':>12}{'p50 ms':>8}{'p99 ms':>8}")
     for mode, t in timing.items():

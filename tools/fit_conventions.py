@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
 from bench_lifting import ANNOTATED, CACHE, REAL_MODELS, pipeline_keypoints  # noqa: E402
-from realtime.lifting.annotated import dataset_convention, load_annotated3d, model_convention  # noqa: E402
+from realtime.pose2d.annotated3d import dataset_convention, load_annotated3d, model_convention  # noqa: E402
 from realtime.lifting.conventions import parameters_of  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
 

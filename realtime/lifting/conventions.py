@@ -53,7 +53,7 @@ def _basis() -> dict[str, np.ndarray]:
         out[name][_J[joint], _J[joint]] += 1.0
         out[name][_J[joint], thorax] -= 1.0
     # pelvis and thorax are the mid-points of the source's own hips and shoulders, as every skeleton here
-    # defines them (the mocap readers, realtime.lifting.annotated); neck and head top hang off that thorax
+    # defines them (the mocap readers, realtime.pose2d.annotated3d); neck and head top hang off that thorax
     for name in ("hip_raise", "shoulder_raise"):
         middle, pair = (pelvis, ("r_hip", "l_hip")) if name == "hip_raise" else (thorax, ("r_shoulder", "l_shoulder"))
         out[name][middle] = 0.5 * (out[name][_J[pair[0]]] + out[name][_J[pair[1]]])

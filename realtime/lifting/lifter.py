@@ -70,7 +70,8 @@ class LiftResult:
     ``reprojected2d`` (N,14,2) px is the 3D pose projected back into the image (paper 5.4).
     ``cost`` is the mean squared reprojection residual over the visible joints relative to the
     person's 2D RMS size; ``component``, ``rotation_deg``, ``elevation_deg`` and ``coefficients`` (N,J) name the
-    chosen solution.
+    chosen solution. ``elevation_energy`` (N,E) is the best negative log posterior at each of the lifter's
+    elevations (``Lifter.elevations_deg``), what a camera's pitch is estimated from over many people.
     """
 
     joints3d: np.ndarray
@@ -85,6 +86,7 @@ class LiftResult:
     scale: np.ndarray
     translation: np.ndarray
     reprojected2d: np.ndarray
+    elevation_energy: np.ndarray
 
 
 def _rot_y(theta: np.ndarray) -> np.ndarray:
@@ -123,6 +125,7 @@ class Lifter:
         self.min_visible_joints = min_visible_joints
         self.min_confidence = min_confidence
         self.camera_pitch_deg = camera_pitch_deg
+        self.elevations_deg = tuple(float(e) for e in elevations)
         self.convention = convention
         #: (14,16): the 2D keypoints as combinations of the prior's joints.
         self._keypoint_map = (np.eye(len(JOINTS3D)) if convention is None else convention.matrix)[:_N2D]
@@ -230,7 +233,7 @@ class Lifter:
         with np.errstate(invalid="ignore"):
             seen = np.isfinite(kp).all(-1) & (conf >= self.min_confidence) & (conf > 0)
         valid = seen.sum(1) >= self.min_visible_joints
-        out = _empty_result(n, self.prior.n_basis)
+        out = _empty_result(n, self.prior.n_basis, len(self.elevations_deg))
         idx = np.flatnonzero(valid)
         if len(idx) == 0:
             return out
@@ -243,6 +246,7 @@ class Lifter:
         y0 = np.where(seen[..., None], (y - centre[:, None]) / rms[:, None, None], 0.0).reshape(len(idx), -1)
 
         energy = self._energy(y0, ~seen)
+        out.elevation_energy[idx] = energy.reshape(len(idx), len(self.elevations_deg), -1).min(-1)
         best = np.argmin(energy, axis=1)
         plausible = np.isfinite(energy[np.arange(len(idx)), best])
         k = self.prior.n_components
@@ -284,10 +288,10 @@ class Lifter:
         return out
 
 
-def _empty_result(n: int, n_basis: int) -> LiftResult:
+def _empty_result(n: int, n_basis: int, n_elevations: int = 1) -> LiftResult:
     nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
     return LiftResult(
         joints3d=nan(n, len(JOINTS3D), 3), joint_names=list(JOINTS3D), valid=np.zeros(n, bool),
         uncertainty=nan(n, len(JOINTS3D)), cost=nan(n), component=np.full(n, -1),
         rotation_deg=nan(n), elevation_deg=nan(n), coefficients=nan(n, n_basis), scale=nan(n),
-        translation=nan(n, 2), reprojected2d=nan(n, _N2D, 2))
+        translation=nan(n, 2), reprojected2d=nan(n, _N2D, 2), elevation_energy=nan(n, n_elevations))
