@@ -9,7 +9,7 @@ from scipy.optimize import least_squares
 
 from realtime.config import LiftingConfig
 from realtime.lifting import Lifter, PosePrior
-from realtime.lifting.evaluation import drop_joints, mpjpe, pa_mpjpe, random_views
+from realtime.lifting.evaluation import drop_joints, level_to_camera, mpjpe, pa_mpjpe, random_views
 from realtime.lifting.lifter import _rot_x, _rot_y
 from realtime.skeleton import JOINTS3D, LSP14
 from test_prior import articulated_poses
@@ -285,3 +285,156 @@ def test_pattern_cache_is_bounded_and_eviction_changes_nothing(prior, monkeypatc
         assert np.allclose(out.joints3d, expected.joints3d, atol=1e-9)
     info = tight.cache_info()
     assert info["size"] == 2 and info["bytes"] <= 2 * one and info["misses"] > roomy.cache_info()["misses"]
+
+
+# -- real photos with 3D ground truth -----------------------------------------------------------------------
+def test_annotated_3d_frames_project_onto_their_2d_and_have_their_cameras(annotated_dir):
+    """The loader's axes, joint mapping and intrinsics agree with the datasets' own 2D annotation."""
+    from realtime.pose2d.annotated3d import EVAL_JOINTS, load_annotated3d
+
+    frames = load_annotated3d(annotated_dir)
+    assert [f.dataset for f in frames] == ["h36m"] * 4 + ["mpi_inf_3dhp"] * 4
+    assert sorted(JOINTS3D[j] for j in EVAL_JOINTS) == sorted(set(JOINTS3D) - {"neck", "head_top"})
+    for f in frames:
+        cam = f.joints3d[:14] * [1, -1, -1]                               # back to x right, y down, z forward
+        uv = cam[:, :2] / cam[:, 2:] * f.focal_px + f.centre_px
+        seen = f.visible2d & np.isfinite(cam).all(1)
+        assert np.abs(uv[seen] - f.keypoints2d[seen]).max() < 3.0, f.name  # distortion: a pixel or two
+        assert (f.joints3d[:, 2][np.isfinite(f.joints3d[:, 2])] < -2.0).all()  # in front of the camera
+        assert 0 < f.keypoints2d[f.visible2d].min() and f.keypoints2d[f.visible2d, 0].max() < f.size[0]
+        pelvis = f.joints3d[JOINTS3D.index("pelvis")]
+        assert np.allclose(pelvis, f.joints3d[[JOINTS3D.index("r_hip"), JOINTS3D.index("l_hip")]].mean(0))
+    pitches = [f.pitch_deg for f in frames]
+    assert all(8 < p < 15 for p in pitches[:4]) and pitches[4:] == [None] * 4   # Human3.6M looks down ~11 deg
+    assert not frames[0].visible2d[LSP14.index("neck")]                       # Human3.6M has no upper neck
+
+
+def test_annotated_3d_errors_name_the_file(tmp_path):
+    from realtime.pose2d.annotated3d import AnnotatedError, load_annotated3d
+
+    with pytest.raises(AnnotatedError, match="cameras.pkl"):
+        load_annotated3d(tmp_path)
+
+
+def test_level_to_camera_and_joint_subsets_of_the_metrics():
+    rng = np.random.default_rng(3)
+    poses = articulated_poses(20, rng)
+    views = random_views(poses, rng, elevation_deg=(20.0, 20.0))
+    cam = level_to_camera(views.truth, views.elevation_deg)
+    # the camera frame is the level frame pitched: the same pose, so PA-MPJPE is 0, MPJPE is not
+    assert pa_mpjpe(cam, views.truth).max() < 1e-9
+    assert mpjpe(cam, views.truth, rescale=False).min() > 0.01
+    assert np.allclose(level_to_camera(cam, -views.elevation_deg), views.truth)
+    assert pa_mpjpe(views.truth, views.truth, joints=[0, 1, 2, 14, 15]).max() < 1e-9
+    shifted = views.truth.copy()
+    shifted[:, 15, 0] += 0.1                                                   # thorax only
+    assert mpjpe(shifted, views.truth, joints=[15], rescale=False) == pytest.approx(0.1)
+    assert mpjpe(shifted, views.truth, rescale=False).max() == 0.0             # not among the 14 LSP joints
+
+
+# -- keypoint conventions -----------------------------------------------------------------------------------
+def test_convention_parameters_roundtrip_and_identity():
+    from realtime.lifting.conventions import MOCAP, KeypointConvention, parameters_of
+
+    assert MOCAP.is_identity and KeypointConvention.from_parameters().is_identity
+    params = dict(hip_width=1.5, hip_raise=-0.05, shoulder_width=0.7, shoulder_raise=-0.1, neck=0.4, head_top=1.1)
+    conv = KeypointConvention.from_parameters("x", **params)
+    assert parameters_of(conv) == pytest.approx(params)
+    poses = articulated_poses(5, np.random.default_rng(0))
+    moved = conv.apply(poses)
+    p, r, l = JOINTS3D.index("pelvis"), JOINTS3D.index("r_hip"), JOINTS3D.index("l_hip")
+    assert np.allclose(moved[:, p], moved[:, [r, l]].mean(1))   # the pelvis is the source's mid-hips
+    assert np.allclose(moved[:, JOINTS3D.index("r_knee")], poses[:, JOINTS3D.index("r_knee")])
+    width = lambda q: np.linalg.norm(q[:, r] - q[:, l], axis=-1)  # noqa: E731
+    assert np.allclose(width(moved), 1.5 * width(poses))         # the raise moves both hips alike
+    with pytest.raises(ValueError, match="hip_wdth"):
+        KeypointConvention.from_parameters("x", hip_wdth=1.0)
+
+
+def test_convention_fits_recover_known_parameters():
+    from realtime.lifting.conventions import KeypointConvention, fit_2d, fit_proportions, parameters_of
+
+    rng = np.random.default_rng(4)
+    mocap = articulated_poses(300, rng)
+    truth = dict(hip_width=1.6, shoulder_width=0.75, shoulder_raise=-0.2, neck=0.5, head_top=1.2)
+    dataset = KeypointConvention.from_parameters("d", **truth).apply(articulated_poses(200, rng))
+    fitted = parameters_of(fit_proportions(dataset, mocap, "d"))
+    for k, v in truth.items():
+        assert fitted[k] == pytest.approx(v, rel=0.05), k
+    # in 2D: keypoints a known convention places, seen by random cameras, noise-free
+    conv = KeypointConvention.from_parameters("n", hip_width=0.9, hip_raise=-0.06, shoulder_width=0.7,
+                                              shoulder_raise=-0.1, neck=0.4, head_top=0.95)
+    views = random_views(mocap[:20], rng)
+    cam = level_to_camera(views.truth, views.elevation_deg)          # orthographic stand-in for the camera
+    reference = cam[..., :2] * 300
+    keypoints = conv.apply(cam)[:, :14, :2] * 300
+    assert parameters_of(fit_2d(keypoints, np.ones((20, 14), bool), reference, "n")) == pytest.approx(
+        parameters_of(conv), abs=1e-6)
+
+
+def test_lifter_with_a_convention_fits_the_sources_keypoints(prior):
+    """Keypoints placed by a convention are explained exactly by the lifter told that convention, whose
+    output stays the prior's own joints."""
+    from realtime.lifting.conventions import KeypointConvention
+
+    conv = KeypointConvention.from_parameters("wide", hip_width=1.6, shoulder_width=0.7, shoulder_raise=-0.15)
+    k, coeff = 1, np.random.default_rng(5).normal(size=prior.n_basis)
+    model = prior.means[k] + prior.bases[k] @ coeff
+    cam = conv.apply(model[None])[0] @ (_rot_x(np.array(0.2)) @ _rot_y(np.array(2 * np.pi * 9 / 80))).T
+    kp = (cam[:14, :2] * 250 + [400, 300]) * [1, -1]
+    plain = Lifter(prior, rotations=80, camera_pitch_deg=math.degrees(0.2)).lift(kp[None], np.ones((1, 14)))
+    told = Lifter(prior, rotations=80, camera_pitch_deg=math.degrees(0.2), convention=conv).lift(kp[None], np.ones((1, 14)))
+    assert told.cost[0] < 0.3 * plain.cost[0]
+    assert np.abs(told.reprojected2d[0] - kp).max() < 0.05 * 250
+    truth = (model - model[JOINTS3D.index("pelvis")]) * prior.metric_scale
+    assert pa_mpjpe(told.joints3d, truth[None])[0] < 0.03
+    same = Lifter(prior, rotations=16, camera_pitch_deg=10.0, convention=KeypointConvention.from_parameters())
+    ref = Lifter(prior, rotations=16, camera_pitch_deg=10.0)
+    assert np.allclose(same.lift(kp[None], np.ones((1, 14))).joints3d, ref.lift(kp[None], np.ones((1, 14))).joints3d)
+
+
+# -- camera pitch estimated once from many people ------------------------------------------------------------
+def test_pitch_is_estimated_from_many_people_and_then_kept(prior):
+    from realtime.lifting import LiftingSetup
+    from realtime.lifting.pitch import PitchEstimator
+
+    rng = np.random.default_rng(8)
+    views = random_views(articulated_poses(120, rng), rng, elevation_deg=(17.0, 17.0))
+    searching = Lifter(prior, rotations=24)
+    out = searching.lift(views.keypoints2d, views.confidence)
+    assert out.elevation_energy.shape == (120, 5)
+    assert np.isfinite(out.elevation_energy[out.valid]).all()
+    chosen = np.array(searching.elevations_deg)[np.argmin(out.elevation_energy, 1)]
+    assert np.allclose(chosen[out.valid], out.elevation_deg[out.valid])     # the chosen view's elevation
+    estimator = PitchEstimator(searching.elevations_deg, people=100)
+    assert estimator.add(out.elevation_energy[:50]) is None                 # not enough people yet
+    pitch = estimator.add(out.elevation_energy[50:])
+    assert pitch == pytest.approx(17.0, abs=3.0)
+    assert estimator.add(np.zeros((3, 5))) == pitch                        # fixed once estimated
+    with pytest.raises(ValueError, match="3 or more increasing"):
+        PitchEstimator((0.0, 10.0))
+
+    setup = LiftingSetup(prior, LiftingConfig(rotations=24, pitch_estimate_people=100))
+    for start in range(0, 120, 20):
+        setup.lift("cam", None, views.keypoints2d[start:start + 20], views.confidence[start:start + 20])
+    assert setup.estimated_pitch("cam") == pytest.approx(17.0, abs=3.0) and setup.estimated_pitch("other") is None
+    after = setup.lift("cam", None, views.keypoints2d[:5], views.confidence[:5])
+    assert np.allclose(after.elevation_deg[after.valid], round(setup.estimated_pitch("cam"), 1))
+    fixed = setup.lift("cam", 5.0, views.keypoints2d[:5], views.confidence[:5])   # a configured pitch wins
+    assert np.allclose(fixed.elevation_deg[fixed.valid], 5.0)
+    never = LiftingSetup(prior, LiftingConfig(rotations=24, pitch_estimate_people=0))
+    never.lift("cam", None, views.keypoints2d, views.confidence)
+    assert never.estimated_pitch("cam") is None
+
+
+def test_committed_prior_on_real_frames_from_their_ground_truth_2d(annotated_dir):
+    """A guard on the real-frame benchmark (docs/benchmarks.md: 114.5 mm mean, 41-210 per frame)."""
+    from realtime.pose2d.annotated3d import EVAL_JOINTS, load_annotated3d
+
+    frames = load_annotated3d(annotated_dir)
+    out = Lifter(PosePrior.load()).lift(np.stack([f.keypoints2d for f in frames]),
+                                        np.stack([f.visible2d for f in frames]).astype(float))
+    assert out.valid.all()
+    error = pa_mpjpe(level_to_camera(out.joints3d, out.elevation_deg), np.stack([f.joints3d for f in frames]),
+                     EVAL_JOINTS)
+    assert error.mean() < 0.125 and np.median(error) < 0.125 and error.max() < 0.25

@@ -1,6 +1,8 @@
 """Mocap readers and dataset on the real CMU files in ../shared (and bad files written to tmp_path)."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -276,3 +278,21 @@ def test_amc_with_bones_in_any_order_reads_the_same(mocap_dir, tmp_path):
     path.write_text("\n".join(lines))
     np.testing.assert_allclose(load_clip(path).joints, load_clip(mocap_dir / "asf_amc/02/02_03.amc").joints,
                                atol=1e-6)
+
+
+def test_clip_categories_from_cmu_descriptions(mocap_dir):
+    from realtime.mocap.categories import CATEGORIES, category
+    from realtime.mocap.dataset import clip_descriptions
+
+    assert category("dance - small jetes, pirouette") == "dance"                 # a dance, though it jumps
+    assert category("jumping jacks, side twists, squats, jog") == "exercise"
+    assert category("run/jog") == "run" and category("Walk") == "walk" and category("WalkDigital8") == "walk"
+    assert category("forward jump") == "jump" and category("basketball - dribble, shoot") == "sports"
+    assert category("Unknown") == "other"
+    described = clip_descriptions(mocap_dir)
+    clips = {p.stem for p in mocap_dir.rglob("*.amc")} | {p.stem for p in mocap_dir.rglob("*.bvh")}
+    assert clips and clips <= set(described), "every clip in ../shared has a CMU description"
+    counts = Counter(category(described[c]) for c in clips)
+    assert set(counts) <= set(CATEGORIES)
+    assert counts["other"] <= 0.02 * len(clips), counts
+    assert {"walk", "run", "jump", "dance", "exercise", "sports"} <= set(counts)

@@ -11,11 +11,18 @@ neighbour (Chen & Ramanan) and an MLP (Martinez et al.) trained on the same trai
 Speed: poses/s on one core (OMP/OpenBLAS threads = 1) at batches 1, 16, 1024 and single-pose
 latency p50/p99, with known pitch and with the elevation search.
 
+Real photos (``--part real``): the Human3.6M and MPI-INF-3DHP frames of ../shared/data/images/annotated
+(cameras and camera-frame 3D; ``realtime.pose2d.annotated3d`` writes the joint correspondence down),
+lifted from their ground-truth 2D and from each 2D model's own detections (``--models``, the
+whole 2D pipeline: person detector, crop, keypoint network), with the camera pitch searched or, where
+the extrinsics give it (Human3.6M), known. PA-MPJPE and MPJPE (pelvis-aligned, camera frame, the
+prior's own metric size: no rescaling) in mm per frame over ``annotated3d.EVAL_JOINTS``.
+
 Stream speed (``--part stream``): the real keypoints of PoseEstimator2D on the first ``--frames`` of
 the demo video (missing joints, varied confidences; also the inputs of the 2D stage's 3D feedback
 lifter), lifted frame by frame from a cold cache as a runtime worker would, ms per frame.
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python tools/bench_lifting.py [--part all|mocap|stream] [--json]
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python tools/bench_lifting.py [--part all|mocap|real|stream] [--json]
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
@@ -39,11 +47,18 @@ sys.path.insert(0, str(REPO))
 
 from realtime.lifting import Lifter, LiftingSetup, PosePrior  # noqa: E402
 from realtime.lifting.baselines import MLPLifter, NearestNeighbourLifter  # noqa: E402
-from realtime.lifting.evaluation import add_noise, drop_joints, mpjpe, pa_mpjpe, random_views  # noqa: E402
+from realtime.pose2d.annotated3d import EVAL_JOINTS, Frame3D, load_annotated3d  # noqa: E402
+from realtime.lifting.evaluation import (add_noise, drop_joints, level_to_camera, mpjpe, pa_mpjpe,  # noqa: E402
+                                         random_views)
 from realtime.mocap import load_dataset  # noqa: E402
+from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
+from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES  # noqa: E402
 
 CACHE = REPO / "engines" / "cache"
 DEMO_VIDEO = REPO.parent / "shared" / "data" / "video" / "deepstream_Retail02_short.mp4"
+ANNOTATED = REPO.parent / "shared" / "data" / "images" / "annotated"
+#: 2D models run end to end on the real frames by default (the first is the default model).
+REAL_MODELS = ("movenet-lightning", "movenet-thunder", "blazepose-full", "blazepose-heavy", "efficientpose", "cpm")
 
 
 class KnownPitch:
@@ -184,6 +199,126 @@ def stream_part(args, prior: PosePrior, log) -> dict:
                       if frames and not (pitch is None and "pitch" in name)}}
 
 
+def pipeline_keypoints(frames: list[Frame3D], model: str, backend: str, cache: Path | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's person as the whole 2D pipeline finds them (default detector, ``model``):
+    (N,14,2) px and (N,14) confidences, NaN where no detection matches the annotated person.
+    Cached in ``cache`` (keyed by model and the frames' names) when given."""
+    names = [f.name for f in frames]
+    file = None if cache is None else cache / f"real2d_{model}_{backend}.npz"
+    if file is not None and file.exists():
+        with np.load(file) as z:
+            if [str(n) for n in z["names"]] == names:
+                return z["keypoints"], z["confidence"]
+    from realtime.config import load_config
+    from realtime.pose2d import PoseEstimator2D
+    from realtime.pose2d.evaluation import match
+
+    config = load_config().replace("pose2d", model=model, refine_3d=False).pose2d
+    kp = np.full((len(frames), 14, 2), np.nan)
+    conf = np.zeros((len(frames), 14))
+    with PoseEstimator2D.create(backend=backend, config=config) as estimator:
+        for i, frame in enumerate(frames):
+            people = estimator.estimate(str(frame.image))
+            hit = match(frame.sample(), np.array([p.bbox for p in people]).reshape(-1, 4))
+            if hit is not None:
+                kp[i], conf[i] = people[hit].keypoints2d, people[hit].confidence
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(file, names=np.array(names), keypoints=kp, confidence=conf)
+    return kp, conf
+
+
+def lift_frames(prior: PosePrior, frames: list[Frame3D], kp: np.ndarray, conf: np.ndarray, use_pitch: bool,
+                lifters: dict, conventions: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Lift each frame (one person) with the pitch searched, or its camera's where known and ``use_pitch``,
+    and each frame's keypoint convention (None = the mocap joints):
+    (N,16,3) joints in the camera's axes (NaN: no pose) and (N,) the elevation used."""
+    joints = np.full((len(frames), 16, 3), np.nan)
+    elevation = np.full(len(frames), np.nan)
+    for i, frame in enumerate(frames):
+        if not np.isfinite(kp[i]).all():
+            continue
+        pitch = frame.pitch_deg if use_pitch else None
+        convention = None if conventions is None else conventions[i]
+        key = (pitch, None if convention is None else convention.matrix.tobytes())
+        if key not in lifters:
+            lifters[key] = Lifter(prior, camera_pitch_deg=pitch, convention=convention)
+        out = lifters[key].lift(kp[i : i + 1], conf[i : i + 1])
+        if out.valid[0]:
+            joints[i] = level_to_camera(out.joints3d, out.elevation_deg)[0]
+            elevation[i] = out.elevation_deg[0]
+    return joints, elevation
+
+
+def cross_fitted_conventions(frames: list[Frame3D], inputs: dict, mocap: np.ndarray) -> tuple[list, dict]:
+    """Conventions never fitted on the frame they are used on: each frame's dataset convention from
+    the other frames of its dataset (leave one out), each 2D model's from the other dataset's frames."""
+    from realtime.pose2d.annotated3d import dataset_convention, model_convention
+
+    own = [dataset_convention([g for g in frames if g.dataset == f.dataset and g is not f], mocap, f.dataset)
+           for f in frames]
+    names = sorted({f.dataset for f in frames})
+    whole = {d: dataset_convention([f for f in frames if f.dataset == d], mocap, d) for d in names}
+    models: dict[str, list] = {}
+    for model, (kp, conf) in inputs.items():
+        if model == "ground-truth 2D":
+            models[model] = own
+            continue
+        fitted = {}
+        for d in names:
+            other = [i for i, f in enumerate(frames) if f.dataset != d]
+            fitted[d] = model_convention([frames[i] for i in other], kp[other], conf[other], whole, model)
+        models[model] = [fitted[f.dataset] for f in frames]
+    return own, models
+
+
+def real_part(args, prior: PosePrior, log) -> dict:
+    """3D error on the annotated real frames, from their ground-truth 2D and from each 2D model."""
+    frames = load_annotated3d(args.annotated)
+    truth = np.stack([f.joints3d for f in frames])
+    inputs = {"ground-truth 2D": (np.stack([f.keypoints2d for f in frames]),
+                                  np.stack([f.visible2d for f in frames]).astype(np.float64))}
+    for model in args.models:
+        t = time.perf_counter()
+        inputs[model] = pipeline_keypoints(frames, model, args.backend, None if args.no_cache else CACHE)
+        log(f"real: {model} 2D keypoints in {time.perf_counter() - t:.1f} s")
+    lifters: dict = {}
+    rows = {}
+    variants = [("", None, None)]
+    if args.conventions:
+        mocap = load_dataset(args.mocap, fps=args.fps, split="train", progress=False).joints()
+        own, models = cross_fitted_conventions(frames, inputs, mocap)
+        variants.append((", conventions", own, models))
+    for name, (kp, conf) in inputs.items():
+        for (label, own, models), (mode, use_pitch) in itertools.product(
+                variants, (("pitch searched", False), ("known pitch (Human3.6M)", True))):
+            joints, elevation = lift_frames(prior, frames, kp, conf, use_pitch, lifters,
+                                            None if models is None else models[name])
+            if own is not None:                       # the lifted mocap joints where the dataset puts its own
+                joints = np.stack([c.apply(j) for c, j in zip(own, joints)])
+            ok = np.isfinite(joints).all((1, 2))
+            pa = np.full(len(frames), np.nan)
+            mp = np.full(len(frames), np.nan)
+            pa[ok] = pa_mpjpe(joints[ok], truth[ok], EVAL_JOINTS) * 1000
+            mp[ok] = mpjpe(joints[ok], truth[ok], EVAL_JOINTS, rescale=False) * 1000
+            rows[f"{name}, {mode}{label}"] = {"pa_mpjpe_mm": pa.tolist(), "mpjpe_mm": mp.tolist(),
+                                       "elevation_deg": elevation.tolist(), "found": int(ok.sum()),
+                                       "pa_mpjpe_mean_mm": float(np.nanmean(pa)) if ok.any() else None,
+                                       "mpjpe_mean_mm": float(np.nanmean(mp)) if ok.any() else None}
+    result = {"frames": [f.name for f in frames], "datasets": [f.dataset for f in frames],
+              "joints": [JOINTS3D_NAMES[j] for j in EVAL_JOINTS], "rows": rows}
+    if not args.json:
+        print(f"\nReal frames ({len(frames)}): PA-MPJPE / MPJPE mm per frame "
+              f"({', '.join(f.name.split('.')[0] for f in frames)})")
+        for name, r in rows.items():
+            cells = " ".join("   --  " if np.isnan(a) else f"{a:3.0f}/{m:3.0f}"
+                             for a, m in zip(r["pa_mpjpe_mm"], r["mpjpe_mm"]))
+            mean = "--" if r["pa_mpjpe_mean_mm"] is None else f"{r['pa_mpjpe_mean_mm']:.1f} / {r['mpjpe_mean_mm']:.1f}"
+            print(f"{name:<52}{cells}  mean {mean} ({r['found']}/{len(frames)})")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mocap", type=Path, default=REPO.parent / "shared" / "data" / "mocap" / "cmu")
@@ -192,8 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=2, help="random cameras per test pose")
     p.add_argument("--mlp-steps", type=int, default=800, help="MLP training steps of 256 random views")
     p.add_argument("--no-cache", action="store_true", help="retrain the baselines instead of engines/cache/")
+    p.add_argument("--no-baselines", action="store_true", help="mocap part: the mixture prior only")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--part", choices=("all", "mocap", "stream"), default="all")
+    p.add_argument("--part", choices=("all", "mocap", "real", "stream"), default="all")
+    p.add_argument("--annotated", type=Path, default=ANNOTATED, help="the annotated images (real part)")
+    p.add_argument("--models", nargs="*", default=list(REAL_MODELS), help="2D models run end to end (real part)")
+    p.add_argument("--conventions", action="store_true",
+                   help="real part: also with keypoint conventions fitted on the other frames (cross-fitted)")
     p.add_argument("--video", type=Path, default=DEMO_VIDEO, help="video for the stream speed")
     p.add_argument("--frames", type=int, default=100, help="frames of the video for the stream speed")
     p.add_argument("--backend", default="onnxruntime", help="2D backend collecting the stream's keypoints")
@@ -205,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     prior = PosePrior.load(args.prior)
     result = mocap_part(args, prior, log) if args.part in ("all", "mocap") else {}
+    if args.part in ("all", "real"):
+        result["real"] = real_part(args, prior, log)
     if args.part in ("all", "stream"):
         result["stream"] = stream_part(args, prior, log)
     if args.json:
@@ -219,15 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def mocap_part(args, prior: PosePrior, log) -> dict:
-    """Accuracy on held-out mocap subjects and batch speed; prints its tables unless ``--json``."""
-    progress = not args.json
-    train = load_dataset(args.mocap, fps=args.fps, split="train", progress=progress).joints()
-    test_ds = load_dataset(args.mocap, fps=args.fps, split="test", progress=progress)
-    test = test_ds.joints()
-    log(f"prior K={prior.n_components} J={prior.n_basis}; train {len(train)} poses, "
-        f"test {len(test)} poses (subjects {' '.join(test_ds.subjects)}) x {args.views} views")
-
+def baselines(args, prior: PosePrior, train: np.ndarray, progress: bool, log):
+    """The single Gaussian, MLP and nearest-neighbour lifters trained on the same frames (cached)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     tag = f"fps{args.fps:g}_J{prior.n_basis}_seed{args.seed}"
     single_path = CACHE / f"prior_single_{tag}.npz"
@@ -248,8 +383,22 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
         log(f"MLP trained in {time.perf_counter() - t:.0f} s")
         mlp.save(mlp_path)
     nn = NearestNeighbourLifter.fit(train, seed=args.seed)
+    return single, mlp, nn
 
+
+def mocap_part(args, prior: PosePrior, log) -> dict:
+    """Accuracy on held-out mocap subjects and batch speed; prints its tables unless ``--json``."""
+    progress = not args.json
+    train = load_dataset(args.mocap, fps=args.fps, split="train", progress=progress).joints()
+    test_ds = load_dataset(args.mocap, fps=args.fps, split="test", progress=progress)
+    test = test_ds.joints()
+    log(f"prior K={prior.n_components} J={prior.n_basis}; train {len(train)} poses, "
+        f"test {len(test)} poses (subjects {' '.join(test_ds.subjects)}) x {args.views} views")
+
+    if not args.no_baselines:
+        single, mlp, nn = baselines(args, prior, train, progress, log)
     rng = np.random.default_rng(args.seed)
+    cats = np.repeat(np.concatenate([[category(c.description)] * c.frames for c in test_ds.clips]), args.views)
     views = random_views(np.repeat(test, args.views, axis=0), rng, elevation_step=5.0)
     conditions = {"clean": views, "noise2pct": add_noise(views, 0.02, rng), "missing2": drop_joints(views, 2, rng)}
     searching = Lifter(prior)
@@ -258,19 +407,24 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
         "mixture (known pitch)": KnownPitch(prior).lift,
         "mixture (elevation search)": lambda v: searching.lift(v.keypoints2d, v.confidence).joints3d,
         "mixture (pitch assumed 0)": lambda v: level.lift(v.keypoints2d, v.confidence).joints3d,
-        "single Gaussian (known pitch)": KnownPitch(single).lift,
-        "nearest neighbour": lambda v: nn.lift(v.keypoints2d, v.confidence),
-        "MLP (Martinez)": lambda v: mlp.lift(v.keypoints2d, v.confidence),
     }
+    if not args.no_baselines:
+        methods.update({"single Gaussian (known pitch)": KnownPitch(single).lift,
+                        "nearest neighbour": lambda v: nn.lift(v.keypoints2d, v.confidence),
+                        "MLP (Martinez)": lambda v: mlp.lift(v.keypoints2d, v.confidence)})
     accuracy: dict[str, dict[str, dict[str, float]]] = {}
+    by_category: dict[str, dict[str, dict[str, float]]] = {}
+    present = [c for c in CATEGORIES if (cats == c).any()]
     for name, method in methods.items():
-        accuracy[name] = {}
+        accuracy[name], by_category[name] = {}, {}
         for cond, v in conditions.items():
             pred = method(v)
             ok = np.isfinite(pred).all((1, 2))
+            pa = np.full(len(pred), np.nan)
+            pa[ok] = pa_mpjpe(pred[ok], v.truth[ok]) * 1000
             accuracy[name][cond] = {"mpjpe_mm": float(mpjpe(pred[ok], v.truth[ok]).mean() * 1000),
-                                    "pa_mpjpe_mm": float(pa_mpjpe(pred[ok], v.truth[ok]).mean() * 1000),
-                                    "valid": float(ok.mean())}
+                                    "pa_mpjpe_mm": float(np.nanmean(pa)), "valid": float(ok.mean())}
+            by_category[name][cond] = {c: float(np.nanmean(pa[cats == c])) for c in present}
         log(f"  {name}: done")
 
     pitch = float(np.median(views.elevation_deg))
@@ -282,7 +436,8 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
     result = {"prior": {"components": prior.n_components, "basis": prior.n_basis, "noise2d": prior.noise2d,
                         "rotations": 80, "elevations_searched": list(searching._phi[::80] * 180 / np.pi)},
               "test_subjects": test_ds.subjects, "test_poses": len(test), "views_per_pose": args.views,
-              "accuracy": accuracy, "speed": timing,
+              "accuracy": accuracy, "pa_mpjpe_by_category_mm": by_category,
+              "category_views": {c: int((cats == c).sum()) for c in present}, "speed": timing,
               "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     if args.json:
         return result
@@ -290,6 +445,12 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
     print(f"{'method':<32}" + "".join(f"{c:>20}" for c in conditions))
     for name, rows in accuracy.items():
         print(f"{name:<32}" + "".join(f"{r['mpjpe_mm']:>10.1f} /{r['pa_mpjpe_mm']:>7.1f}" for r in rows.values()))
+    print("\nPA-MPJPE by category (mm; clean / 2% noise / 2 missing), views: "
+          + ", ".join(f"{c} {int((cats == c).sum())}" for c in present))
+    print(f"{'method':<32}" + "".join(f"{c:>18}" for c in present))
+    for name, rows in by_category.items():
+        print(f"{name:<32}" + "".join(f"{rows['clean'][c]:>8.1f}/{rows['noise2pct'][c]:.0f}/{rows['missing2'][c]:.0f}"
+                                      for c in present))
     print("\nSpeed, one core (poses/s; single-pose latency ms)")
     print(f"{'mode':<32}{'batch 1':>10}{'batch 16':>10}{'batch 1024':>12}{'p50 ms':>8}{'p99 ms':>8}")
     for mode, t in timing.items():

@@ -1,10 +1,14 @@
 """Train the 3D pose prior (mixture of PPCA) on CMU mocap and choose its size on validation subjects.
 
-Every (components, basis) pair given is fitted on the training subjects; each is scored on the
-validation subjects by its log-likelihood and by lifting: val poses seen by seeded random
-cameras (known pitch) are lifted clean, with 2D noise of 2% of the height, and with 2 joints
-missing, for each 2D noise level of the lifter (``--noise2d``). The pair and noise level with the
-lowest mean PA-MPJPE over the three conditions is saved. Test subjects are never read.
+Every (components, basis, balance) setting given is fitted on the training subjects; each is scored
+on the validation subjects by its log-likelihood and by lifting: val poses (up to ``--val-poses``
+per activity category, ``realtime.mocap.categories``) seen by seeded random cameras (known pitch)
+are lifted clean, with 2D noise of 2% of the height, and with 2 joints missing, for each 2D noise
+level of the lifter (``--noise2d``). The score is the mean over categories of the mean PA-MPJPE over
+the three conditions, so walking (most of the data) does not decide alone. ``--balance N`` caps
+each category's training poses at N (a random subset), so walking does not dominate the fit either.
+The best setting is saved -- refitted on training + validation subjects with ``--final train+val``
+(its validation numbers are then the train-only model's). Test subjects are never read.
 
     python tools/train_prior.py --mocap ../shared/data/mocap/cmu --out engines/pose_prior.npz \\
         --components 3 5 --basis 8 12 16
@@ -30,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from realtime.lifting import Lifter, PosePrior  # noqa: E402
 from realtime.lifting.evaluation import add_noise, drop_joints, pa_mpjpe, random_views  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
+from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
 from realtime.mocap.dataset import DEFAULT_CACHE_DIR  # noqa: E402
 
 NOISE2D_GRID = (0.02, 0.03, 0.04, 0.05)
@@ -46,12 +51,51 @@ def lift_known_pitch(prior: PosePrior, views, noise2d: float) -> np.ndarray:
     return joints
 
 
-def validation_views(poses: np.ndarray, count: int, seed: int):
+#: Categories with fewer validation poses than this are not scored on their own.
+MIN_CATEGORY_POSES = 100
+
+
+def categories_of(ds) -> np.ndarray:
+    """The activity category of every pose of a dataset (its clip's)."""
+    return np.concatenate([[category(c.description)] * c.frames for c in ds.clips] + [np.array([], str)])
+
+
+def balanced(poses: np.ndarray, cats: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """At most ``cap`` poses of each category (a seeded random subset); 0 = all poses."""
+    if cap <= 0:
+        return poses
     rng = np.random.default_rng(seed)
-    if len(poses) > count:
-        poses = poses[np.sort(rng.choice(len(poses), count, replace=False))]
-    views = random_views(poses, rng, elevation_step=5.0)
-    return {"clean": views, "noise": add_noise(views, 0.02, rng), "missing2": drop_joints(views, 2, rng)}
+    keep = [np.sort(rng.choice(idx, cap, replace=False)) if len(idx) > cap else idx
+            for idx in (np.flatnonzero(cats == c) for c in CATEGORIES)]
+    return poses[np.concatenate(keep)]
+
+
+def validation_views(poses: np.ndarray, cats: np.ndarray, per_category: int, seed: int):
+    """Up to ``per_category`` poses of every category with enough of them, seen by random cameras
+    (clean, 2% noise, 2 joints missing), and each view's category."""
+    rng = np.random.default_rng(seed)
+    present = [c for c in CATEGORIES if (cats == c).any()]
+    scored = [c for c in present if (cats == c).sum() >= MIN_CATEGORY_POSES] or present
+    chosen = []
+    for c in scored:
+        idx = np.flatnonzero(cats == c)
+        chosen.append(np.sort(rng.choice(idx, per_category, replace=False)) if len(idx) > per_category else idx)
+    chosen = np.concatenate(chosen)
+    views = random_views(poses[chosen], rng, elevation_step=5.0)
+    return ({"clean": views, "noise": add_noise(views, 0.02, rng), "missing2": drop_joints(views, 2, rng)},
+            cats[chosen])
+
+
+def category_errors(prior: PosePrior, conditions: dict, cats: np.ndarray, noise2d: float) -> dict[str, dict[str, float]]:
+    """PA-MPJPE (mm) per condition and category."""
+    out = {}
+    for name, views in conditions.items():
+        joints = lift_known_pitch(prior, views, noise2d)
+        ok = np.isfinite(joints).all((1, 2))                   # a lift with no plausible solution: left out
+        err = np.full(len(joints), np.nan)
+        err[ok] = pa_mpjpe(joints[ok], views.truth[ok]) * 1000
+        out[name] = {c: float(np.nanmean(err[cats == c])) for c in CATEGORIES if (cats == c).any()}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=10.0, help="subsample mocap to about this frame rate")
     p.add_argument("--subjects", nargs="+", help="training subjects (default: the 'train' split)")
     p.add_argument("--val-subjects", nargs="+", help="validation subjects (default: the 'val' split)")
-    p.add_argument("--val-poses", type=int, default=2000, help="validation poses lifted per condition")
+    p.add_argument("--val-poses", type=int, default=400, help="validation poses lifted per category and condition")
+    p.add_argument("--balance", type=int, nargs="+", default=[0],
+                   help="training poses per category at most (0 = all); each value is a setting to choose from")
+    p.add_argument("--final", choices=("train", "train+val"), default="train",
+                   help="fit the chosen setting on these subjects for the saved prior")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
@@ -84,39 +132,58 @@ def main(argv: list[str] | None = None) -> int:
 
     train, val = load(args.subjects, "train"), load(args.val_subjects, "val")
     train_poses, val_poses = train.joints(), val.joints()
+    train_cats, val_cats = categories_of(train), categories_of(val)
     print(f"train: {len(train_poses)} poses from subjects {' '.join(train.subjects)}")
     print(f"val:   {len(val_poses)} poses from subjects {' '.join(val.subjects)}")
-    conditions = validation_views(val_poses, args.val_poses, args.seed)
+    conditions, view_cats = validation_views(val_poses, val_cats, args.val_poses, args.seed)
+    scored = [c for c in CATEGORIES if (view_cats == c).any()]
+    print("val views per category: " + ", ".join(f"{c} {int((view_cats == c).sum())}" for c in scored))
 
     command = "python tools/train_prior.py " + shlex.join(
         a.replace(str(REPO.parent), "..") if isinstance(a, str) else a for a in (argv or sys.argv[1:]))
-    print(f"{'K':>3} {'J':>3} {'noise2d':>7} {'fit s':>6} {'val loglik':>10} "
-          + " ".join(f"{c + ' PA mm':>16}" for c in conditions) + f" {'mean':>6}")
-    best: tuple[float, PosePrior, float] | None = None
-    for k in args.components:
-        for j in args.basis:
-            start = time.perf_counter()
-            prior = PosePrior.fit(train_poses, n_components=k, n_basis=j, seed=args.seed, progress=progress)
-            fit_s = time.perf_counter() - start
-            loglik = float(prior.log_likelihood(conditions["clean"].truth).mean())
-            for noise2d in args.noise2d:
-                errors = [float(pa_mpjpe(lift_known_pitch(prior, v, noise2d), v.truth).mean() * 1000)
-                          for v in conditions.values()]
-                score = float(np.mean(errors))
-                print(f"{k:>3} {j:>3} {noise2d:>7.3f} {fit_s:>6.1f} {loglik:>10.2f} "
-                      + " ".join(f"{e:>16.1f}" for e in errors) + f" {score:>6.1f}", flush=True)
-                if best is None or score < best[0]:
-                    info = dict(command=command, components=k, basis=j, noise2d=noise2d, fps=args.fps,
-                                seed=args.seed, subjects=train.subjects, val_subjects=val.subjects,
-                                n_val=len(val_poses), val_loglik=loglik,
-                                val_pa_mpjpe_mm=dict(zip(conditions, errors)))
-                    best = (score, prior.with_info(noise2d, info), noise2d)
+    print(f"{'K':>3} {'J':>3} {'bal':>5} {'noise2d':>7} {'fit s':>6} {'loglik':>7} "
+          + " ".join(f"{c[:8]:>8}" for c in scored) + " " + " ".join(f"{c[:8]:>8}" for c in conditions)
+          + f" {'score':>6}")
+    best: tuple[float, PosePrior, dict] | None = None
+    for cap in args.balance:
+        poses = balanced(train_poses, train_cats, cap, args.seed)
+        for k in args.components:
+            for j in args.basis:
+                start = time.perf_counter()
+                prior = PosePrior.fit(poses, n_components=k, n_basis=j, seed=args.seed, progress=progress)
+                fit_s = time.perf_counter() - start
+                loglik = float(prior.log_likelihood(conditions["clean"].truth).mean())
+                for noise2d in args.noise2d:
+                    errors = category_errors(prior, conditions, view_cats, noise2d)
+                    per_cat = {c: float(np.mean([errors[n][c] for n in conditions])) for c in scored}
+                    per_cond = {n: float(np.mean(list(errors[n].values()))) for n in conditions}
+                    score = float(np.mean(list(per_cat.values())))
+                    print(f"{k:>3} {j:>3} {cap:>5} {noise2d:>7.3f} {fit_s:>6.1f} {loglik:>7.1f} "
+                          + " ".join(f"{per_cat[c]:>8.1f}" for c in scored) + " "
+                          + " ".join(f"{per_cond[n]:>8.1f}" for n in conditions) + f" {score:>6.1f}", flush=True)
+                    if best is None or score < best[0]:
+                        setting = dict(components=k, basis=j, balance=cap, noise2d=noise2d)
+                        info = dict(command=command, **setting, fps=args.fps, seed=args.seed,
+                                    subjects=train.subjects, val_subjects=val.subjects, n_val=len(val_poses),
+                                    val_loglik=loglik, val_pa_mpjpe_mm=per_cond, val_category_pa_mpjpe_mm=per_cat,
+                                    val_score_mm=score)
+                        best = (score, prior.with_info(noise2d, info), setting)
     assert best is not None
+    score, prior, setting = best
+    print(f"val chose K={setting['components']} J={setting['basis']} balance={setting['balance']} "
+          f"noise2d={setting['noise2d']} (mean over categories {score:.1f} mm)")
+    if args.final == "train+val":
+        poses = balanced(np.concatenate([train_poses, val_poses]), np.concatenate([train_cats, val_cats]),
+                         setting["balance"], args.seed)
+        final = PosePrior.fit(poses, n_components=setting["components"], n_basis=setting["basis"], seed=args.seed,
+                              progress=progress)
+        subjects = sorted(set(train.subjects) | set(val.subjects), key=lambda s: (len(s), s))
+        prior = final.with_info(setting["noise2d"], {**prior.info, "subjects": subjects, "final": "train+val",
+                                                     "n_train": len(poses)})
+        print(f"refitted on train+val: {len(poses)} poses from subjects {' '.join(subjects)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    best[1].save(args.out)
-    chosen = best[1].info
-    print(f"val chose K={chosen['components']} J={chosen['basis']} noise2d={chosen['noise2d']} "
-          f"(mean PA-MPJPE {best[0]:.1f} mm); saved {args.out}")
+    prior.save(args.out)
+    print(f"saved {args.out}")
     return 0
 
 

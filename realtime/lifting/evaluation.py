@@ -7,6 +7,7 @@ outputs (pelvis-relative, y up, rotated only about the vertical).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -14,6 +15,8 @@ from realtime.lifting.prior import ROOT_INDEX, bone_sum_squares, rotate_y
 from realtime.skeleton import JOINTS3D, LSP14
 
 _N2D = len(LSP14)
+#: The 14 LSP joints (the first 14 of JOINTS3D): the mocap benchmark's scored set.
+LSP_JOINTS: tuple[int, ...] = tuple(range(_N2D))
 _STATURE_CHAIN = [("head_top", "neck"), ("neck", "thorax"), ("thorax", "pelvis")]
 _LEGS = [("r_hip", "r_knee"), ("r_knee", "r_ankle"), ("l_hip", "l_knee"), ("l_knee", "l_ankle")]
 
@@ -83,18 +86,24 @@ def _scale_to_truth(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return pred * np.sqrt(bone_sum_squares(truth) / bone_sum_squares(pred))[:, None, None]
 
 
-def mpjpe(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Mean per-joint position error (m) over the 14 LSP joints, pelvis-relative, after size scaling."""
+def mpjpe(pred: np.ndarray, truth: np.ndarray, joints: Sequence[int] = LSP_JOINTS,
+          rescale: bool = True) -> np.ndarray:
+    """Mean per-joint position error (m) over ``joints`` (default the 14 LSP joints), pelvis-relative;
+    ``rescale`` first scales each prediction to the truth's size (else the prior's own metric size)."""
     pred = pred - pred[:, ROOT_INDEX : ROOT_INDEX + 1]
     truth = truth - truth[:, ROOT_INDEX : ROOT_INDEX + 1]
-    pred = _scale_to_truth(pred, truth)
-    return np.linalg.norm(pred[:, :_N2D] - truth[:, :_N2D], axis=-1).mean(1)
+    if rescale:
+        pred = _scale_to_truth(pred, truth)
+    joints = list(joints)
+    return np.linalg.norm(pred[:, joints] - truth[:, joints], axis=-1).mean(1)
 
 
-def pa_mpjpe(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """MPJPE (m) over the 14 LSP joints after Procrustes alignment (rotation, scale, translation)."""
-    p = pred[:, :_N2D] - pred[:, :_N2D].mean(1, keepdims=True)
-    t = truth[:, :_N2D] - truth[:, :_N2D].mean(1, keepdims=True)
+def pa_mpjpe(pred: np.ndarray, truth: np.ndarray, joints: Sequence[int] = LSP_JOINTS) -> np.ndarray:
+    """MPJPE (m) over ``joints`` (default the 14 LSP joints) after Procrustes alignment (rotation,
+    scale, translation)."""
+    joints = list(joints)
+    p = pred[:, joints] - pred[:, joints].mean(1, keepdims=True)
+    t = truth[:, joints] - truth[:, joints].mean(1, keepdims=True)
     u, sv, vt = np.linalg.svd(np.einsum("nlx,nly->nxy", p, t))
     d = np.sign(np.linalg.det(u @ vt))
     sv[:, -1] *= d
@@ -103,3 +112,14 @@ def pa_mpjpe(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     scale = sv.sum(1) / (p**2).sum((1, 2))
     aligned = scale[:, None, None] * np.einsum("nlx,nxy->nly", p, rot)
     return np.linalg.norm(aligned - t, axis=-1).mean(1)
+
+
+def level_to_camera(joints: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
+    """(N,L,3) joints in the lifter's level frame -> the axes of a camera pitched down by
+    ``elevation_deg`` (N,) (x right, y up, z towards the viewer, as ``random_views`` projects)."""
+    phi = np.radians(np.asarray(elevation_deg, np.float64))[:, None]
+    c, s = np.cos(phi), np.sin(phi)
+    out = np.array(joints, np.float64, copy=True)
+    out[..., 1] = c * joints[..., 1] - s * joints[..., 2]
+    out[..., 2] = s * joints[..., 1] + c * joints[..., 2]
+    return out

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from realtime.lifting.conventions import KeypointConvention
 from realtime.lifting.prior import ROOT_INDEX, PosePrior, rotate_y
 from realtime.skeleton import JOINTS3D, LSP14
 
@@ -69,7 +70,8 @@ class LiftResult:
     ``reprojected2d`` (N,14,2) px is the 3D pose projected back into the image (paper 5.4).
     ``cost`` is the mean squared reprojection residual over the visible joints relative to the
     person's 2D RMS size; ``component``, ``rotation_deg``, ``elevation_deg`` and ``coefficients`` (N,J) name the
-    chosen solution.
+    chosen solution. ``elevation_energy`` (N,E) is the best negative log posterior at each of the lifter's
+    elevations (``Lifter.elevations_deg``), what a camera's pitch is estimated from over many people.
     """
 
     joints3d: np.ndarray
@@ -84,6 +86,7 @@ class LiftResult:
     scale: np.ndarray
     translation: np.ndarray
     reprojected2d: np.ndarray
+    elevation_energy: np.ndarray
 
 
 def _rot_y(theta: np.ndarray) -> np.ndarray:
@@ -102,12 +105,15 @@ class Lifter:
     """Batched 2D -> 3D lifting with a :class:`PosePrior`.
 
     The model and views are fixed at construction; only an LRU cache of per-missing-joint-pattern
-    matrices grows (see ``cache_info``), so use one Lifter per thread or process.
+    matrices grows (see ``cache_info``), so use one Lifter per thread or process. ``convention``
+    says where the 2D source puts its keypoints relative to the prior's joints (None = on them): the
+    model's keypoints are that fixed linear combination of its joints, folded into the design.
     """
 
     def __init__(self, prior: PosePrior, rotations: int = 80, camera_pitch_deg: float | None = None,
                  elevations_deg: tuple[float, ...] | list[float] = DEFAULT_ELEVATIONS,
-                 min_visible_joints: int = 6, min_confidence: float = 0.05, noise2d: float | None = None):
+                 min_visible_joints: int = 6, min_confidence: float = 0.05, noise2d: float | None = None,
+                 convention: KeypointConvention | None = None):
         if rotations < 1:
             raise ValueError(f"rotations: must be >= 1, got {rotations}")
         if not 2 <= min_visible_joints <= _N2D:
@@ -119,6 +125,10 @@ class Lifter:
         self.min_visible_joints = min_visible_joints
         self.min_confidence = min_confidence
         self.camera_pitch_deg = camera_pitch_deg
+        self.elevations_deg = tuple(float(e) for e in elevations)
+        self.convention = convention
+        #: (14,16): the 2D keypoints as combinations of the prior's joints.
+        self._keypoint_map = (np.eye(len(JOINTS3D)) if convention is None else convention.matrix)[:_N2D]
         thetas = np.linspace(0.0, 2 * np.pi, rotations, endpoint=False)
         self._theta = np.tile(thetas, len(elevations))
         self._phi = np.repeat(np.radians(np.asarray(elevations, float)), rotations)
@@ -127,9 +137,11 @@ class Lifter:
         p = 3 + j                                                           # z = (s, t_x, t_y, b)
         n_views = len(proj)
         a = np.zeros((n_views, k, _N2D, 2, p))
-        a[..., 0] = np.einsum("vcx,klx->vklc", proj, prior.means[:, :_N2D])
+        means = np.einsum("lm,kmx->klx", self._keypoint_map, prior.means)
+        bases = np.einsum("lm,kmxj->klxj", self._keypoint_map, prior.bases)
+        a[..., 0] = np.einsum("vcx,klx->vklc", proj, means)
         a[..., 0, 1] = a[..., 1, 2] = 1.0
-        a[..., 3:] = np.einsum("vcx,klxj->vklcj", proj, prior.bases[:, :_N2D])
+        a[..., 3:] = np.einsum("vcx,klxj->vklcj", proj, bases)
         self._a = a.reshape(n_views, k, _ROWS, p)                           # (V,K,28,P)
         self._lam = prior.noise + (prior.noise2d if noise2d is None else noise2d) ** 2  # (K,)
         self._ridge = np.zeros((k, p, p))
@@ -221,7 +233,7 @@ class Lifter:
         with np.errstate(invalid="ignore"):
             seen = np.isfinite(kp).all(-1) & (conf >= self.min_confidence) & (conf > 0)
         valid = seen.sum(1) >= self.min_visible_joints
-        out = _empty_result(n, self.prior.n_basis)
+        out = _empty_result(n, self.prior.n_basis, len(self.elevations_deg))
         idx = np.flatnonzero(valid)
         if len(idx) == 0:
             return out
@@ -234,6 +246,7 @@ class Lifter:
         y0 = np.where(seen[..., None], (y - centre[:, None]) / rms[:, None, None], 0.0).reshape(len(idx), -1)
 
         energy = self._energy(y0, ~seen)
+        out.elevation_energy[idx] = energy.reshape(len(idx), len(self.elevations_deg), -1).min(-1)
         best = np.argmin(energy, axis=1)
         plausible = np.isfinite(energy[np.arange(len(idx)), best])
         k = self.prior.n_components
@@ -259,7 +272,8 @@ class Lifter:
         deform = (coeff @ self._bases_flat.T).reshape(len(idx), k, n_joints, 3)[np.arange(len(idx)), comp]
         level = rotate_y(self.prior.means[comp] + deform, self._theta[view])   # model units
         cos_e, sin_e = np.cos(self._phi[view])[:, None], np.sin(self._phi[view])[:, None]
-        image = np.stack([level[:, :_N2D, 0], cos_e * level[:, :_N2D, 1] - sin_e * level[:, :_N2D, 2]], -1)
+        points = np.einsum("lm,nmx->nlx", self._keypoint_map, level)            # the source's keypoints
+        image = np.stack([points[..., 0], cos_e * points[..., 1] - sin_e * points[..., 2]], -1)
         reproj = ((sb[:, None, None] * image + tb[:, None]) * rms[:, None, None] + centre[:, None]) * [1.0, -1.0]
         root_px = (tb * rms[:, None] + centre) * [1.0, -1.0]
         level = (level - level[:, ROOT_INDEX : ROOT_INDEX + 1]) * self.prior.metric_scale
@@ -274,10 +288,10 @@ class Lifter:
         return out
 
 
-def _empty_result(n: int, n_basis: int) -> LiftResult:
+def _empty_result(n: int, n_basis: int, n_elevations: int = 1) -> LiftResult:
     nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
     return LiftResult(
         joints3d=nan(n, len(JOINTS3D), 3), joint_names=list(JOINTS3D), valid=np.zeros(n, bool),
         uncertainty=nan(n, len(JOINTS3D)), cost=nan(n), component=np.full(n, -1),
         rotation_deg=nan(n), elevation_deg=nan(n), coefficients=nan(n, n_basis), scale=nan(n),
-        translation=nan(n, 2), reprojected2d=nan(n, _N2D, 2))
+        translation=nan(n, 2), reprojected2d=nan(n, _N2D, 2), elevation_energy=nan(n, n_elevations))

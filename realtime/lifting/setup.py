@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.config import LiftingConfig
-from realtime.lifting.lifter import Lifter
+from realtime.lifting.lifter import Lifter, LiftResult
+from realtime.lifting.pitch import PitchEstimator
 from realtime.lifting.prior import DEFAULT_PRIOR, PosePrior, PriorError
 from realtime.skeleton import LSP14
 
@@ -28,6 +29,7 @@ class LiftingSetup:
     #: Where the prior came from (its file), for the processes' start-up events.
     source: str = "(given)"
     _lifters: dict[float | None, Lifter] = field(default_factory=dict, repr=False)
+    _pitches: dict[str, PitchEstimator] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_config(cls, config: LiftingConfig) -> "LiftingSetup":
@@ -50,3 +52,24 @@ class LiftingSetup:
                                                  min_confidence=c.min_confidence)
             lifter.lift(np.zeros((1, len(LSP14), 2)), np.ones((1, len(LSP14))))  # the first call is the slow one
         return lifter
+
+    def lift(self, source: str, pitch_deg: float | None, keypoints2d: np.ndarray, confidence: np.ndarray) -> LiftResult:
+        """Lift one frame's people of a source. An unknown pitch is searched per person until
+        ``[lifting] pitch_estimate_people`` people of the source have been seen, then estimated once
+        (``realtime.lifting.pitch``) and used for the rest of the run (0 = always searched)."""
+        if pitch_deg is not None or self.config.pitch_estimate_people <= 0:
+            return self.lifter(pitch_deg).lift(keypoints2d, confidence)
+        estimator = self._pitches.get(source)
+        if estimator is None:
+            estimator = self._pitches[source] = PitchEstimator(tuple(sorted(self.config.elevations_deg)),
+                                                               self.config.pitch_estimate_people)
+        if estimator.pitch_deg is not None:
+            return self.lifter(round(estimator.pitch_deg, 1)).lift(keypoints2d, confidence)
+        out = self.lifter(None).lift(keypoints2d, confidence)
+        estimator.add(out.elevation_energy)
+        return out
+
+    def estimated_pitch(self, source: str) -> float | None:
+        """The pitch estimated for a source so far (None: not yet, or not estimated)."""
+        estimator = self._pitches.get(source)
+        return None if estimator is None else estimator.pitch_deg

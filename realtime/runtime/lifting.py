@@ -69,8 +69,8 @@ def lift_frame(lifting: LiftingSetup, message: PeopleMessage) -> None:
     if not people:
         return
     camera = Camera(message.focal_px, message.pitch_deg)
-    lifter = lifting.lifter(camera.pitch_deg)
-    out = lifter.lift(np.stack([p.keypoints2d for p in people]), np.stack([p.confidence for p in people]))
+    out = lifting.lift(message.source, camera.pitch_deg, np.stack([p.keypoints2d for p in people]),
+                       np.stack([p.confidence for p in people]))
     for i, p in enumerate(people):
         ok = bool(out.valid[i]) and np.all(np.isfinite(out.joints3d[i]))
         p.joints3d = out.joints3d[i] if ok else None
