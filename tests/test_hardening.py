@@ -60,8 +60,9 @@ class _Watcher(threading.Thread):
         return len(self.arrivals) >= n
 
     def largest_gap(self, since: float) -> float:
-        t = [a for a in self.arrivals if a >= since]
-        return max(np.diff(t)) if len(t) > 1 else float("inf")
+        """The longest time without a frame from ``since`` until now (a stream that stopped counts)."""
+        t = [since, *(a for a in self.arrivals if a >= since), time.monotonic()]
+        return float(max(np.diff(t)))
 
 
 def _zmtp_send(endpoint: str, first: bytes, size: int, socket_type: bytes = b"SUB") -> None:
@@ -87,13 +88,14 @@ def _zmtp_send(endpoint: str, first: bytes, size: int, socket_type: bytes = b"SU
 
 @pytest.mark.slow
 def test_floods_and_forged_messages_over_tcp_change_nothing_but_counters(tmp_path, small_video):
-    """100k subscriptions that match nothing, 512-byte and 150 MB subscriptions, 100k messages that are
-    not subscriptions, forged results (no signature, another key, an epoch of 2**63, an end of stream),
+    """100k unique subscriptions that match nothing, 512-byte ones (each on a new connection: the first
+    closes it) and a 150 MB one, 100k messages that are not subscriptions, forged results (no signature, another key, an epoch of 2**63, an end of stream),
     garbage to the capture socket: the publisher stays under 300 MB, the stream has no gap over 1 s,
     no process restarts, and the run does not end until it is told to."""
     config = pipeline_config(tmp_path)
     base = free_port_run(4) - 1
     text = re.sub(r'(?m)^scheme = .*$', 'scheme = "tcp"', config.read_text())
+    text = re.sub(r"(?m)^hang_timeout_s = .*$", "hang_timeout_s = 10.0", text)   # the default, not the tests' 3 s
     config.write_text(re.sub(r"(?m)^base_port = .*$", f"base_port = {base}", text))
     run = Run("--config", str(config), "--source", str(small_video), "--loop")
     watcher = _Watcher(run.endpoint)
@@ -104,18 +106,22 @@ def test_floods_and_forged_messages_over_tcp_change_nothing_but_counters(tmp_pat
         publisher = run.pid_of("publisher")
         start, rss = time.monotonic(), [_rss_mb(publisher)]
 
-        xsub = ctx.socket(zmq.XSUB)
-        xsub.setsockopt(zmq.SNDHWM, 0)
-        xsub.connect(run.endpoint)
+        def xsub() -> zmq.Socket:
+            sock = ctx.socket(zmq.XSUB)
+            sock.setsockopt(zmq.SNDHWM, 0)
+            sock.connect(run.endpoint)
+            return sock
+
         rng = np.random.default_rng(0)
-        for i in range(100_000):                          # unique subscriptions no topic can match
-            xsub.send(b"\x01" + b"frame/x" + rng.bytes(25))    # as long as a subscription may be
+        short, other = xsub(), xsub()
+        for i in range(100_000):                          # unique subscriptions no topic can match,
+            short.send(b"\x01" + b"frame/x" + rng.bytes(25))  # as long as a subscription may be
             if i % 20_000 == 0:
                 rss.append(_rss_mb(publisher))
+        for _ in range(5):       # 512-byte ones: the first closes its connection, so one per connection
+            _zmtp_send(run.endpoint, b"\x01" + rng.bytes(512), 513)
         for _ in range(100_000):                          # messages that are not subscriptions at all
-            xsub.send(b"hello")
-        for _ in range(100):                              # longer than any subscription may be
-            xsub.send(b"\x01" + rng.bytes(512))
+            other.send(b"hello")
         _zmtp_send(run.endpoint, b"\x01", 150 << 20)     # one 150 MB subscription
         rss.append(_rss_mb(publisher))
 
@@ -127,6 +133,10 @@ def test_floods_and_forged_messages_over_tcp_change_nothing_but_counters(tmp_pat
             results.send(m.body())                                        # unsigned
             results.send_multipart(m.pack(os.urandom(32), SIGNED_BY_LIFTING))  # signed with another key
         results.send(b"\x00garbage")
+        results.send_multipart([forged.body()[:20], os.urandom(16)])            # truncated msgpack
+        oversize = ctx.socket(zmq.PUSH)                   # larger than any result: its connection is closed
+        oversize.connect(f"tcp://127.0.0.1:{base + 2}")
+        oversize.send_multipart([os.urandom(2 << 20), os.urandom(16)])
         results.send(msgpack.packb({"kind": "eos", "source": "cam0", "epoch": 2 ** 64 - 1}))
 
         frames = ctx.socket(zmq.DEALER)                   # garbage to the capture process's socket

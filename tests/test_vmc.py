@@ -223,5 +223,5 @@ def test_command_line_sends_a_recording_and_reports_bad_input(recording, receive
     assert vmc.run(parser.parse_args(["--recording", str(recording), "--port", str(base), "--fast"])) == 0
     assert "40 bundles sent to 2 receiver(s), 0 skipped" in capsys.readouterr().out
     _wait(lambda: len(first.bundles) >= FRAMES and len(second.bundles) >= FRAMES)
-    assert vmc.run(parser.parse_args(["--recording", str(tmp_path / "missing.mcap")])) == 1
+    assert vmc.run(parser.parse_args(["--recording", str(tmp_path / "missing.mcap")])) == 2  # a usage error, like every bad argument
     assert "missing.mcap: no such recording" in capsys.readouterr().err
