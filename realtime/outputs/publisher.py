@@ -22,6 +22,7 @@ from realtime.config import Config
 from realtime.lifting import PosePrior
 from realtime.logs import fields
 from realtime.record import Recorder
+from realtime.outputs.preview import PREVIEW_REQUEST
 from realtime.outputs.reorder import Reorder
 from realtime.stats import LatencyWindow, stage_latencies
 from realtime.transport import schema
@@ -55,6 +56,8 @@ class Publisher:
         self.finished: set[str] = set()
         self.published = self.people = self.failed = 0
         self._last_skeleton = 0.0
+        #: Camera previews (``realtime.outputs.preview.PreviewRelay``), with ``[viewer] preview`` on.
+        self.preview: Any = None
 
     def on_subscriptions(self) -> None:
         """The XPUB socket hands over each new subscription: a consumer that subscribes to the
@@ -63,6 +66,8 @@ class Publisher:
         while self.pub.poll(0):
             event = self.pub.recv()
             wanted |= event[:1] == b"\x01" and schema.TOPIC_SKELETON.startswith(event[1:])
+            if event == PREVIEW_REQUEST and self.preview is not None:  # a viewer's explicit request
+                self.preview.requested()
         if wanted:
             self._send(schema.TOPIC_SKELETON, self.skeleton, time.time())
             self._last_skeleton = time.monotonic()

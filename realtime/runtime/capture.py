@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from realtime.capture import CapturedFrame, SourceError, VideoSource
+from realtime.outputs.preview import PreviewMaker
 from realtime.runtime.child import EXIT_FATAL, Child
 from realtime.transport.messages import KIND_EOS, KIND_FRAME, FrameMessage
 from realtime.transport.sockets import KIND_READY, make_socket
@@ -51,6 +52,8 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
     router.bind(child.endpoints.bind_address(child.endpoints.frames[index]))
     child.event("capture_started", uri=source.uri, kind=source.kind, width=source.width,
                 height=source.height, fps=source.fps, start_seq=start_seq)
+    preview = (PreviewMaker(child.ctx, child.endpoints.preview, child.config.viewer, source_name)
+               if child.config.viewer.preview and child.endpoints.preview else None)
     on_demand = source.kind == "file" and not cfg.realtime
     pending: list[bytes] = []
     answered: dict[bytes, int] = {}  # last request number taken from each consumer (a re-ask repeats it)
@@ -89,6 +92,8 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                 if _send(pending, lambda who: router.send_multipart([who, header, image], copy=False,
                                                                     flags=zmq.NOBLOCK)):
                     sent += 1
+                    if preview is not None:  # only while a viewer asks (realtime.outputs.preview)
+                        preview.offer(frame.seq, frame.t_capture, image)
                     frame = None
             elif finished and pending and not held:
                 reason = "stopped" if child.stop.is_set() else ("max_frames" if not source.ended else "end_of_source")
@@ -103,9 +108,13 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                 stop_at = stop_at or time.monotonic()
                 if time.monotonic() - stop_at > _STOP_GRACE_S:
                     return 0
+            if preview is not None:
+                preview.poll()
             child.beat(seq=source.seq, sent=sent, dropped=dropped + source.skipped,
                        connected=source.connected, reconnects=source.reconnects)
     finally:
+        if preview is not None:
+            preview.close()
         source.close()
         router.close()
 

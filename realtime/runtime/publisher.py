@@ -13,6 +13,7 @@ import zmq
 
 from realtime.lifting import LiftingSetup
 from realtime.logs import fields
+from realtime.outputs.preview import PreviewRelay
 from realtime.outputs.publisher import Publisher
 from realtime.record import Recorder, part_path
 from realtime.runtime.child import Child
@@ -31,11 +32,16 @@ def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
         recorder = Recorder(part_path(record_path, child.restarts), child.config.record.flush_every_s)
     lifting = LiftingSetup.from_config(child.config.lifting)
     publisher = Publisher(child.config, sources, pub, recorder, lifting.prior)
+    if child.config.viewer.preview and child.endpoints.preview:  # camera previews, only while a viewer asks
+        publisher.preview = PreviewRelay(child.ctx, child.endpoints.bind_address(child.endpoints.preview), pub,
+                                         sources)
     child.event("publisher_started", publish=child.endpoints.publish,
                 record=str(recorder.path) if recorder else "", prior=lifting.source)
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     poller.register(pub, zmq.POLLIN)
+    if publisher.preview is not None:
+        poller.register(publisher.preview.sock, zmq.POLLIN)
     bad = 0
     try:
         while not child.stop.is_set() and publisher.finished != set(sources):
@@ -44,6 +50,8 @@ def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
             ready = dict(poller.poll(timeout))
             if pub in ready:
                 publisher.on_subscriptions()
+            if publisher.preview is not None and publisher.preview.sock in ready:
+                publisher.preview.on_readable()
             if pull in ready:
                 while pull.poll(0):
                     try:
@@ -63,6 +71,8 @@ def main(child: Child, *, sources: list[str], record_path: str = "") -> int:
     finally:
         if recorder is not None:
             recorder.close()
+        if publisher.preview is not None:
+            publisher.preview.close()
         child.beat(force=True, published=publisher.published, latency=publisher.latency.summary())
         pull.close()
         pub.close(linger=500)
