@@ -36,22 +36,36 @@ const RT = (() => {
     return traces;
   }
 
-  // A box holding every point seen (grown, never shrunk: the view does not jump), in plot axes.
+  // Farther than this (metres) a lifted root is taken for an outlier and does not stretch the view.
+  const FAR = 25;
+
+  // A box holding the points seen (grown, never shrunk: the view does not jump), in plot axes.
   class Bounds {
     constructor() { this.lo = [-1, 2, -1.5]; this.hi = [1, 4, 1]; }
+    addPoint(q) {
+      for (let i = 0; i < 3; i++) {
+        this.lo[i] = Math.min(this.lo[i], Math.floor(q[i] * 2) / 2 - 0.5);
+        this.hi[i] = Math.max(this.hi[i], Math.ceil(q[i] * 2) / 2 + 0.5);
+      }
+    }
     add(people) {
       for (const p of people) {
         const w = world(p);
-        if (!w) continue;
-        for (const q of w) for (let i = 0; i < 3; i++) {
-          this.lo[i] = Math.min(this.lo[i], Math.floor(q[i] * 2) / 2 - 0.5);
-          this.hi[i] = Math.max(this.hi[i], Math.ceil(q[i] * 2) / 2 + 0.5);
-        }
+        if (w && Math.hypot(...w[w.length > 14 ? 14 : 0]) < FAR) w.forEach((q) => this.addPoint(q));
       }
+    }
+    // A recording's box: the 1st to 99th percentile of every point on each axis (outliers left out).
+    fit(frames) {
+      const axes = [[], [], []];
+      for (const f of frames) for (const p of f.people) { const w = world(p); if (w) w.forEach((q) => q.forEach((v, i) => axes[i].push(v))); }
+      if (!axes[0].length) return;
+      axes.forEach((a) => a.sort((x, y) => x - y));
+      const at = (a, q) => a[Math.min(a.length - 1, Math.floor(q * a.length))];
+      this.addPoint(axes.map((a) => at(a, 0.01))); this.addPoint(axes.map((a) => at(a, 0.99)));
     }
     scene() {
       const span = this.hi.map((h, i) => h - this.lo[i]), m = Math.max(...span);
-      const axis = (i, title) => ({range: [this.lo[i], this.hi[i]], title, backgroundcolor: "#f4f4f4",
+      const axis = (i, title) => ({range: [this.lo[i], this.hi[i]], title: {text: title}, backgroundcolor: "#f4f4f4",
                                    showbackground: true, zeroline: false});
       return {xaxis: axis(0, "x (m)"), yaxis: axis(1, "depth (m)"), zaxis: axis(2, "up (m)"),
               aspectmode: "manual", aspectratio: {x: span[0] / m * 1.5, y: span[1] / m * 1.5, z: span[2] / m * 1.5},
