@@ -24,11 +24,17 @@ except ImportError:
     SELENIUM = False
 
 REASON = ("needs Debian's chromium and chromium-driver (make browser-deps, as root) and selenium (pip install -e '.[dev]')")
-needs_browser = [pytest.mark.browser, pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER and SELENIUM), reason=REASON)]
+AVAILABLE = bool(CHROMIUM and CHROMEDRIVER and SELENIUM)
+
+
+def skip_without_browser() -> None:
+    if not AVAILABLE:
+        pytest.skip(REASON)
 
 
 @contextmanager
-def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
+def chromium(width: int = 1280, height: int = 900, offline: bool = False) -> Iterator[Any]:
+    """``offline``: no host name resolves (a page that needs the network cannot get it)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -38,6 +44,8 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
                 "--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--ignore-gpu-blocklist",
                 "--hide-scrollbars", "--force-device-scale-factor=1"):
         options.add_argument(arg)
+    if offline:
+        options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:

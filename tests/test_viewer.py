@@ -18,7 +18,8 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-from browser import browser_log, chromium, element_crop, needs_browser, palette_pixels, screenshot, wait_until
+from browser import (browser_log, chromium, element_crop, palette_pixels, screenshot, skip_without_browser,
+                     wait_until)
 from downstream_data import mocap_people, write_recording
 from test_runtime import Run, config  # noqa: F401  (the pipeline fixture and runner of the runtime tests)
 
@@ -235,3 +236,122 @@ def test_a_recording_is_served_to_same_origin_pages_only(recording):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ---- in a real browser, against a real pipeline -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def live(demo_video, tmp_path_factory):
+    """`realtime run --view` on the demo video (looping, recorded), shared by the browser tests below."""
+    if not (REPO / "engines" / "pose_prior.npz").exists():
+        pytest.skip("engines/pose_prior.npz (the committed pose prior) is not present")
+    tmp = tmp_path_factory.mktemp("live")
+    text = (REPO / "config.toml").read_text()
+    text = re.sub(r"(?m)^status_every_s = .*$", "status_every_s = 1.0", text)
+    text = re.sub(r'(?m)^# ipc_dir = .*$', f'ipc_dir = "{tmp / "ipc"}"', text)
+    (tmp / "config.toml").write_text(text)
+    port = _free_port()
+    run = Run("--config", str(tmp / "config.toml"), "--source", str(demo_video), "--loop", "--camera-pitch", "19.9",
+              "--view", str(port), "--record", str(tmp / "live.mcap"))
+    run.url, run.recording = f"http://127.0.0.1:{port}/", tmp / "live.mcap"
+    deadline = time.monotonic() + 60
+    while "viewer_started" not in run.log and run.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "viewer_started" in run.log, run.log
+    yield run
+    run.stop()
+
+
+PAGE_STATE = "return window.rtViewer || null"
+
+
+def _page_drew_people(v: dict) -> bool:
+    return v["images"] >= 2 and v["people3d"] > 0 and v["people2d"] > 0 and v["drawn3d"] >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_live_page_shows_the_people_in_3d_and_over_the_camera(live, tmp_path):
+    """The page gets frames and camera previews from the running pipeline and draws its people: in
+    the page's own state, and in pixels (track colours in the 3D plot, the camera image in the canvas)."""
+    skip_without_browser()
+    with chromium() as driver:
+        driver.get(live.url)
+        v = wait_until(driver, PAGE_STATE, _page_drew_people, 90)
+        assert v is not None and _page_drew_people(v), (v, browser_log(driver), live.log[-3000:])
+        assert v["errors"] == [] and v["sources"] == ["cam0"] and v["hello"]["feed"].startswith("stream tcp://")
+        time.sleep(1.0)  # let the newest preview and plot settle before the picture
+        shot = screenshot(driver, tmp_path / "viewer.png")
+        plot, camera = element_crop(driver, shot, "plot3d"), element_crop(driver, shot, "camera")
+        assert palette_pixels(plot, PALETTE) > 300, "no person drawn in the 3D plot"
+        assert camera.std() > 25, "the camera canvas is blank"
+        assert palette_pixels(camera, PALETTE, tolerance=25) > 100, "no skeleton drawn over the camera image"
+        text = driver.find_element("id", "stats").text
+        assert "frames per second" in text and "latency: pose2d" in text
+        if DOCS_SCREENSHOT:
+            cv2.imwrite(DOCS_SCREENSHOT, shot[:780], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert "viewer_started url=" + live.url in live.log and "restarting" not in live.log
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_browser_leaving_mid_stream_changes_nothing_for_the_pipeline(live):
+    """Previews flow while a browser is connected and stop once it has gone (the lease runs out); the
+    stream goes on without a gap or a restart."""
+    skip_without_browser()
+    endpoint = live.endpoint
+    with Subscriber(endpoint, topics=(b"frame/", TOPIC_PREVIEW_PREFIX)) as sub:
+        with chromium() as driver:
+            driver.get(live.url)
+            assert _page_drew_people(wait_until(driver, PAGE_STATE, _page_drew_people, 90))
+            previews = _count(sub, 2.0)[1]
+            assert previews > 0, "no preview while a browser is connected"
+        left = time.monotonic()
+        frames_after, previews_after, seqs = _count(sub, 8.0, since=left + preview_mod.LEASE_S + 1.5)
+    assert previews_after == 0, "previews still made after the browser left"
+    assert frames_after > 0 and seqs == sorted(seqs), "the stream stopped or went out of order"
+    assert "restarting" not in live.log and live.proc.poll() is None
+
+
+def _count(sub: Subscriber, seconds: float, since: float = 0.0) -> tuple[int, int, list[int]]:
+    """Frames and previews received in the next ``seconds`` (those before ``since`` not counted)."""
+    frames = previews = 0
+    seqs: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not sub.sock.poll(100):
+            continue
+        topic, payload = sub.sock.recv_multipart()
+        if time.monotonic() < since:
+            continue
+        if topic.startswith(TOPIC_PREVIEW_PREFIX):
+            previews += 1
+        else:
+            frames += 1
+            seqs.append(unpack(payload).seq)
+    return frames, previews, seqs
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_report_of_the_live_recording_works_offline(live, tmp_path):
+    """The run above, stopped: its recording as one HTML file that draws in a browser from disk (no
+    network: every script is inside it), with a slider that moves the 3D skeletons through time."""
+    assert live.stop() == 0, live.log[-3000:]
+    report = tmp_path / "report.html"
+    r = _realtime("export", str(live.recording), "--format", "html", "--output", str(report))
+    assert r.returncode == 0, r.stderr
+    text = report.read_text()
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", text)
+    skip_without_browser()
+    with chromium(1280, 1400, offline=True) as driver:
+        driver.get(report.as_uri())
+        state = wait_until(driver, "return window.rtReport || null", lambda r: r["ready"], 30)
+        assert state["ready"] and state["tracks"] > 0 and state["people"] > 0, (state, browser_log(driver))
+        shot = screenshot(driver, tmp_path / "report.png")
+        assert palette_pixels(element_crop(driver, shot, "plot3d"), PALETTE) > 300
+        assert palette_pixels(element_crop(driver, shot, "timelines"), PALETTE) > 300
+        last = driver.execute_script("const s = document.getElementById('slider'); s.value = s.max; s.oninput();"
+                                     "return window.rtReport")
+        assert last["drawn"] == state["drawn"] + 1 and last["frame"] > state["frame"]
+        assert browser_log(driver) == []
