@@ -67,7 +67,7 @@ const RT = (() => {
       const span = this.hi.map((h, i) => h - this.lo[i]), m = Math.max(...span);
       const axis = (i, title) => ({range: [this.lo[i], this.hi[i]], title: {text: title}, backgroundcolor: "#f4f4f4",
                                    showbackground: true, zeroline: false});
-      return {xaxis: axis(0, "x (m)"), yaxis: axis(1, "depth (m)"), zaxis: axis(2, "up (m)"),
+      return {bgcolor: "#ffffff", xaxis: axis(0, "x (m)"), yaxis: axis(1, "depth (m)"), zaxis: axis(2, "up (m)"),
               aspectmode: "manual", aspectratio: {x: span[0] / m * 1.5, y: span[1] / m * 1.5, z: span[2] / m * 1.5},
               camera: {eye: {x: -0.9, y: -1.6, z: 0.7}, up: {x: 0, y: 0, z: 1}}};
     }
