@@ -238,6 +238,32 @@ def test_a_recording_is_served_to_same_origin_pages_only(recording):
         proc.wait(10)
 
 
+def test_the_html_report_holds_every_track_its_timeline_and_the_3d_frames(recording, tmp_path):
+    """`realtime export --format html` on a recording of two mocap people: one self-contained file whose
+    data has each frame's people in 3D, one unbroken timeline per track and the people per frame;
+    --track keeps one; a missing recording is one line."""
+    out = tmp_path / "report.html"
+    r = _realtime("export", str(recording), "--format", "html", "--output", str(out))
+    assert r.returncode == 0 and r.stdout.strip() == str(out), r.stderr
+    text = out.read_text()
+    data = json.loads(re.search(r'id="data">(.*?)</script>', text, re.S).group(1).replace("<\\/", "</"))
+    assert len(data["frames"]) == data["summary"]["frames"] == 90
+    assert all(sorted(p["id"] for p in f["people"]) == [3, 7] for f in data["frames"])
+    assert all(len(p["j3"]) == 16 and p["root"] is not None for p in data["frames"][0]["people"])
+    assert {k: len(v) for k, v in data["timelines"].items()} == {"3": 1, "7": 1}
+    assert data["timelines"]["3"][0] == [0.0, pytest.approx(89 / 30, abs=1e-3)]
+    assert set(data["series"]["people"]) == {2.0}
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", text) and "Plotly" in text
+    one = _realtime("export", str(recording), "--format", "html", "--output", str(tmp_path / "one.html"), "--track", "7")
+    assert one.returncode == 0, one.stderr
+    data = json.loads(re.search(r'id="data">(.*?)</script>', (tmp_path / "one.html").read_text(), re.S)
+                      .group(1).replace("<\\/", "</"))
+    assert list(data["timelines"]) == ["7"] and data["track"] == 7
+    missing = _realtime("export", str(tmp_path / "none.mcap"), "--format", "html", "--output", str(out))
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert "no such recording" in missing.stderr
+
+
 # ---- in a real browser, against a real pipeline -------------------------------------------------------------
 
 @pytest.fixture(scope="module")

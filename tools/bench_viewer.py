@@ -5,11 +5,14 @@ competes for the cores), and with one WebSocket client that only receives (a bro
 machine: what the pipeline's box pays).
 
 For each mode, after a warm-up, over a window: the stream's fps as a subscriber receives it, the CPU of
-the whole `realtime run` process tree (supervisor, every stage, the viewer; 100 = one core), the
-browser's own CPU, and previews published per second. Modes are interleaved round by round (the
-machine may be shared: noisy), and the table holds each mode's median.
+the whole `realtime run` process tree (supervisor, every stage, the viewer; 100 = one core) and that
+CPU per published frame, the viewer process's own CPU, the browser's, and previews published per
+second. The video is decoded unpaced by default (`--no-pace`: every stage's work is then per frame, so
+CPU per frame is the viewer's cost even when other programs take cores; `--paced` plays it at its
+frame rate). Modes are interleaved round by round (the machine may be shared: noisy), and the table
+holds each mode's median.
 
-    tools/bench_viewer.py [--seconds 20] [--warmup 12] [--rounds 3] [--modes off,view,ws,browser] [--json]
+    tools/bench_viewer.py [--seconds 20] [--warmup 12] [--rounds 3] [--modes off,view,ws,browser] [--paced] [--json]
 """
 from __future__ import annotations
 
@@ -94,10 +97,10 @@ class WsClient:
         self.thread.join(5)
 
 
-def measure(mode: str, source: str, warmup: float, seconds: float) -> dict:
+def measure(mode: str, source: str, warmup: float, seconds: float, paced: bool) -> dict:
     endpoint, port = f"tcp://127.0.0.1:{_free_port()}", _free_port()
     cmd = [sys.executable, "-m", "realtime", "run", "--headless", "--source", source, "--loop",
-           "--camera-pitch", "19.9", "--publish", endpoint]
+           "--camera-pitch", "19.9", "--publish", endpoint] + ([] if paced else ["--no-pace"])
     if mode != "off":
         cmd += ["--view", str(port)]
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
@@ -115,10 +118,13 @@ def measure(mode: str, source: str, warmup: float, seconds: float) -> dict:
             client = WsClient(f"http://127.0.0.1:{port}/ws")
         time.sleep(warmup / 2)
         browser_pid = driver.service.process.pid if driver is not None else None
+        viewers = re.findall(r"started viewer pid=(\d+)", "\n".join(log))
+        viewer_pid = int(viewers[-1]) if viewers else None
         with Subscriber(endpoint, topics=(TOPIC_FRAME_PREFIX, TOPIC_PREVIEW_PREFIX)) as sub:
             time.sleep(0.5)
             while sub.sock.poll(0):
                 sub.sock.recv_multipart()
+            vcpu0 = tree_cpu_s(viewer_pid) if viewer_pid else 0.0
             cpu0, bcpu0, t0 = tree_cpu_s(proc.pid), tree_cpu_s(browser_pid) if browser_pid else 0.0, time.monotonic()
             frames = previews = 0
             while time.monotonic() - t0 < seconds:
@@ -131,6 +137,7 @@ def measure(mode: str, source: str, warmup: float, seconds: float) -> dict:
             elapsed = time.monotonic() - t0
             cpu = 100 * (tree_cpu_s(proc.pid) - cpu0) / elapsed
             bcpu = 100 * (tree_cpu_s(browser_pid) - bcpu0) / elapsed if browser_pid else 0.0
+            vcpu = 100 * (tree_cpu_s(viewer_pid) - vcpu0) / elapsed if viewer_pid else 0.0
         drawn = driver.execute_script("return window.rtViewer.drawn3d") if driver is not None else None
     finally:
         if driver is not None:
@@ -142,7 +149,7 @@ def measure(mode: str, source: str, warmup: float, seconds: float) -> dict:
     if "restarting" in "\n".join(log):
         raise SystemExit(f"a child was restarted during mode {mode}:\n" + "\n".join(log[-20:]))
     return {"fps": frames / elapsed, "cpu_percent": cpu, "cpu_ms_per_frame": 10 * cpu / max(frames / elapsed, 1e-9),
-            "browser_cpu_percent": bcpu,
+            "viewer_cpu_percent": vcpu, "browser_cpu_percent": bcpu,
             "previews_per_s": previews / elapsed, "page_redraws_3d": drawn,
             "ws_messages_per_s": client.messages / (warmup / 2 + elapsed) if client else None}
 
@@ -172,6 +179,7 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=12.0, help="seconds from start to the window (models load)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--paced", action="store_true", help="play the video at its frame rate (default: unpaced)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     modes = [m for m in args.modes.split(",") if m]
@@ -180,9 +188,10 @@ def main() -> int:
     runs: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in tqdm(range(args.rounds), desc="rounds", disable=None):
         for mode in modes:
-            runs[mode].append(measure(mode, args.source, args.warmup, args.seconds))
-    keys = ("fps", "cpu_percent", "cpu_ms_per_frame", "browser_cpu_percent", "previews_per_s")
+            runs[mode].append(measure(mode, args.source, args.warmup, args.seconds, args.paced))
+    keys = ("fps", "cpu_percent", "cpu_ms_per_frame", "viewer_cpu_percent", "browser_cpu_percent", "previews_per_s")
     result = {"source": args.source, "seconds": args.seconds, "rounds": args.rounds, "cores": os.cpu_count(),
+              "paced": args.paced, "load_average": os.getloadavg(),
               "preview_encode_ms": encode_ms(args.source),
               "median": {m: {k: float(np.median([r[k] for r in rs])) for k in keys} for m, rs in runs.items()},
               "runs": runs}
@@ -196,11 +205,12 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{'mode':8s} {'fps':>6s} {'cpu% run':>9s} {'cpu ms/frame':>13s} {'cpu% browser':>13s} {'previews/s':>11s}"
-          f"   (medians of {args.rounds} rounds, {args.seconds:.0f} s each, {os.cpu_count()} cores)")
+    print(f"{'mode':8s} {'fps':>6s} {'cpu% run':>9s} {'cpu ms/frame':>13s} {'cpu% viewer':>12s} {'cpu% browser':>13s}"
+          f" {'previews/s':>11s}   (medians of {args.rounds} rounds, {args.seconds:.0f} s each, "
+          f"{'paced' if args.paced else 'unpaced'}, {os.cpu_count()} cores, load {result['load_average'][0]:.1f})")
     for m, v in med.items():
-        print(f"{m:8s} {v['fps']:6.1f} {v['cpu_percent']:9.0f} {v['cpu_ms_per_frame']:13.1f} {v['browser_cpu_percent']:13.0f}"
-              f" {v['previews_per_s']:11.1f}")
+        print(f"{m:8s} {v['fps']:6.1f} {v['cpu_percent']:9.0f} {v['cpu_ms_per_frame']:13.1f} {v['viewer_cpu_percent']:12.1f}"
+              f" {v['browser_cpu_percent']:13.0f} {v['previews_per_s']:11.1f}")
     for m, v in result.get("vs_off", {}).items():
         print(f"{m:8s} vs off: fps {v['fps_change_percent']:+.1f} %, pipeline CPU {v['cpu_added_percent_of_pipeline']:+.1f} %,"
               f" CPU per frame {v['cpu_per_frame_added_percent']:+.1f} %")
