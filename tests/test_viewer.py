@@ -154,7 +154,7 @@ def test_view_state_draws_each_preview_with_the_people_of_its_own_frame():
 @pytest.fixture(scope="module")
 def recording(mocap_dir, tmp_path_factory) -> Path:
     """Two CMU mocap people walking, recorded with the Recorder as a run would (tracks 3 and 7)."""
-    return write_recording(tmp_path_factory.mktemp("viewer") / "session.mcap", mocap_people(mocap_dir, 30.0, 90), 30.0)
+    return write_recording(tmp_path_factory.mktemp("viewer") / "session.mcap", mocap_people(mocap_dir, 30.0, 60), 30.0)
 
 
 def test_bad_input_is_one_clear_line(tmp_path, small_video):
@@ -247,11 +247,11 @@ def test_the_html_report_holds_every_track_its_timeline_and_the_3d_frames(record
     assert r.returncode == 0 and r.stdout.strip() == str(out), r.stderr
     text = out.read_text()
     data = json.loads(re.search(r'id="data">(.*?)</script>', text, re.S).group(1).replace("<\\/", "</"))
-    assert len(data["frames"]) == data["summary"]["frames"] == 90
+    assert len(data["frames"]) == data["summary"]["frames"] == 60
     assert all(sorted(p["id"] for p in f["people"]) == [3, 7] for f in data["frames"])
     assert all(len(p["j3"]) == 16 and p["root"] is not None for p in data["frames"][0]["people"])
     assert {k: len(v) for k, v in data["timelines"].items()} == {"3": 1, "7": 1}
-    assert data["timelines"]["3"][0] == [0.0, pytest.approx(89 / 30, abs=1e-3)]
+    assert data["timelines"]["3"][0] == [0.0, pytest.approx(59 / 30, abs=1e-3)]
     assert set(data["series"]["people"]) == {2.0}
     assert not re.search(r"<(script|link)[^>]+(src|href)=", text) and "Plotly" in text
     one = _realtime("export", str(recording), "--format", "html", "--output", str(tmp_path / "one.html"), "--track", "7")

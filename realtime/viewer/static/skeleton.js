@@ -69,7 +69,7 @@ const RT = (() => {
                                    showbackground: true, zeroline: false});
       return {bgcolor: "#ffffff", xaxis: axis(0, "x (m)"), yaxis: axis(1, "depth (m)"), zaxis: axis(2, "up (m)"),
               aspectmode: "manual", aspectratio: {x: span[0] / m * 1.5, y: span[1] / m * 1.5, z: span[2] / m * 1.5},
-              camera: {eye: {x: -0.9, y: -1.6, z: 0.7}, up: {x: 0, y: 0, z: 1}}};
+              camera: {eye: {x: -1.25, y: -2.1, z: 0.95}, up: {x: 0, y: 0, z: 1}}};
     }
   }
 
