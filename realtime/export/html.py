@@ -9,7 +9,6 @@ timelines and plots use every frame, binned to at most ``max_points``).
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from realtime.export.tracks import ExportError, progress
 from realtime.record import RecordingError, RecordingReader
 from realtime.transport.schema import Frame, Skeleton
-from realtime.viewer import STATIC, plotly_js
+from realtime.viewer import STATIC, inline_json, inline_script, plotly_js
 from realtime.viewer.state import person_json, skeleton_json, stage_latencies_ms
 
 #: A track unseen for longer than this (seconds) shows a gap in its timeline.
@@ -97,19 +96,15 @@ def _median(values: list[float | None]) -> float | None:
     return round(float(np.median(values)), 2) if values else None
 
 
-def _script(text: str) -> str:
-    return text.replace("</", "<\\/")  # nothing inside may close the <script> element
-
-
 def write_report(path: str | Path, output: str | Path, source: str | None = None, track: int | None = None) -> Path:
     data = report_data(path, source, track)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     page = (STATIC / "report.html").read_text()
-    for name, value in (("TITLE", html.escape(data["title"])), ("PLOTLY", _script(plotly_js().read_text())),
-                        ("SKELETON", _script((STATIC / "skeleton.js").read_text())),
-                        ("REPORT", _script((STATIC / "report.js").read_text())),
-                        ("DATA", _script(json.dumps(data, separators=(",", ":"))))):
+    for name, value in (("TITLE", html.escape(data["title"])), ("PLOTLY", inline_script(plotly_js().read_text())),
+                        ("SKELETON", inline_script((STATIC / "skeleton.js").read_text())),
+                        ("REPORT", inline_script((STATIC / "report.js").read_text())),
+                        ("DATA", inline_json(data))):
         page = page.replace(f"{{{{{name}}}}}", value, 1)
     output.write_text(page)
     return output

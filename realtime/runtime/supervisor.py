@@ -206,8 +206,7 @@ class Supervisor:
 
     def _plan(self) -> None:
         if self.view is not None:
-            from realtime.viewer.cli import connect_endpoint
-            from realtime.viewer.server import page_url
+            from realtime.viewer.server import connect_endpoint, page_url
 
             self._add("viewer", "viewer", listen=self.view, connect=connect_endpoint(self.endpoints.publish),
                       url=page_url(self.cfg.viewer.bind, self.cfg.viewer.port))

@@ -23,3 +23,19 @@ def plotly_js() -> Path:
     if not path.is_file():
         raise RuntimeError(f"{path}: plotly.min.js is missing from the plotly package")
     return path
+
+
+def inline_script(code: str) -> str:
+    """JavaScript made safe inside an inline ``<script>`` element: ``</script`` would end it, and
+    ``<\\/script`` means the same inside a JS string or regex."""
+    import re
+
+    return re.sub(r"</(script)", r"<\\/\1", code, flags=re.IGNORECASE)
+
+
+def inline_json(data: object) -> str:
+    """``data`` as JSON safe inside an inline ``<script type="application/json">`` element (every ``<``
+    escaped as ``\\u003c``, which JSON.parse reads back)."""
+    import json
+
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")

@@ -26,20 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="TOML", help="config file")
 
 
-def connect_endpoint(publish: str) -> str:
-    """Where a local viewer reaches a stream that binds ``publish`` (a wildcard bind -> loopback)."""
-    for wildcard in ("tcp://0.0.0.0:", "tcp://*:"):
-        if publish.startswith(wildcard):
-            return "tcp://127.0.0.1:" + publish[len(wildcard):]
-    return publish
-
-
 def run(args: argparse.Namespace) -> int:
     import zmq
 
     from realtime.config import ConfigError, load_config
     from realtime.record import RecordingError
-    from realtime.viewer.server import LiveFeed, RecordingFeed, Viewer, listen, page_url, serve
+    from realtime.viewer.server import LiveFeed, RecordingFeed, Viewer, connect_endpoint, listen, page_url, serve
 
     try:
         cfg = load_config(args.config)

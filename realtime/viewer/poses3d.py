@@ -8,7 +8,6 @@ and ``root`` (3, the pelvis in the camera's level frame, or None).
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,13 @@ def world(person: dict[str, Any]) -> np.ndarray:
 
 
 def write_html(people: list[dict[str, Any]], path: str | Path, title: str) -> Path:
-    from realtime.export.html import _script
-    from realtime.viewer import STATIC, plotly_js
+    from realtime.viewer import STATIC, inline_json, inline_script, plotly_js
 
     page = (STATIC / "poses3d.html").read_text()
     data = {"title": title, "parents": list(skeleton.PARENT_INDEX3D), "people": people}
-    for name, value in (("TITLE", html.escape(title)), ("PLOTLY", _script(plotly_js().read_text())),
-                        ("SKELETON", _script((STATIC / "skeleton.js").read_text())),
-                        ("DATA", _script(json.dumps(data)))):
+    for name, value in (("TITLE", html.escape(title)), ("PLOTLY", inline_script(plotly_js().read_text())),
+                        ("SKELETON", inline_script((STATIC / "skeleton.js").read_text())),
+                        ("DATA", inline_json(data))):
         page = page.replace(f"{{{{{name}}}}}", value, 1)
     path = Path(path)
     path.write_text(page)

@@ -197,6 +197,14 @@ def listen(bind: str, port: int) -> socket.socket:
                                 backlog=64, reuse_port=False)
 
 
+def connect_endpoint(publish: str) -> str:
+    """Where a local viewer reaches a stream that binds ``publish`` (a wildcard bind -> loopback)."""
+    for wildcard in ("tcp://0.0.0.0:", "tcp://*:"):
+        if publish.startswith(wildcard):
+            return "tcp://127.0.0.1:" + publish[len(wildcard):]
+    return publish
+
+
 def page_url(bind: str, port: int) -> str:
     host = "127.0.0.1" if bind in ("0.0.0.0", "") else ("[::1]" if bind == "::" else bind)
     return f"http://{host}:{port}/"
