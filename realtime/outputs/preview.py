@@ -21,7 +21,7 @@ import numpy as np
 import zmq
 
 from realtime.config import ViewerConfig
-from realtime.transport.schema import Preview, SchemaError, pack, preview_topic
+from realtime.transport.schema import MAX_PREVIEW_BYTES, Preview, SchemaError, pack, preview_topic
 from realtime.transport.sockets import make_socket
 
 #: What a viewer sends up its XSUB socket to ask for previews (renewed while a browser is connected).
@@ -98,7 +98,9 @@ class PreviewRelay:
     previews they send (checked against the schema and the run's sources) on the stream."""
 
     def __init__(self, ctx: zmq.Context, bind: str, pub: zmq.Socket, sources: list[str]) -> None:
-        self.sock = make_socket(ctx, zmq.ROUTER, bind=bind, hwm=8)
+        self.sock = make_socket(ctx, zmq.ROUTER, hwm=8)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_PREVIEW_BYTES + (64 << 10))  # a larger one drops its peer
+        self.sock.bind(bind)
         self.pub = pub
         self.sources = set(sources)
         self.until = 0.0

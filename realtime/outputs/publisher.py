@@ -22,7 +22,7 @@ from realtime.config import Config
 from realtime.lifting import PosePrior
 from realtime.logs import fields
 from realtime.record import Recorder
-from realtime.outputs.preview import PREVIEW_REQUEST
+from realtime.outputs.preview import PREVIEW_REQUEST, PreviewRelay
 from realtime.outputs.reorder import Reorder
 from realtime.stats import LatencyWindow, stage_latencies
 from realtime.transport import schema
@@ -57,7 +57,7 @@ class Publisher:
         self.published = self.people = self.failed = 0
         self._last_skeleton = 0.0
         #: Camera previews (``realtime.outputs.preview.PreviewRelay``), with ``[viewer] preview`` on.
-        self.preview: Any = None
+        self.preview: PreviewRelay | None = None
 
     def on_subscriptions(self) -> None:
         """The XPUB socket hands over each new subscription: a consumer that subscribes to the

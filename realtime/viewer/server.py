@@ -30,7 +30,7 @@ from aiohttp import WSMsgType, web
 
 from realtime.config import ViewerConfig
 from realtime.outputs.preview import PREVIEW_REQUEST
-from realtime.transport.schema import TOPIC_FRAME_PREFIX, TOPIC_PREVIEW_PREFIX, TOPIC_SKELETON
+from realtime.transport.schema import MAX_PREVIEW_BYTES, TOPIC_FRAME_PREFIX, TOPIC_PREVIEW_PREFIX, TOPIC_SKELETON
 from realtime.viewer import STATIC, plotly_js
 from realtime.viewer.state import ViewState
 
@@ -49,6 +49,7 @@ class LiveFeed:
         self.sock = self.ctx.socket(zmq.XSUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, 64)  # a viewer that falls behind drops, it never queues
+        self.sock.setsockopt(zmq.MAXMSGSIZE, 2 * MAX_PREVIEW_BYTES)
         self.sock.connect(endpoint)            # raises ZMQError on a malformed endpoint
         for topic in (TOPIC_SKELETON, TOPIC_FRAME_PREFIX, TOPIC_PREVIEW_PREFIX):
             self.sock.send(b"\x01" + topic)
