@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "estimate": ("realtime.pose2d.cli", "2D (and 3D) poses of the people in images"),
     "models": ("realtime.pose2d.models", "fetch upstream model files and build ONNX/engines"),
     "export": ("realtime.export.cli", "export a recording to BVH, CSV or JSON"),
+    "view": ("realtime.viewer.cli", "a live browser viewer of the stream (or of a recording)"),
     "vmc": ("realtime.outputs.vmc", "send poses to Unity/Unreal/VTuber tools over the VMC protocol"),
     "record": ("realtime.record.parts", "join a recording's parts left by publisher restarts"),
     "keys": ("realtime.transport.security", "generate the run secret and CURVE keys for secure sockets"),

@@ -224,6 +224,20 @@ class VmcConfig:
 
 
 @dataclass(frozen=True)
+class ViewerConfig:
+    bind: str = opt("127.0.0.1", help="The browser viewer (`realtime view`, `realtime run --view`) listens on this "
+                                      "address.")
+    port: int = opt(8070, min=1, max=65535, help="The viewer's HTTP port.")
+    preview: bool = opt(False, help="Publish a downscaled JPEG of each source (topic preview/<source>) while a "
+                                    "viewer asks for it.")
+    preview_fps: float = opt(5.0, min=0.1, max=60.0, help="Previews per second and source, at most.")
+    preview_width: int = opt(640, min=64, max=3840, help="Preview width in pixels (height in proportion; never "
+                                                         "wider than the source).")
+    preview_quality: int = opt(70, min=10, max=100, help="Preview JPEG quality.")
+    max_fps: float = opt(15.0, min=1.0, max=60.0, help="Updates per second sent to each browser, at most.")
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     """One ``[[camera]]`` table: what is known about one source's camera, by source name."""
 
@@ -245,6 +259,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     vmc: VmcConfig = field(default_factory=VmcConfig)
+    viewer: ViewerConfig = field(default_factory=ViewerConfig)
     #: ``[[camera]]`` tables: per-source camera settings over the global ones.
     camera: tuple[CameraConfig, ...] = ()
 

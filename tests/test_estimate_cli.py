@@ -76,6 +76,35 @@ def test_draw_writes_the_people_on_the_photos(photos_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p1.jpg", "p3.jpg"]
 
 
+@pytest.mark.slow
+def test_draw_3d_renders_every_lifted_person_as_a_picture_and_as_a_page(photos_dir, tmp_path):
+    """--draw-3d OUT.png: each person's skeleton in its own colour (the viewer's palette); OUT.html: the
+    people's 3D poses inside a self-contained page (plotly.js and the data, no external script)."""
+    import re
+
+    import cv2
+    import numpy as np
+
+    from realtime.viewer.poses3d import PALETTE
+
+    done = _estimate(str(photos_dir / "p3.jpg"), "--json", "--backend", "onnxruntime",
+                     "--draw-3d", str(tmp_path / "p3.png"))
+    assert done.returncode == 0, done.stderr
+    people = [p for p in json.loads(done.stdout)["images"][0]["people"] if p.get("joints3d")]
+    assert len(people) >= 2
+    picture = cv2.imread(str(tmp_path / "p3.png")).astype(int)
+    coloured = [int((np.abs(picture - np.array(c)).max(axis=2) < 30).sum()) for c in PALETTE[:len(people)]]
+    assert all(n > 200 for n in coloured), coloured
+    page = _estimate(str(photos_dir / "p3.jpg"), "--backend", "onnxruntime", "--draw-3d", str(tmp_path / "p3.html"))
+    assert page.returncode == 0, page.stderr
+    text = (tmp_path / "p3.html").read_text()
+    data = json.loads(re.search(r'id="data">(.*?)</script>', text, re.S).group(1))
+    assert len(data["people"]) == len(people) and all(len(p["j3"]) == len(JOINTS3D) for p in data["people"])
+    assert "Plotly" in text and not re.search(r"<script[^>]+src=", text)
+    no_3d = _estimate(str(photos_dir / "p3.jpg"), "--no-3d", "--draw-3d", str(tmp_path / "x.png"))
+    assert no_3d.returncode == 2 and no_3d.stderr.strip() == "error: --draw-3d: 3D lifting is disabled (--no-3d)"
+
+
 def test_unknown_backend_is_a_usage_error(photos_dir):
     done = _estimate(str(photos_dir / "p1.jpg"), "--backend", "nonsense")
     assert done.returncode == 2 and "invalid choice" in done.stderr

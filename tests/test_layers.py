@@ -16,7 +16,7 @@ LAYERS = [
     {"capture", "mocap", "lifting", "rig"},
     {"pose2d"},
     {"tracking", "record", "client"},
-    {"outputs", "export"},
+    {"outputs", "export", "viewer"},
     {"runtime"},
     {"cli", "__main__"},
 ]
@@ -46,7 +46,11 @@ def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
 
 
 def _top(module: str) -> str:
+    """The layer name of a module: its package, except that a package's command module (``cli``, the
+    entry point of a `realtime` subcommand) sits with the commands, on top."""
     parts = module.split(".")
+    if len(parts) > 2 and parts[-1] == "cli":
+        return "cli"
     return parts[1] if len(parts) > 1 else ""
 
 

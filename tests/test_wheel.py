@@ -50,6 +50,8 @@ def test_the_wheel_holds_the_default_prior_and_config(installed):
 
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert "realtime/data/pose_prior.npz" in names and "realtime/data/config.toml" in names
+    assert {f"realtime/viewer/static/{n}" for n in ("index.html", "viewer.js", "skeleton.js", "report.html",
+                                                    "report.js", "poses3d.html", "viewer.css")} <= set(names)
     where = subprocess.run([str(installed["bin"] / "python"), "-c",
                             "import realtime, realtime.config as c; print(realtime.__file__, c.CHECKOUT)"],
                            cwd=installed["cwd"], env=installed["env"], capture_output=True, text=True, check=True)

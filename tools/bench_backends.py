@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -202,7 +203,7 @@ def bench_model(labels: list[str], model: str, batches: list[int], config: Pose2
             cells.append(Cell(model, label, batches[0], error=_error(e)))
             _progress(cells[-1])
     try:
-        for b in batches:
+        for b in tqdm(batches, desc=model, unit="batch size", disable=None, leave=False):
             x = models.model_spec(model).normalise(crops(shape, b, images))
             ok = []
             for label, backend, precision in loaded:

@@ -57,6 +57,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -338,7 +339,7 @@ def bench(args: argparse.Namespace) -> dict:
     runs: dict[str, list[dict]] = {r: [] for r in readers}
     try:
         time.sleep(0.5)
-        for rep in range(args.repeats):
+        for rep in tqdm(range(args.repeats), desc="repeats", disable=None, leave=False):
             order = readers[rep % len(readers):] + readers[:rep % len(readers)]
             for reader in order:
                 runs[reader].append(run_reader(source, reader, args.frames, args.warmup, bool(args.rtsp)))

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -39,7 +40,7 @@ PELVIS = JOINTS3D.index("pelvis")
 
 def speed(root: Path) -> list[dict]:
     rows = []
-    for name in SPEED_FILES:
+    for name in tqdm(SPEED_FILES, desc="speed", unit="file", disable=None, leave=False):
         best = np.inf
         for _ in range(3):
             start = time.perf_counter()

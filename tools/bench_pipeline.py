@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -65,12 +66,14 @@ def bench(sources: list[str], frames: int, backend: str | None, workers: int | N
     sampler.start()
     received: list[tuple[float, Frame]] = []
     kill_at = kill_gap = None
+    bar = tqdm(total=frames * len(sources), desc="frames published", unit="frame", disable=None, leave=False)
     with Subscriber(endpoint) as sub:
         while proc.poll() is None or sub.sock.poll(0):
             m = sub.recv(timeout_s=0.5)
             if m is None or not isinstance(m[1], Frame):
                 continue
             received.append((sub.received_at, m[1]))
+            bar.update()
             if kill and kill_at is None and len(received) == min(frames // 2, KILL_AFTER):
                 pids = re.findall(rf"started {re.escape(kill)} pid=(\d+)", "\n".join(log))
                 if not pids:
@@ -79,6 +82,7 @@ def bench(sources: list[str], frames: int, backend: str | None, workers: int | N
                 kill_at = time.time()
             elif kill_at is not None and kill_gap is None and m[1].t_capture > kill_at:
                 kill_gap = sub.received_at - kill_at
+    bar.close()
     rc = proc.wait()
     sampler.join(5)
     reader.join(5)

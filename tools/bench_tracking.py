@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -190,7 +191,7 @@ def evaluate(clips: list[np.ndarray], people: list[int], sequences: int, frames:
     for n in people:
         acc = MotAccumulator()
         t0 = time.perf_counter()
-        for s in range(sequences):
+        for s in tqdm(range(sequences), desc=f"{n} people", unit="sequence", disable=None, leave=False):
             scene = make_scene(clips, n, frames, np.random.default_rng([seed, n, s]), fps=FPS)
             samples = Samples()
             track_scene(scene, Tracker(tracking_config), signal, acc, samples, tag=(s,))

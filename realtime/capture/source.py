@@ -48,8 +48,14 @@ def resolve_uri(uri: str) -> str:
 
 def video_frames(path: str | Path, limit: int = 0) -> Iterator[np.ndarray]:
     """Every BGR frame of a video file in order, at most ``limit`` (0 = all): for offline tools and
-    tests, which want each frame rather than the newest (a live pipeline's :class:`VideoSource`)."""
+    tests, which want each frame rather than the newest (a live pipeline's :class:`VideoSource`).
+    On a terminal a progress bar (tqdm) counts them: the benchmarks' long loops read through here."""
+    from tqdm import tqdm
+
     cap = cv2.VideoCapture(str(path))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    bar = tqdm(total=min(limit, total or limit) if limit else total, desc=Path(path).name, unit="frame",
+               disable=None, leave=False)
     try:
         count = 0
         while not limit or count < limit:
@@ -58,7 +64,9 @@ def video_frames(path: str | Path, limit: int = 0) -> Iterator[np.ndarray]:
                 return
             yield frame
             count += 1
+            bar.update()
     finally:
+        bar.close()
         cap.release()
 
 

@@ -1,18 +1,20 @@
-"""``realtime export``: a recording to BVH, CSV or JSON, one file per track unless one is chosen."""
+"""``realtime export``: a recording to BVH, CSV or JSON, one file per track unless one is chosen; or one
+HTML report of the whole recording (``--format html``, ``realtime.export.html``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-FORMATS = ("bvh", "csv", "json")
+FORMATS = ("bvh", "csv", "json", "html")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", metavar="PATH.mcap", help="a recording made by `realtime run --record`")
     p.add_argument("--format", choices=FORMATS, help="default: from --output's suffix")
     p.add_argument("--output", required=True, metavar="PATH",
-                   help="file to write; without --track, one file per track: PATH with _<id> before the suffix")
+                   help="file to write; without --track, one file per track: PATH with _<id> before the suffix "
+                        "(html: one report of every track)")
     p.add_argument("--track", type=int, help="export only this track id")
     p.add_argument("--source", help="source name, when the recording holds several")
 
@@ -27,6 +29,9 @@ def export(recording_path: str | Path, output: str | Path, fmt: str, track: int 
     from realtime.export.tracks import ExportError, load_tracks
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+    if fmt == "html":
+        from realtime.export.html import write_report
+        return [write_report(recording_path, output, source, track)]
     recording = load_tracks(recording_path, track, source)
     if recording.skipped or recording.truncated:
         print(f"realtime export: {recording_path}: {recording.skipped} undecodable messages skipped"

@@ -42,12 +42,22 @@ class Recording:
         return float(np.median(dt)) if len(dt) else 1.0 / 30.0
 
 
+def progress(reader: RecordingReader, path: Path):
+    """The reader's messages with a progress bar on a terminal (tqdm; silent otherwise)."""
+    from tqdm import tqdm
+
+    from realtime.record.reader import message_count
+
+    return tqdm(reader, total=message_count(path), desc=f"reading {path.name}", unit="msg", disable=None,
+                leave=False)
+
+
 def load_tracks(path: str | Path, track: int | None = None, source: str | None = None) -> Recording:
     """Group a recording's people by track id (confirmed tracks with a 3D pose only)."""
     path = Path(path)
     try:
         reader = RecordingReader(path)
-        messages = list(reader)
+        messages = list(progress(reader, path))
     except RecordingError as e:
         raise ExportError(str(e)) from None
     frames = [m for _t, _l, m in messages if isinstance(m, Frame)]

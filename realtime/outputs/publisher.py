@@ -31,6 +31,7 @@ from realtime.config import Config
 from realtime.lifting import PosePrior
 from realtime.logs import fields
 from realtime.record import Recorder
+from realtime.outputs.preview import PREVIEW_REQUEST, PreviewRelay
 from realtime.outputs.reorder import Reorder
 from realtime.stats import LatencyWindow, stage_latencies
 from realtime.transport import schema
@@ -76,6 +77,8 @@ class Publisher:
         #: of ours, and messages that are not subscriptions at all.
         self.refused = {"subscriptions": 0, "other": 0}
         self._last_skeleton = 0.0
+        #: Camera previews (``realtime.outputs.preview.PreviewRelay``), with ``[viewer] preview`` on.
+        self.preview: PreviewRelay | None = None
 
     def on_subscriptions(self) -> None:
         """Apply the subscriptions waiting on the XPUB socket (at most :data:`INBOUND_PER_TURN`); a
@@ -86,6 +89,10 @@ class Publisher:
                 event = self.pub.recv(zmq.NOBLOCK)
             except zmq.Again:
                 break
+            if event == PREVIEW_REQUEST:  # a viewer's explicit request (realtime.outputs.preview)
+                if self.preview is not None:
+                    self.preview.requested()
+                continue
             kind, topic = event[:1], event[1:]
             if kind not in (b"\x00", b"\x01"):
                 self.refused["other"] += 1

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-3d", action="store_true", help="skip 3D lifting even when a pose prior is available")
     p.add_argument("--draw", metavar="OUT", help="write each image with its people drawn: a file for one "
                    "image (OUT.jpg/.png), a directory for several")
+    p.add_argument("--draw-3d", metavar="OUT", help="write each image's 3D poses: OUT.html (interactive, "
+                   "self-contained) or OUT.png/.jpg (a rendered view); a directory for several images (PNGs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
         if args.draw:
             _draw(args.draw, path, image, people, len(args.images))
         entries = [_entry(p) for p in people]
-        if lifter is not None and people:
-            _add_3d(lifter, people, entries)
+        lifted = _add_3d(lifter, people, entries, image.shape) if lifter is not None and people else []
+        if args.draw_3d:
+            if lifter is None:
+                print(f"error: --draw-3d: 3D lifting is {lift_note}", file=sys.stderr)
+                return 2
+            _draw_3d(args.draw_3d, path, lifted, len(args.images))
         results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
                         "people": entries, "timings_ms": {k: round(v, 2) for k, v in estimator.last_timings.items()}})
     summary = {"model": pose2d.model, "detector": pose2d.detector, "backend": estimator.backend, "lifting": lift_note, "images": results}
@@ -103,16 +109,44 @@ def _lifter(config: Any) -> tuple[Any, str]:
         return None, f"unavailable ({e})"
 
 
-def _add_3d(lifter: Any, people: list, entries: list[dict]) -> None:
+def _add_3d(lifter: Any, people: list, entries: list[dict], shape: tuple[int, ...]) -> list[dict]:
+    """Each entry's 3D joints; returns the lifted people as the viewer draws them (``id`` = the person's
+    index, joints root-relative, root placed in the camera's level frame with the default focal length)."""
     import numpy as np
 
+    from realtime.lifting import Camera
+
     out = lifter.lift(np.stack([p.keypoints for p in people]), np.stack([p.confidence for p in people]))
+    lifted = []
     for i, entry in enumerate(entries):
         if out.valid[i]:
             entry["joints3d"] = {name: [round(float(v), 4) for v in xyz]
                                  for name, xyz in zip(out.joint_names, out.joints3d[i])}
+            root = Camera().level_root(float(out.translation[i][0]), float(out.translation[i][1]), float(out.scale[i]),
+                                       int(shape[1]), int(shape[0]), float(out.elevation_deg[i]))
+            lifted.append({"id": i, "j3": np.round(out.joints3d[i], 4).tolist(), "root": [round(v, 4) for v in root]})
         else:
             entry["joints3d"] = None
+    return lifted
+
+
+def _draw_3d(out: str, path: str, people: list[dict], count: int) -> None:
+    from pathlib import Path
+
+    import cv2
+
+    from realtime.viewer.poses3d import render, write_html
+
+    target = Path(out)
+    if count > 1 or target.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        target = target / (Path(path).stem + "_3d.png")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix.lower() in (".html", ".htm"):
+        write_html(people, target, Path(path).name)
+    elif not cv2.imwrite(str(target), render(people)):
+        raise OSError(f"{target}: could not write the 3D picture (use .html, .png or .jpg)")
 
 
 def _print_text(summary: dict) -> None:

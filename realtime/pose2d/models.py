@@ -267,24 +267,27 @@ def run(args: argparse.Namespace) -> int:
         return 2
     names = args.names or [n for n, s in REGISTRY.items() if s.convertible or args.action != "build"]
     failed = 0
-    for name in names:
+    from tqdm import tqdm
+
+    # A progress bar while fetching or building on a terminal (none otherwise); lines go above it.
+    for name in tqdm(names, desc=f"models {args.action}", unit="model", disable=True if args.action == "list" else None):
         try:
             if args.action == "list":
                 spec = model_spec(name)
                 h, w = spec.input_size
-                print(f"{name:19s} {spec.role:9s} {h}x{w}x3 -> {', '.join(spec.outputs)}  [{_status(name, config)}]")
-                print(f"{'':19s} {spec.description}; licence {spec.licence}")
+                tqdm.write(f"{name:19s} {spec.role:9s} {h}x{w}x3 -> {', '.join(spec.outputs)}  [{_status(name, config)}]")
+                tqdm.write(f"{'':19s} {spec.description}; licence {spec.licence}")
             elif args.action == "fetch":
-                print(f"{name}: {fetch(name, config)}")
+                tqdm.write(f"{name}: {fetch(name, config)}")
             else:
                 kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
                 if "torch" in kinds and not _torch_available():
-                    print(f"{name}: PyTorch is not installed; skipping the torch build", file=sys.stderr)
+                    tqdm.write(f"{name}: PyTorch is not installed; skipping the torch build", file=sys.stderr)
                     kinds = tuple(k for k in kinds if k != "torch")
                 for kind, path in build(name, kinds, config, force=args.force).items():
-                    print(f"{name}: {kind} {path}")
+                    tqdm.write(f"{name}: {kind} {path}")
         except ModelError as e:
-            print(f"error: {e}", file=sys.stderr)
+            tqdm.write(f"error: {e}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 

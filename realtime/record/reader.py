@@ -135,6 +135,19 @@ class RecordingReader:
             yield channel.topic, record.log_time, record.data
 
 
+def message_count(path: str | Path) -> int | None:
+    """How many messages a recording holds, from its summary (for progress bars); None when it has none
+    (a file cut short by a killed recorder)."""
+    from mcap.reader import make_reader
+
+    try:
+        with open(path, "rb") as f:
+            summary = make_reader(f).get_summary()
+        return None if summary is None or summary.statistics is None else int(summary.statistics.message_count)
+    except Exception:  # no summary, or not an MCAP file: the reader reports that itself
+        return None
+
+
 def read_recording(path: str | Path) -> Iterator[tuple[str, int, Skeleton | Frame]]:
     """``(topic, log_time_ns, message)`` for every message of a recording, in recorded order."""
     return iter(RecordingReader(path))

@@ -32,8 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def replay(path: Path, endpoint: str, speed: float = 1.0, wait_s: float = 0.5, loop: bool = False,
-           ctx: zmq.Context | None = None) -> int:
-    """Publish every message of ``path``; returns how many were sent."""
+           ctx: zmq.Context | None = None, progress: bool = False) -> int:
+    """Publish every message of ``path``; returns how many were sent. ``progress``: a tqdm bar of the
+    messages on a terminal (each pass, with ``loop``)."""
+    from tqdm import tqdm
+
+    from realtime.record.reader import message_count
     ctx = ctx or zmq.Context.instance()
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 1000)
@@ -46,7 +50,8 @@ def replay(path: Path, endpoint: str, speed: float = 1.0, wait_s: float = 0.5, l
             reader = RecordingReader(path)
             t0_wall = time.monotonic()
             t0_log: int | None = None
-            for topic, log_time, payload in reader.raw():
+            for topic, log_time, payload in tqdm(reader.raw(), total=message_count(path), desc=f"replay {path.name}",
+                                                 unit="msg", disable=None if progress else True, leave=False):
                 if t0_log is None:
                     t0_log = log_time
                 if speed > 0:
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"realtime replay: {e}", file=sys.stderr)
         return 2
     try:
-        sent = replay(args.path, endpoint, speed=args.speed, wait_s=args.wait, loop=args.loop)
+        sent = replay(args.path, endpoint, speed=args.speed, wait_s=args.wait, loop=args.loop, progress=True)
     except RecordingError as e:
         log.error("%s", e)
         return 2

@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from realtime.capture import CapturedFrame, SourceError, VideoSource
+from realtime.outputs.preview import PreviewMaker
 from realtime.runtime.child import EXIT_FATAL, Child
 from realtime.transport.messages import KIND_EOS, KIND_FRAME, FrameMessage
 from realtime.logs import Throttled
@@ -56,6 +57,9 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                           max_message=MAX_REQUEST, options={zmq.ROUTER_MANDATORY: 1})
     child.event("capture_started", uri=source.uri, kind=source.kind, width=source.width,
                 height=source.height, fps=source.fps, start_seq=start_seq)
+    preview = (PreviewMaker(child.socket(zmq.DEALER, connect=child.endpoints.preview, hwm=2, max_message=16),
+                            child.config.viewer, source_name, child.secret)
+               if child.config.viewer.preview and child.endpoints.preview else None)
     on_demand = source.kind == "file" and not cfg.realtime
     pending: list[bytes] = []
     answered: dict[bytes, int] = {}  # last request number taken from each consumer (a re-ask repeats it)
@@ -107,6 +111,8 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                 if _send(pending, lambda who: router.send_multipart([who, header, image], copy=False,
                                                                     flags=zmq.NOBLOCK)):
                     sent += 1
+                    if preview is not None:  # only while a viewer asks (realtime.outputs.preview)
+                        preview.offer(frame.seq, frame.t_capture, image)
                     frame = None
             elif finished and pending and not held:
                 reason = "stopped" if child.stop.is_set() else ("max_frames" if not source.ended
@@ -122,9 +128,13 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                 stop_at = stop_at or time.monotonic()
                 if time.monotonic() - stop_at > _STOP_GRACE_S:
                     return 0
+            if preview is not None:
+                preview.poll()
             child.beat(seq=source.seq, sent=sent, dropped=dropped + source.skipped,
                        connected=source.connected, reconnects=source.reconnects, bad=rejected.count)
     finally:
+        if preview is not None:
+            preview.close()
         source.close()
         router.close()
 

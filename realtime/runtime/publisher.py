@@ -13,10 +13,12 @@ import zmq
 
 from realtime.lifting import LiftingSetup
 from realtime.logs import Throttled
+from realtime.outputs.preview import PreviewRelay
 from realtime.outputs.publisher import Publisher
 from realtime.record import Recorder, part_path
 from realtime.runtime.child import Child
 from realtime.tracking import TrackIds
+from realtime.transport import schema
 from realtime.transport.messages import SIGNED_BY_LIFTING, MessageError, PeopleMessage
 from realtime.transport.sockets import MAX_PEOPLE_MESSAGE, MAX_SUBSCRIPTION
 
@@ -36,11 +38,18 @@ def main(child: Child, *, sources: list[str], record_path: str = "", ids_path: s
     lifting = LiftingSetup.from_config(child.config.lifting)
     publisher = Publisher(child.config, sources, pub, recorder, lifting.prior,
                           ids=TrackIds(ids_path or None))
+    if child.config.viewer.preview and child.endpoints.preview:  # camera previews, only while a viewer asks
+        relay = child.socket(zmq.ROUTER, bind=child.endpoints.bind_address(child.endpoints.preview), hwm=8,
+                             max_message=PreviewRelay.MAX_MESSAGE)
+        publisher.preview = PreviewRelay(relay, pub, sources, child.secret)
+        publisher.topics += [schema.preview_topic(s) for s in sources]
     child.event("publisher_started", publish=child.endpoints.publish, curve=pub.curve_server == 1,
                 record=str(recorder.path) if recorder else "", prior=lifting.source)
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     poller.register(pub, zmq.POLLIN)
+    if publisher.preview is not None:
+        poller.register(publisher.preview.sock, zmq.POLLIN)
     rejected = Throttled(child.log, "bad result messages skipped")
     try:
         while not child.stop.is_set() and publisher.finished != set(sources):
@@ -49,6 +58,8 @@ def main(child: Child, *, sources: list[str], record_path: str = "", ids_path: s
             ready = dict(poller.poll(timeout))
             if pub in ready:
                 publisher.on_subscriptions()
+            if publisher.preview is not None and publisher.preview.sock in ready:
+                publisher.preview.on_readable()
             if pull in ready:
                 while pull.poll(0):
                     try:
@@ -68,6 +79,8 @@ def main(child: Child, *, sources: list[str], record_path: str = "", ids_path: s
     finally:
         if recorder is not None:
             recorder.close()
+        if publisher.preview is not None:
+            publisher.preview.close()
         child.beat(force=True, published=publisher.published, latency=publisher.latency.summary())
         pull.close()
         pub.close(linger=500)

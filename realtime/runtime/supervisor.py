@@ -93,6 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated stages to run here (default: all). With [transport] scheme = \"tcp\", "
                         "'--stages lifting' adds lifting workers on another machine to a pipeline running at "
                         "[transport] host (docs/runtime.md)")
+    p.add_argument("--view", nargs="?", type=int, const=0, metavar="PORT",
+                   help="serve the browser viewer on [viewer] bind, PORT or [viewer] port, with camera "
+                        "previews on (realtime view; docs/viewer.md)")
     p.add_argument("--headless", action="store_true",
                    help="status only as log lines (default on a terminal: one live status line)")
 
@@ -118,6 +121,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "lifting": {"camera_pitch_deg": args.camera_pitch},
         "record": {"path": args.record},
         "transport": {"publish": args.publish},
+        "viewer": {"port": args.view or None, "preview": True if args.view is not None else None},
     }
     for section, values in overrides.items():
         values = {k: v for k, v in values.items() if v is not None}
@@ -175,9 +179,21 @@ def run(args: argparse.Namespace) -> int:
         except Exception as e:  # SourceError: say which source and why, then stop
             log.error("%s", e)
             return 2
+    view = None
+    if args.view is not None:  # the viewer's socket now: a port in use is one line, before anything starts
+        from realtime.viewer.server import listen, page_url
+
+        try:
+            view = listen(cfg.viewer.bind, cfg.viewer.port)
+        except OSError as e:
+            print(f"realtime run: --view: cannot listen on {cfg.viewer.bind}:{cfg.viewer.port}: {e.strerror or e} "
+                  "(give another port: --view PORT)", file=sys.stderr)
+            return 2
+        print(f"viewer: open {page_url(cfg.viewer.bind, cfg.viewer.port)} in a browser", file=sys.stderr, flush=True)
     live = sys.stderr.isatty() and not args.headless
     try:
-        supervisor = Supervisor(cfg, uris, max_frames=args.max_frames, live_status=live, stages=stages, secret=secret)
+        supervisor = Supervisor(cfg, uris, max_frames=args.max_frames, live_status=live, stages=stages, secret=secret,
+                                view=view)
     except OSError as e:  # the ipc directory cannot be made or written
         print(f"realtime run: [transport] ipc_dir: {e}", file=sys.stderr)
         return 2
@@ -223,10 +239,12 @@ def _check_sources(cfg: Config, uris: list[str]) -> None:
 
 class Supervisor:
     def __init__(self, cfg: Config, uris: list[str], max_frames: int = 0, live_status: bool = False,
-                 stages: tuple[str, ...] = STAGES, secret: bytes | None = None) -> None:
-        """``secret``: the run's message secret (None = ``[security]``'s: its file, or a random one)."""
+                 stages: tuple[str, ...] = STAGES, secret: bytes | None = None, view: Any = None) -> None:
+        """``secret``: the run's message secret (None = ``[security]``'s: its file, or a random one);
+        ``view``: the browser viewer's listening socket, when it is to be served (``--view``)."""
         self.cfg = cfg
         self.secret = secret if secret is not None else run_secret(cfg.security)
+        self.view = view
         self.stages = stages
         self.uris = uris
         self.names = [cfg.source.name if cfg.source.name and len(uris) == 1 else f"cam{i}" for i in range(len(uris))]
@@ -258,6 +276,11 @@ class Supervisor:
         return self.children.get("publisher")
 
     def _plan(self) -> None:
+        if self.view is not None:
+            from realtime.viewer.server import connect_endpoint, page_url
+
+            self._add("viewer", "viewer", listen=self.view, connect=connect_endpoint(self.endpoints.publish),
+                      url=page_url(self.cfg.viewer.bind, self.cfg.viewer.port))
         if "publisher" in self.stages:
             # the run's track-id counter lives beside its sockets: ids stay unique across publisher restarts
             self._add("publisher", "publisher", sources=self.names, record_path=self.cfg.record.path or "",
@@ -348,6 +371,8 @@ class Supervisor:
             ctx.destroy(linger=0)
             if self.endpoints.ipc_dir and not self.cfg.transport.ipc_dir:
                 _remove_ipc_dir(self.endpoints.ipc_dir)
+            if self.view is not None:
+                self.view.close()
         self._status(force=True)
         if self.live_status:
             print(file=sys.stderr)
@@ -419,7 +444,7 @@ class Supervisor:
             self._receive(control, 100)
             if publisher.finished:
                 break
-        order = ["inference"] + [n for n in self.children if n.startswith("lift-")] + ["publisher"]
+        order = ["viewer", "inference"] + [n for n in self.children if n.startswith("lift-")] + ["publisher"]
         for name in order:
             if name in self.children:
                 _terminate(self.children[name])
@@ -470,6 +495,8 @@ class Supervisor:
         fps = {stage_of[role]: 0.0 for role in STAGES if role in self.stages}
         cpu = dict.fromkeys(fps, 0.0)
         for c in self.children.values():
+            if c.role not in counted:  # the viewer: not a stage of the stream
+                continue
             count = c.counters.get(counted[c.role], 0)
             before = self._status_counts.get(c.name, 0)
             stage = stage_of[c.role]

@@ -48,6 +48,8 @@ _N3D = len(skeleton.JOINTS3D)
 #: worker's (to the publisher, which takes no other).
 SIGNED_BY_2D = b"realtime/people/2d"
 SIGNED_BY_LIFTING = b"realtime/people/lifted"
+#: A capture process's camera preview (``realtime.outputs.preview``).
+SIGNED_BY_CAPTURE = b"realtime/preview"
 _TAG_BYTES = 16
 
 
@@ -57,6 +59,18 @@ class MessageError(ValueError):
 
 def _tag(key: bytes, signer: bytes, body: bytes | memoryview) -> bytes:
     return hmac.new(key, signer + b"\0" + bytes(body), hashlib.sha256).digest()[:_TAG_BYTES]
+
+
+def sign(key: bytes, signer: bytes, body: bytes | memoryview) -> bytes:
+    """The tag that says ``signer`` of the run with secret ``key`` sent ``body``."""
+    return _tag(key, signer, body)
+
+
+def verify(key: bytes, signer: bytes, body: bytes | memoryview, tag: bytes | memoryview) -> None:
+    """:class:`MessageError` unless ``tag`` is ``signer``'s signature of ``body`` with ``key``."""
+    if not hmac.compare_digest(bytes(tag), _tag(key, signer, body)):
+        raise MessageError("signature does not match (not sent by this run's "
+                           f"{ {SIGNED_BY_2D: '2D stage', SIGNED_BY_LIFTING: 'lifting workers'}.get(signer, 'capture')})")
 
 
 def _field(d: dict, key: str, kind: type | tuple, *, low: float | None = None, high: float | None = None,
@@ -177,7 +191,7 @@ class PeopleMessage:
     def pack(self, key: bytes, signer: bytes) -> list[bytes]:
         """``[body, tag]``: the msgpack body and its signature by ``signer`` with the run's ``key``."""
         body = self.body()
-        return [body, _tag(key, signer, body)]
+        return [body, sign(key, signer, body)]
 
     def body(self) -> bytes:
         return msgpack.packb({
@@ -191,10 +205,8 @@ class PeopleMessage:
         """``[body, tag]`` -> the message, if ``signer`` signed it with ``key``; else :class:`MessageError`."""
         if len(parts) != 2:
             raise MessageError(f"a people message has 2 parts (body, signature), got {len(parts)}")
-        body, tag = _buffer(parts[0]), bytes(_buffer(parts[1]))
-        if not hmac.compare_digest(tag, _tag(key, signer, body)):
-            raise MessageError("signature does not match (not sent by this run's "
-                               f"{'2D stage' if signer == SIGNED_BY_2D else 'lifting workers'})")
+        body = _buffer(parts[0])
+        verify(key, signer, body, _buffer(parts[1]))
         return cls.from_body(body)
 
     @classmethod

@@ -19,6 +19,10 @@ SCHEMA_VERSION = 1
 
 TOPIC_SKELETON = b"skeleton"
 TOPIC_FRAME_PREFIX = b"frame/"
+#: Camera previews for viewers (``realtime.outputs.preview``): never recorded, sent only on request.
+TOPIC_PREVIEW_PREFIX = b"preview/"
+#: The largest preview JPEG a receiver accepts.
+MAX_PREVIEW_BYTES = 4 << 20
 
 
 class SchemaError(ValueError):
@@ -159,11 +163,46 @@ class Frame:
                    people=[Person.from_wire(p) for p in people])
 
 
-def pack(message: Skeleton | Frame) -> bytes:
+def preview_topic(source: str) -> bytes:
+    return TOPIC_PREVIEW_PREFIX + source.encode("utf-8")
+
+
+@dataclass
+class Preview:
+    """A downscaled JPEG of one source frame, for viewers (topic ``preview/<source>``). ``seq`` is the
+    frame's, so a viewer draws the people of ``frame/<source>`` with that seq over exactly this image;
+    ``width`` x ``height`` is the source frame's size (the keypoints' pixels), not the JPEG's."""
+
+    source: str
+    seq: int
+    t_capture: float
+    width: int
+    height: int
+    jpeg: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"v": SCHEMA_VERSION, "type": "preview", "source": self.source, "seq": int(self.seq),
+                "t_capture": float(self.t_capture), "width": int(self.width), "height": int(self.height),
+                "jpeg": bytes(self.jpeg)}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> "Preview":
+        _check_header(d, "preview")
+        jpeg = _get(d, "jpeg", bytes)
+        if not 0 < len(jpeg) <= MAX_PREVIEW_BYTES or not jpeg.startswith(b"\xff\xd8"):
+            raise SchemaError(f"preview.jpeg: expected a JPEG of at most {MAX_PREVIEW_BYTES} bytes")
+        width, height = int(_get(d, "width", int)), int(_get(d, "height", int))
+        if not (0 < width <= 16384 and 0 < height <= 16384):
+            raise SchemaError(f"preview: frame size {width}x{height} out of range")
+        return cls(source=str(_get(d, "source", str)), seq=int(_get(d, "seq", int)),
+                   t_capture=float(_get(d, "t_capture", (int, float))), width=width, height=height, jpeg=jpeg)
+
+
+def pack(message: Skeleton | Frame | Preview) -> bytes:
     return msgpack.packb(message.to_wire(), use_bin_type=True)
 
 
-def unpack(payload: bytes) -> Skeleton | Frame:
+def unpack(payload: bytes) -> Skeleton | Frame | Preview:
     """Decode and validate one payload; raises :class:`SchemaError` with a clear reason."""
     try:
         d = msgpack.unpackb(payload, raw=False, strict_map_key=False)
@@ -174,6 +213,8 @@ def unpack(payload: bytes) -> Skeleton | Frame:
         return Frame.from_wire(d)
     if kind == "skeleton":
         return Skeleton.from_wire(d)
+    if kind == "preview":
+        return Preview.from_wire(d)
     raise SchemaError(f"unknown message type {kind!r}")
 
 

@@ -48,6 +48,8 @@ class Endpoints:
     lift_out: str
     frames: tuple[str, ...]
     publish: str
+    #: Camera previews, captures -> publisher (realtime.outputs.preview); used with [viewer] preview on.
+    preview: str = ""
     ipc_dir: str = ""
     host: str = ""
     bind_host: str = ""
@@ -62,12 +64,13 @@ class Endpoints:
             return cls(control=f"ipc://{root}/control", lift_in=f"ipc://{root}/lift_in",
                        lift_out=f"ipc://{root}/lift_out",
                        frames=tuple(f"ipc://{root}/frames{i}" for i in range(n_sources)),
-                       publish=cfg.publish, ipc_dir=str(root))
+                       publish=cfg.publish, preview=f"ipc://{root}/preview", ipc_dir=str(root))
         host, port = cfg.host, cfg.base_port
         return cls(control=f"ipc://{root}/control", lift_in=f"tcp://{host}:{port + 1}",
                    lift_out=f"tcp://{host}:{port + 2}",
                    frames=tuple(f"tcp://{host}:{port + 3 + i}" for i in range(n_sources)),
-                   publish=cfg.publish, ipc_dir=str(root), host=host, bind_host=cfg.bind or host)
+                   publish=cfg.publish, preview=f"tcp://{host}:{port}", ipc_dir=str(root), host=host,
+                   bind_host=cfg.bind or host)
 
     def bind_address(self, endpoint: str) -> str:
         """Where the socket reached at ``endpoint`` binds (the same but for ``[transport] bind``)."""
@@ -78,7 +81,7 @@ class Endpoints:
 
     def to_dict(self) -> dict[str, Any]:
         return {"control": self.control, "lift_in": self.lift_in, "lift_out": self.lift_out,
-                "frames": list(self.frames), "publish": self.publish, "ipc_dir": self.ipc_dir,
+                "frames": list(self.frames), "publish": self.publish, "preview": self.preview, "ipc_dir": self.ipc_dir,
                 "host": self.host, "bind_host": self.bind_host}
 
     @classmethod

@@ -26,7 +26,8 @@ class LiveLink:
         self.bad = 0
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        for topic in (b"skeleton", b"frame/"):  # not preview/ (camera JPEGs for the browser viewer)
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic)
         self._sock.setsockopt(zmq.LINGER, 0)
         if server_key or client_key:
             import zmq.auth
