@@ -80,7 +80,8 @@ def test_previews_are_made_and_published_only_while_a_viewer_asks(tmp_path, monk
                              max_message=PreviewRelay.MAX_MESSAGE)
     relay = publisher.preview = PreviewRelay(relay_sock, pub, ["cam0"], secret)
     publisher.topics.append(preview_topic("cam0"))
-    maker = PreviewMaker(make_socket(ctx, zmq.DEALER, connect=f"ipc://{tmp_path}/preview", hwm=2), cfg.viewer,
+    maker = PreviewMaker(make_socket(ctx, zmq.DEALER, connect=f"ipc://{tmp_path}/preview", hwm=2,
+                                     max_message=PreviewMaker.MAX_MESSAGE), cfg.viewer,
                          "cam0", secret)
     viewer = ctx.socket(zmq.XSUB)
     viewer.connect(endpoint)

@@ -118,12 +118,21 @@ def bench(sources: list[str], frames: int, backend: str | None, workers: int | N
         "backend": backend_used[-1] if backend_used else "?",
         "workers": workers, "killed": kill if kill_at is not None else None, "resume_after_kill_s": kill_gap,
         "width": first["width"], "height": first["height"],
-        "rss_mb": {name: {"first": v[0], "last": v[-1], "max": max(v), "samples": len(v)} for name, v in rss.items()},
+        "rss_mb": {name: _rss_summary(v) for name, v in rss.items()},
     }
 
 
 #: Seconds between RSS samples of each child (memory growth over a long run: ``--loop``).
 RSS_EVERY_S = 10.0
+#: Samples taken as warm-up (models loaded, queues and caches filled) before memory should be flat.
+RSS_WARMUP_SAMPLES = 12
+
+
+def _rss_summary(v: list[float]) -> dict:
+    """First, after warm-up (2 min), last and largest RSS, and one sample every 5 minutes."""
+    warm = v[min(RSS_WARMUP_SAMPLES, len(v) - 1)]
+    return {"first": v[0], "after_warmup": warm, "last": v[-1], "max": max(v), "samples": len(v),
+            "growth_after_warmup": v[-1] - warm, "every_5_min": v[::30]}
 
 
 def _sample_rss(proc: subprocess.Popen, log: list[str], rss: dict[str, list[float]]) -> None:
@@ -170,8 +179,9 @@ def _table(r: dict) -> str:
     t = r["transport_ms"]
     lines.append(f"{'publish->subscriber':<22}{t['p50']:8.2f}{t['p95']:8.2f}{t['p99']:8.2f}")
     if any(v["samples"] > 1 for v in r["rss_mb"].values()):
-        lines.append("\nRSS MB (first -> last, max)  " + "  ".join(
-            f"{name} {v['first']:.0f}->{v['last']:.0f} ({v['max']:.0f})" for name, v in sorted(r["rss_mb"].items())))
+        lines.append("\nRSS MB (first -> after 2 min -> last, max)  " + "  ".join(
+            f"{name} {v['first']:.0f}->{v['after_warmup']:.0f}->{v['last']:.0f} ({v['max']:.0f})"
+            for name, v in sorted(r["rss_mb"].items())))
     if r["killed"]:
         gap = r["resume_after_kill_s"]
         lines.append(f"\nSIGKILL {r['killed']}: publishing resumed after "

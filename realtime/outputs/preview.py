@@ -39,6 +39,10 @@ class PreviewMaker:
     """Capture side: asks the publisher whether a viewer wants previews; encodes at most ``preview_fps``
     a second while one does. Every send is non-blocking: a missing publisher never stalls capture."""
 
+    #: Largest message the maker's socket takes: the answers are one byte, but the limit applies to
+    #: the connection handshake's READY command too (~30 bytes from a ROUTER), so not smaller.
+    MAX_MESSAGE = 64
+
     def __init__(self, sock: zmq.Socket, cfg: ViewerConfig, source: str, secret: bytes) -> None:
         """``sock``: a DEALER connected to the publisher's preview socket; ``secret``: the run's, to sign with."""
         self.cfg = cfg

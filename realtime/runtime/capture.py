@@ -57,7 +57,8 @@ def main(child: Child, *, index: int, source_name: str, max_frames: int = 0, sta
                           max_message=MAX_REQUEST, options={zmq.ROUTER_MANDATORY: 1})
     child.event("capture_started", uri=source.uri, kind=source.kind, width=source.width,
                 height=source.height, fps=source.fps, start_seq=start_seq)
-    preview = (PreviewMaker(child.socket(zmq.DEALER, connect=child.endpoints.preview, hwm=2, max_message=16),
+    preview = (PreviewMaker(child.socket(zmq.DEALER, connect=child.endpoints.preview, hwm=2,
+                                                max_message=PreviewMaker.MAX_MESSAGE),
                             child.config.viewer, source_name, child.secret)
                if child.config.viewer.preview and child.endpoints.preview else None)
     on_demand = source.kind == "file" and not cfg.realtime

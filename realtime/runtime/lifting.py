@@ -58,6 +58,7 @@ def main(child: Child) -> int:
             child.beat(frames=frames, failed=failed, bad=rejected.count, lifted=lifted, reused=reused)
         return 0
     finally:
+        child.beat(force=True, frames=frames, failed=failed, bad=rejected.count, lifted=lifted, reused=reused)
         pull.close()
         push.close(linger=500)
 

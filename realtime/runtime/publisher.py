@@ -69,10 +69,7 @@ def main(child: Child, *, sources: list[str], record_path: str = "", ids_path: s
                         rejected(error=str(e))
             publisher.flush(time.time())
             if child.beat_due:
-                child.beat(published=publisher.published, people=publisher.people, bad=rejected.count,
-                           failed=publisher.failed, lost=sum(r.lost for r in publisher.reorder.values()),
-                           repeated=publisher.repeated, refused=dict(publisher.refused),
-                           latency=publisher.latency.summary())
+                child.beat(**_counters(publisher, rejected))
         if publisher.finished == set(sources):
             child.event("end_of_stream", published=publisher.published)
         return 0
@@ -81,6 +78,18 @@ def main(child: Child, *, sources: list[str], record_path: str = "", ids_path: s
             recorder.close()
         if publisher.preview is not None:
             publisher.preview.close()
-        child.beat(force=True, published=publisher.published, latency=publisher.latency.summary())
+        child.beat(force=True, **_counters(publisher, rejected))  # the final counters, all of them
         pull.close()
         pub.close(linger=500)
+
+
+def _counters(publisher: Publisher, rejected: Throttled) -> dict:
+    """The publisher's heartbeat counters (the supervisor's status line reads them)."""
+    counters = dict(published=publisher.published, people=publisher.people, bad=rejected.count,
+                    failed=publisher.failed, lost=sum(r.lost for r in publisher.reorder.values()),
+                    repeated=publisher.repeated, refused=dict(publisher.refused),
+                    latency=publisher.latency.summary())
+    if publisher.preview is not None:
+        relay = publisher.preview
+        counters["previews"] = {"published": relay.published, "bad": relay.bad, "requests": relay.requests}
+    return counters

@@ -455,7 +455,8 @@ class Supervisor:
                     log.warning("%s did not stop: killing it", c.name)
                     c.process.kill()
                     c.process.join(1.0)
-        self._receive(control, 0)  # the last heartbeats, with final counters
+        while control.poll(100):  # the last heartbeats, with final counters (sent as each child stopped)
+            self._receive(control, 0)
         self._join_recording()
         log.info("stopped", extra=fields(published=self._publisher.counters.get("published", 0)
                                          if self._publisher is not None else "-"))
