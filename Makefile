@@ -19,9 +19,10 @@ install: $(VENV)/.installed
 # Runs the whole pipeline on the bundled demo video (a webcam when it is absent), recording to out/.
 # The demo camera looks down by 19.9 degrees (from its extrinsics, docs/lifting.md). The browser viewer
 # is at http://127.0.0.1:8070/ while it runs (the address is printed first); then the recording's report.
+# Each run replaces the last demo recording (--overwrite); `realtime run --record` never does by itself.
 demo: $(VENV)/.installed
 	$(PY) -m realtime models build
-	$(PY) -m realtime run --source demo --camera-pitch 19.9 --headless --record out/demo.mcap --loop --max-frames 600 --view
+	$(PY) -m realtime run --source demo --camera-pitch 19.9 --headless --record out/demo.mcap --overwrite --loop --max-frames 600 --view
 	$(PY) -m realtime export out/demo.mcap --format html --output out/demo.html
 
 # Debian's Blender + its system-Python modules for tests/test_blender.py (skipped without blender).
