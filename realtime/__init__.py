@@ -4,3 +4,13 @@ Data flow: capture -> pose2d -> lifting -> tracking -> publish/record, with ``tr
 (sockets, wire schema) and ``config`` beside it.
 """
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``realtime.estimate`` and ``realtime.PoseEstimator3D`` (``realtime.photo``), imported on first
+    use so that ``import realtime`` stays light for the processes that need neither."""
+    if name in ("estimate", "PoseEstimator3D"):
+        from realtime import photo
+
+        return getattr(photo, name)
+    raise AttributeError(f"module 'realtime' has no attribute {name!r}")

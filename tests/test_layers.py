@@ -15,7 +15,7 @@ LAYERS = [
     {"transport"},
     {"capture", "mocap", "lifting", "rig"},
     {"pose2d"},
-    {"tracking", "record", "client"},
+    {"tracking", "record", "client", "photo"},
     {"outputs", "export", "viewer"},
     {"runtime"},
     {"cli", "__main__"},
@@ -34,7 +34,14 @@ def _modules() -> dict[str, Path]:
 def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        facade = set()  # the package root's PEP 562 __getattr__: re-exports, run after the package is loaded
+        if name == "realtime":
+            facade = {id(n) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "__getattr__"
+                      for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if id(node) in facade:
+                continue
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("realtime"):
                 targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
             elif isinstance(node, ast.Import):

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from realtime.lifting.conventions import KeypointConvention
 from realtime.lifting.prior import ROOT_INDEX, PosePrior, rotate_y
 from realtime.skeleton import JOINTS3D, LSP14
+
+if TYPE_CHECKING:
+    from realtime.lifting.camera import Camera
 
 DEFAULT_ELEVATIONS = (-10.0, 0.0, 10.0, 20.0, 30.0)
 _N2D = len(LSP14)
@@ -87,6 +91,24 @@ class LiftResult:
     translation: np.ndarray
     reprojected2d: np.ndarray
     elevation_energy: np.ndarray
+
+    def assign(self, people: Sequence[Any], camera: "Camera", width: int, height: int) -> None:
+        """Give each of ``people`` (``realtime.transport.schema.Person``, in the order lifted) its 3D
+        pose, per-joint uncertainty and root: :meth:`assign_row` for every row."""
+        for i, p in enumerate(people):
+            self.assign_row(p, i, camera, width, height)
+
+    def assign_row(self, person: Any, row: int, camera: "Camera", width: int, height: int) -> None:
+        """Row ``row``'s 3D pose (float64), per-joint uncertainty and root as ``person``'s, the root placed
+        with ``camera`` in a ``width`` x ``height`` image; all three None when the row was not lifted."""
+        ok = bool(self.valid[row]) and bool(np.all(np.isfinite(self.joints3d[row])))
+        person.joints3d = self.joints3d[row].astype(np.float64) if ok else None
+        person.uncertainty = self.uncertainty[row].astype(np.float64) if ok else None
+        s = float(self.scale[row])
+        u, v = (float(x) for x in self.translation[row])
+        usable = ok and s > 0 and np.isfinite(u + v)
+        person.root = (np.asarray(camera.level_root(u, v, s, width, height, float(self.elevation_deg[row])))
+                       if usable else None)
 
 
 def _rot_y(theta: np.ndarray) -> np.ndarray:

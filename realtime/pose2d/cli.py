@@ -8,8 +8,12 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,13 +39,19 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
-        pose2d = config.replace("pose2d", **{k: v for k, v in (("model", args.model), ("backend", args.backend),
-                                                               ("detector", args.detector)) if v}).pose2d
-        estimator = PoseEstimator2D.create(config=pose2d)
+        config = config.replace("pose2d", **{k: v for k, v in (("model", args.model), ("backend", args.backend),
+                                                              ("detector", args.detector)) if v})
+        pose2d = config.pose2d
+        estimator, lift_note = (None, "disabled (--no-3d)") if args.no_3d else _estimator3d(config)
+        if estimator is None:
+            estimator = PoseEstimator2D.create(config=pose2d)
     except (ConfigError, RuntimeError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    lifter, lift_note = (None, "disabled (--no-3d)") if args.no_3d else _lifter(config.lifting)
+    stage2d = getattr(estimator, "pose2d", estimator)
+    if args.draw_3d and lift_note != "on":
+        print(f"error: --draw-3d: 3D lifting is {lift_note}", file=sys.stderr)
+        return 2
     results, failed = [], 0
     for path in args.images:
         try:
@@ -54,16 +64,15 @@ def run(args: argparse.Namespace) -> int:
         people = estimator.estimate(image)
         if args.draw:
             _draw(args.draw, path, image, people, len(args.images))
-        entries = [_entry(p) for p in people]
-        lifted = _add_3d(lifter, people, entries, image.shape) if lifter is not None and people else []
+        entries = [_entry(p, with_3d=lift_note == "on") for p in people]
         if args.draw_3d:
-            if lifter is None:
-                print(f"error: --draw-3d: 3D lifting is {lift_note}", file=sys.stderr)
-                return 2
+            lifted = [{"id": i, "j3": np.round(p.joints3d, 4).tolist(), "root": np.round(p.root, 4).tolist()}
+                      for i, p in enumerate(people) if p.joints3d is not None and p.root is not None]
             _draw_3d(args.draw_3d, path, lifted, len(args.images))
         results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
-                        "people": entries, "timings_ms": {k: round(v, 2) for k, v in estimator.last_timings.items()}})
-    summary = {"model": pose2d.model, "detector": pose2d.detector, "backend": estimator.backend, "lifting": lift_note, "images": results}
+                        "people": entries, "timings_ms": {k: round(v, 2) for k, v in stage2d.last_timings.items()}})
+    summary = {"model": pose2d.model, "detector": pose2d.detector, "backend": stage2d.backend, "lifting": lift_note,
+               "images": results}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -72,62 +81,53 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _entry(p: Any) -> dict:
-    """A person as JSON: box, score and each LSP-14 joint by name as [x, y, confidence]."""
-    from realtime.skeleton import LSP14
+def _estimator3d(config: Any) -> tuple[Any, str]:
+    """The still-image 3D estimator (``realtime.photo``) when a trained prior is present; else None and why not."""
+    from realtime.lifting import LiftingSetup
+    from realtime.photo import PoseEstimator3D
 
-    return {"bbox": [round(float(v), 2) for v in p.bbox], "score": round(float(p.score), 4),
-            "keypoints": {name: [round(float(x), 2), round(float(y), 2), round(float(c), 4)]
-                          for name, (x, y), c in zip(LSP14, p.keypoints2d, p.confidence)}}
+    try:
+        lifting = LiftingSetup.from_config(config.lifting)
+    except (OSError, ValueError) as e:  # no usable prior: 2D only, said in the output
+        return None, f"unavailable ({e})"
+    return PoseEstimator3D(config, lifting=lifting), "on"
 
 
-def _draw(out: str, path: str, image: Any, people: list, count: int) -> None:
-    import cv2
+def _entry(p: Any, with_3d: bool) -> dict:
+    """A person as JSON: box, score, each LSP-14 joint by name as [x, y, confidence] and, with 3D
+    lifting on, each 3D joint by name in metres (None: too few visible joints to lift)."""
+    from realtime.skeleton import JOINTS3D, LSP14
+
+    entry = {"bbox": [round(float(v), 2) for v in p.bbox], "score": round(float(p.score), 4),
+             "keypoints": {name: [round(float(x), 2), round(float(y), 2), round(float(c), 4)]
+                           for name, (x, y), c in zip(LSP14, p.keypoints2d, p.confidence)}}
+    if with_3d:
+        entry["joints3d"] = (None if p.joints3d is None else
+                             {name: [round(float(v), 4) for v in xyz] for name, xyz in zip(JOINTS3D, p.joints3d)})
+    return entry
+
+
+def _target(out: str, path: str, count: int, name: str) -> "Path":
+    """Where one image's picture goes: ``out`` itself for one image, ``out/<image stem><name>`` for
+    several (or when ``out`` is a directory); its directory is made."""
     from pathlib import Path
-
-    from realtime.pose2d.draw import draw_people
 
     target = Path(out)
     if count > 1 or target.is_dir():
         target.mkdir(parents=True, exist_ok=True)
-        target = target / (Path(path).stem + ".jpg")
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        return target / (Path(path).stem + name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _draw(out: str, path: str, image: Any, people: list, count: int) -> None:
+    import cv2
+
+    from realtime.pose2d.draw import draw_people
+
+    target = _target(out, path, count, ".jpg")
     if not cv2.imwrite(str(target), draw_people(image, people)):
         raise OSError(f"{target}: could not write the drawn image (unknown extension?)")
-
-
-def _lifter(config: Any) -> tuple[Any, str]:
-    """The 3D lifter when realtime.lifting and a trained prior are present; else None and why not."""
-    try:
-        from realtime.lifting import LiftingSetup
-    except ImportError as e:
-        return None, f"unavailable ({e})"
-    try:
-        return LiftingSetup.from_config(config).lifter(config.camera_pitch_deg), "on"
-    except (OSError, ValueError) as e:
-        return None, f"unavailable ({e})"
-
-
-def _add_3d(lifter: Any, people: list, entries: list[dict], shape: tuple[int, ...]) -> list[dict]:
-    """Each entry's 3D joints; returns the lifted people as the viewer draws them (``id`` = the person's
-    index, joints root-relative, root placed in the camera's level frame with the default focal length)."""
-    import numpy as np
-
-    from realtime.lifting import Camera
-
-    out = lifter.lift(np.stack([p.keypoints for p in people]), np.stack([p.confidence for p in people]))
-    lifted = []
-    for i, entry in enumerate(entries):
-        if out.valid[i]:
-            entry["joints3d"] = {name: [round(float(v), 4) for v in xyz]
-                                 for name, xyz in zip(out.joint_names, out.joints3d[i])}
-            root = Camera().level_root(float(out.translation[i][0]), float(out.translation[i][1]), float(out.scale[i]),
-                                       int(shape[1]), int(shape[0]), float(out.elevation_deg[i]))
-            lifted.append({"id": i, "j3": np.round(out.joints3d[i], 4).tolist(), "root": [round(v, 4) for v in root]})
-        else:
-            entry["joints3d"] = None
-    return lifted
 
 
 def _draw_3d(out: str, path: str, people: list[dict], count: int) -> None:
@@ -137,12 +137,7 @@ def _draw_3d(out: str, path: str, people: list[dict], count: int) -> None:
 
     from realtime.viewer.poses3d import render, write_html
 
-    target = Path(out)
-    if count > 1 or target.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        target = target / (Path(path).stem + "_3d.png")
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    target = _target(out, path, count, "_3d.png")
     if target.suffix.lower() in (".html", ".htm"):
         write_html(people, target, Path(path).name)
     elif not cv2.imwrite(str(target), render(people)):

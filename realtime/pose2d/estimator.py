@@ -30,7 +30,7 @@ from realtime.skeleton import LSP14
 from realtime.transport.schema import Person
 
 if TYPE_CHECKING:
-    from realtime.lifting import Camera, LiftingSetup, LiftResult
+    from realtime.lifting import Camera, LiftingSetup
     from realtime.pose2d.backends import Backend
 
 log = logging.getLogger(__name__)
@@ -227,21 +227,10 @@ class PoseEstimator2D:
             for j, k in enumerate(rows):
                 person = person_in_crop(crops[k], fused[j], r.confidence[j], evidence[k])
                 h, w = frames[owner[k]].shape[:2]
-                _add_lift(person, r.lift, j, cameras[owner[k]] or self.camera(), w, h)
+                if r.lift is not None:  # the feedback's lift is the person's 3D pose and root
+                    r.lift.assign_row(person, j, cameras[owner[k]] or self.camera(), w, h)
                 people[k] = person
         return people  # type: ignore[return-value]
-
-
-def _add_lift(person: Person, lift: "LiftResult | None", row: int, camera: "Camera", width: int, height: int
-              ) -> None:
-    """The 3D pose of the feedback's lift (row ``row`` of ``lift``) as the person's 3D pose and root."""
-    if lift is None or not lift.valid[row] or not np.isfinite(lift.joints3d[row]).all():
-        return
-    person.joints3d = lift.joints3d[row].astype(np.float64)
-    person.uncertainty = lift.uncertainty[row].astype(np.float64)
-    scale, (u, v) = float(lift.scale[row]), (float(x) for x in lift.translation[row])
-    if scale > 0 and np.isfinite(u + v):
-        person.root = np.asarray(camera.level_root(u, v, scale, width, height, float(lift.elevation_deg[row])))
 
 
 def person_in_crop(crop: Crop, points: np.ndarray, confidence: np.ndarray, evidence: np.ndarray) -> Person:

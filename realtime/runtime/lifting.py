@@ -72,12 +72,4 @@ def lift_frame(lifting: LiftingSetup, message: PeopleMessage) -> None:
     camera = Camera(message.focal_px, message.pitch_deg)
     out = lifting.lift(message.source, camera.pitch_deg, np.stack([p.keypoints2d for p in people]),
                        np.stack([p.confidence for p in people]))
-    for i, p in enumerate(people):
-        ok = bool(out.valid[i]) and np.all(np.isfinite(out.joints3d[i]))
-        p.joints3d = out.joints3d[i] if ok else None
-        p.uncertainty = out.uncertainty[i] if ok else None
-        s = float(out.scale[i])
-        u, v = (float(x) for x in out.translation[i])
-        usable = ok and s > 0 and np.isfinite(u + v)
-        p.root = (np.asarray(camera.level_root(u, v, s, message.width, message.height, float(out.elevation_deg[i])))
-                  if usable else None)
+    out.assign(people, camera, message.width, message.height)

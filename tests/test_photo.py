@@ -1,0 +1,55 @@
+"""``realtime.estimate``: still images in 3D in one call, stateless (IMAGE mode)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import realtime
+from realtime.pose2d import ImageError, load_image
+from realtime.skeleton import JOINTS3D
+
+from pipeline import REPO
+
+pytestmark = pytest.mark.skipif(not (REPO / "engines" / "pose_prior.npz").exists(),
+                                reason="engines/pose_prior.npz (the committed pose prior) is not present")
+
+
+@pytest.fixture(scope="module")
+def photos(photos_dir):
+    return sorted(p for p in photos_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+
+
+def test_a_list_of_photos_gives_every_person_in_3d(photos):
+    """Each photo's people with their 2D keypoints and a 3D pose (pelvis-relative, metres) and a root in
+    front of the camera; the same photos one by one, or again, give the same people."""
+    results = realtime.estimate([str(p) for p in photos])
+    assert len(results) == len(photos)
+    people = [p for found in results for p in found]
+    assert len(people) >= len(photos), "fewer people than photos"
+    lifted = [p for p in people if p.joints3d is not None]
+    assert len(lifted) >= 0.9 * len(people)
+    for p in lifted:
+        assert p.joints3d.shape == (len(JOINTS3D), 3) and np.isfinite(p.joints3d).all()
+        assert p.uncertainty.shape == (len(JOINTS3D),) and (p.uncertainty >= 0).all()  # 0 at the root
+        height = p.joints3d[:, 1].max() - p.joints3d[:, 1].min()
+        assert 0.5 < height < 2.5, f"a person {height:.2f} m tall"
+        assert p.root is not None and p.root[2] < 0, "the root is not in front of the camera"
+    for path, found in list(zip(photos, results))[:4]:   # no state: alone, and from an array, the same
+        again = realtime.estimate(load_image(path))
+        assert len(again) == len(found)
+        for a, b in zip(again, found):
+            assert np.allclose(a.keypoints2d, b.keypoints2d, atol=1e-3)
+            assert (a.joints3d is None) == (b.joints3d is None)
+            if a.joints3d is not None:
+                assert np.allclose(a.joints3d, b.joints3d, atol=1e-4)
+
+
+def test_bad_images_are_one_clear_error(tmp_path):
+    with pytest.raises(ImageError, match="missing.jpg"):
+        realtime.estimate(str(tmp_path / "missing.jpg"))
+    (tmp_path / "not.jpg").write_bytes(b"not an image")
+    with pytest.raises(ImageError, match="not.jpg"):
+        realtime.estimate([str(tmp_path / "not.jpg")])
+    with pytest.raises(ImageError):
+        realtime.estimate(np.zeros((1, 1, 3), np.uint8))
+    assert realtime.estimate(np.zeros((240, 320, 3), np.uint8)) == []
