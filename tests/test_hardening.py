@@ -287,6 +287,23 @@ def test_record_never_overwrites_a_session(tmp_path, small_video):
                            str(tmp_path / "other.mcap"), "--max-frames", "1"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and "realtime record join" in done.stderr
+    blocked = tmp_path / "a-file"      # a directory that cannot be made: one line, before anything starts
+    blocked.write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "realtime", "run", "--source", str(small_video), "--record",
+                           str(blocked / "run.mcap"), "--max-frames", "1"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "cannot make the directory" in done.stderr, done.stderr
+
+
+def test_record_makes_its_directory(tmp_path, small_video):
+    """`make demo` on a fresh clone records to out/demo.mcap before out/ exists."""
+    target = tmp_path / "new" / "dir" / "run.mcap"
+    run = Run("--config", str(pipeline_config(tmp_path)), "--source", str(small_video), "--max-frames", "3",
+              "--no-pace", "--record", str(target))
+    run.proc.wait(90)
+    assert run.stop() == 0, run.log
+    assert "published=3" in run.log, run.log
+    assert target.exists() and target.stat().st_size > 0
 
 
 @pytest.mark.slow

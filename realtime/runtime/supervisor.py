@@ -201,8 +201,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record_path(path: str, overwrite: bool) -> str:
-    """``--record`` with its strftime fields filled in; an existing file (or the parts an earlier run
-    left, which hold its data) is refused unless ``overwrite``."""
+    """``--record`` with its strftime fields filled in and its directory made; an existing file (or the
+    parts an earlier run left, which hold its data) is refused unless ``overwrite``."""
     from pathlib import Path
 
     from realtime.record import part_path
@@ -216,8 +216,10 @@ def _record_path(path: str, overwrite: bool) -> str:
         if stale:
             raise ValueError(f"{stale[0]} exists: the parts of an earlier run's recording (`realtime record join "
                              f"{p} {len(stale)}` joins them); choose another name or pass --overwrite")
-    if not p.parent.exists():
-        raise ValueError(f"{p.parent}: no such directory")
+    try:  # a new directory is made, as for the recording's own parts
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{p.parent}: cannot make the directory ({e.strerror})") from None
     if not os.access(p.parent, os.W_OK):
         raise ValueError(f"{p.parent}: not writable")
     return str(p)
