@@ -20,7 +20,7 @@ import zmq
 from browser import (browser_log, chromium, element_crop, palette_pixels, screenshot, skip_without_browser,
                      wait_until)
 from downstream_data import mocap_people, write_recording
-from pipeline import Run  # the runner of `realtime run` in the runtime tests
+from pipeline import Run, curve_config, generate_keys, pipeline_config  # `realtime run`, as in the runtime tests
 
 from realtime.client import Subscriber
 from realtime.config import load_config
@@ -216,6 +216,33 @@ async def _ws_messages(url: str, origin: str | None, count: int) -> list[dict]:
             while len(out) < count:
                 out.append(json.loads((await ws.receive(timeout=10)).data))
             return out
+
+
+@pytest.mark.slow
+def test_with_curve_on_the_viewer_is_an_allowed_client(tmp_path, small_video):
+    """`realtime run --view` with `[security] curve = true`: the publisher takes only allowed clients,
+    and the viewer (one of the pipeline's processes, with its client_key) gets the stream to the page.
+    `realtime view` with half a key pair is one clear line."""
+    import aiohttp
+
+    config = pipeline_config(tmp_path)
+    curve_config(config, generate_keys(tmp_path))
+    port = _free_port()
+    run = Run("--config", str(config), "--source", str(small_video), "--loop", "--view", str(port))
+    try:
+        messages: list[dict] = []
+        deadline = time.monotonic() + 90
+        while not any(m["type"] == "frame" and m["people"] for m in messages) and time.monotonic() < deadline:
+            try:
+                messages = asyncio.run(_ws_messages(f"http://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}", 12))
+            except (aiohttp.ClientConnectorError, ConnectionError, asyncio.TimeoutError):
+                time.sleep(0.5)
+        assert any(m["type"] == "frame" and m["people"] for m in messages), run.log
+        assert "restarting" not in run.log, run.log
+    finally:
+        run.stop()
+    done = _realtime("view", "--connect", "tcp://127.0.0.1:1", "--server-key", str(tmp_path / "keys" / "server.key"))
+    assert done.returncode == 2 and "--server-key and --client-key go together" in done.stderr, done.stderr
 
 
 def test_a_recording_is_served_to_same_origin_pages_only(recording):

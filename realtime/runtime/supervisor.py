@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         secret = run_secret(cfg.security)
         listens = bool({"capture", "inference", "publisher"} & set(stages))
         connects = cfg.transport.scheme == "tcp" and bool({"inference", "lifting"} & set(stages))
+        connects |= args.view is not None and cfg.transport.publish.startswith("tcp://")  # the viewer subscribes
         CurveKeys.from_config(cfg.security, listens=listens, connects=connects)
     except SecurityError as e:
         print(f"realtime run: {e}", file=sys.stderr)

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import Any
 
 from realtime.logs import fields, setup_logging
 
@@ -22,6 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="HTTP port (default: [viewer] port)")
     p.add_argument("--bind", metavar="ADDRESS", help="listen address (default: [viewer] bind, 127.0.0.1; "
                    "0.0.0.0 serves other machines' browsers)")
+    p.add_argument("--server-key", metavar="FILE",
+                   help="a CURVE publisher's public key (server.key), with --client-key")
+    p.add_argument("--client-key", metavar="FILE", help="this viewer's key pair (.key_secret, its public key in the "
+                   "publisher's allowed_clients); without both, [security] keys when curve = true")
     p.add_argument("--speed", type=float, default=1.0, help="recording: playback speed factor")
     p.add_argument("--config", metavar="TOML", help="config file")
 
@@ -31,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from realtime.config import ConfigError, load_config
     from realtime.record import RecordingError
+    from realtime.transport.security import SecurityError
     from realtime.viewer.server import LiveFeed, RecordingFeed, Viewer, connect_endpoint, listen, page_url, serve
 
     try:
@@ -47,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
         if args.recording:
             feed = RecordingFeed(args.recording, speed=args.speed)
         else:
-            feed = LiveFeed(args.connect or connect_endpoint(cfg.transport.publish))
-    except RecordingError as e:
+            endpoint = args.connect or connect_endpoint(cfg.transport.publish)
+            feed = LiveFeed(endpoint, curve=_curve(args, cfg, endpoint))
+    except (RecordingError, SecurityError) as e:
         print(f"realtime view: {e}", file=sys.stderr)
         return 2
     except zmq.ZMQError as e:
@@ -86,3 +93,17 @@ class _Waiting:
             self.said = True
             log.warning("nothing received from the %s in %.0f s: is `realtime run` publishing there? "
                         "(the page waits for it)", self.describe, self.after_s)
+
+
+def _curve(args: argparse.Namespace, cfg: Any, endpoint: str) -> Any:
+    """Client keys for a CURVE publisher: ``--server-key``/``--client-key``, else the config's own
+    (``[security] curve = true``: the viewer is one of the pipeline's processes), else None."""
+    from realtime.transport.security import CurveKeys, SecurityError, client_keys
+
+    if args.server_key or args.client_key:
+        if not (args.server_key and args.client_key):
+            raise SecurityError("--server-key and --client-key go together (a CURVE publisher needs both)")
+        return client_keys(args.server_key, args.client_key)
+    if endpoint.startswith("tcp://"):
+        return CurveKeys.from_config(cfg.security, listens=False, connects=True)
+    return None

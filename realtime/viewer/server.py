@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import zmq
@@ -34,6 +34,9 @@ from realtime.transport.schema import MAX_PREVIEW_BYTES, TOPIC_FRAME_PREFIX, TOP
 from realtime.viewer import STATIC, plotly_js
 from realtime.viewer.state import ViewState
 
+if TYPE_CHECKING:
+    from realtime.transport.security import CurveKeys
+
 log = logging.getLogger("realtime.viewer")
 
 #: How often a viewer with browsers renews its request for previews (the lease lasts LEASE_S).
@@ -43,13 +46,17 @@ REQUEST_EVERY_S = 1.0
 class LiveFeed:
     """The pipeline's stream over an XSUB socket (a SUB that can also send the preview request up)."""
 
-    def __init__(self, endpoint: str, ctx: zmq.asyncio.Context | None = None) -> None:
+    def __init__(self, endpoint: str, ctx: zmq.asyncio.Context | None = None, curve: "CurveKeys | None" = None
+                 ) -> None:
+        """``curve``: this viewer's client keys and the server's public key, for a CURVE publisher."""
         self.endpoint = endpoint
         self.ctx = ctx or zmq.asyncio.Context()
         self.sock = self.ctx.socket(zmq.XSUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, 64)  # a viewer that falls behind drops, it never queues
         self.sock.setsockopt(zmq.MAXMSGSIZE, 2 * MAX_PREVIEW_BYTES)
+        if curve is not None:
+            curve.connect_as_client(self.sock)
         self.sock.connect(endpoint)            # raises ZMQError on a malformed endpoint
         for topic in (TOPIC_SKELETON, TOPIC_FRAME_PREFIX, TOPIC_PREVIEW_PREFIX):
             self.sock.send(b"\x01" + topic)
