@@ -140,3 +140,17 @@ def test_3d_joints_with_a_pose_prior(photos_dir, tmp_path):
     (person,) = out["images"][0]["people"]
     assert list(person["joints3d"]) == list(JOINTS3D)
     assert all(len(xyz) == 3 and all(np.isfinite(xyz)) for xyz in person["joints3d"].values())
+
+
+def test_a_directory_stands_for_its_images(photos_dir, tmp_path):
+    """`realtime estimate DIR`: every image directly inside, by name; --draw writes one picture each.
+    A directory without images is one error line."""
+    done = _estimate(str(photos_dir), "--json", "--no-3d", "--draw", str(tmp_path / "drawn"))
+    assert done.returncode == 0, done.stderr
+    names = [Path(r["image"]).name for r in json.loads(done.stdout)["images"]]
+    expected = sorted(p.name for p in photos_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    assert names == expected
+    assert sorted(p.stem for p in (tmp_path / "drawn").iterdir()) == sorted(Path(n).stem for n in names)
+    (tmp_path / "empty").mkdir()
+    done = _estimate(str(tmp_path / "empty"))
+    assert done.returncode == 1 and "no images" in done.stderr

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from realtime.config import Pose2DConfig
 
     choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(Pose2DConfig)}
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...), or directories of them")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--model", choices=choices["model"], help="2D keypoint network (default: [pose2d] model)")
     p.add_argument("--detector", choices=choices["detector"], help="person detector (default: [pose2d] detector)")
@@ -53,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --draw-3d: 3D lifting is {lift_note}", file=sys.stderr)
         return 2
     results, failed = [], 0
-    for path in args.images:
+    images = _expand(args.images)
+    if not images:
+        print(f"error: no images (jpg, png, ...) in {', '.join(args.images)}", file=sys.stderr)
+        return 1
+    for path in images:
         try:
             image = load_image(path)
         except ImageError as e:
@@ -63,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
             continue
         people = estimator.estimate(image)
         if args.draw:
-            _draw(args.draw, path, image, people, len(args.images))
+            _draw(args.draw, path, image, people, len(images))
         entries = [_entry(p, with_3d=lift_note == "on") for p in people]
         if args.draw_3d:
             lifted = [{"id": i, "j3": np.round(p.joints3d, 4).tolist(), "root": np.round(p.root, 4).tolist()}
                       for i, p in enumerate(people) if p.joints3d is not None and p.root is not None]
-            _draw_3d(args.draw_3d, path, lifted, len(args.images))
+            _draw_3d(args.draw_3d, path, lifted, len(images))
         results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
                         "people": entries, "timings_ms": {k: round(v, 2) for k, v in stage2d.last_timings.items()}})
     summary = {"model": pose2d.model, "detector": pose2d.detector, "backend": stage2d.backend, "lifting": lift_note,
@@ -79,6 +83,24 @@ def run(args: argparse.Namespace) -> int:
         _print_text(summary)
     estimator.close()
     return 1 if failed else 0
+
+
+#: What a directory given as IMAGE contributes (its files with these extensions, sorted by name).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """The image files named, a directory standing for the images directly inside it."""
+    from pathlib import Path
+
+    out = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            out += sorted(str(q) for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        else:
+            out.append(path)
+    return out
 
 
 def _estimator3d(config: Any) -> tuple[Any, str]:
