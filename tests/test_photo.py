@@ -44,12 +44,14 @@ def test_a_list_of_photos_gives_every_person_in_3d(photos):
                 assert np.allclose(a.joints3d, b.joints3d, atol=1e-4)
 
 
-def test_bad_images_are_one_clear_error(tmp_path):
+def test_bad_images_are_one_clear_error(tmp_path, small_video):
     with pytest.raises(ImageError, match="missing.jpg"):
         realtime.estimate(str(tmp_path / "missing.jpg"))
     (tmp_path / "not.jpg").write_bytes(b"not an image")
     with pytest.raises(ImageError, match="not.jpg"):
         realtime.estimate([str(tmp_path / "not.jpg")])
+    with pytest.raises(ImageError, match="realtime run --source"):   # a video: where to take it instead
+        realtime.estimate(str(small_video))
     with pytest.raises(ImageError):
         realtime.estimate(np.zeros((1, 1, 3), np.uint8))
     assert realtime.estimate(np.zeros((240, 320, 3), np.uint8)) == []

@@ -18,6 +18,10 @@ class ImageError(ValueError):
     """An image file or array cannot be used; the message is one line naming the file or the problem."""
 
 
+#: Files that are videos: ``load_image`` says how to process one instead.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as 8-bit BGR ``(H, W, 3)``."""
     path = Path(path)
@@ -30,6 +34,9 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: empty file")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            raise ImageError(f"{path}: a video, not an image: `realtime run --source {path}` streams its people "
+                             "(--no-pace --record out.mcap to keep every frame)")
         raise ImageError(f"{path}: not an image OpenCV can decode")
     try:
         return to_bgr8(image)
