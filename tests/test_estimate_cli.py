@@ -35,6 +35,7 @@ def test_json_with_lsp14_names(photos_dir):
             assert 0 <= c <= 1 and (c == 0 or (x0 - 1 <= x <= x1 + 1 and y0 - 1 <= y <= y1 + 1))
         if out["lifting"] == "on":
             assert person["joints3d"] is None or list(person["joints3d"]) == list(JOINTS3D)
+            assert person["joints3d"] is None or (len(person["root"]) == 3 and person["root"][2] < 0)
         else:
             assert "joints3d" not in person
 

@@ -117,7 +117,7 @@ def _estimator3d(config: Any) -> tuple[Any, str]:
 
 def _entry(p: Any, with_3d: bool) -> dict:
     """A person as JSON: box, score, each LSP-14 joint by name as [x, y, confidence] and, with 3D
-    lifting on, each 3D joint by name in metres (None: too few visible joints to lift)."""
+    lifting on, each 3D joint by name in metres and the root (None: too few visible joints to lift)."""
     from realtime.skeleton import JOINTS3D, LSP14
 
     entry = {"bbox": [round(float(v), 2) for v in p.bbox], "score": round(float(p.score), 4),
@@ -126,6 +126,8 @@ def _entry(p: Any, with_3d: bool) -> dict:
     if with_3d:
         entry["joints3d"] = (None if p.joints3d is None else
                              {name: [round(float(v), 4) for v in xyz] for name, xyz in zip(JOINTS3D, p.joints3d)})
+        # where the person stands: the pelvis in the camera's level frame (metres; docs/protocol.md)
+        entry["root"] = None if p.root is None else [round(float(v), 4) for v in p.root]
     return entry
 
 
