@@ -129,7 +129,7 @@ def test_floods_and_forged_messages_over_tcp_change_nothing_but_counters(tmp_pat
         short, other = xsub(), xsub()
         phases["100k subscriptions"] = time.monotonic() - start
         for i in range(100_000):                          # unique subscriptions no topic can match,
-            short.send(b"\x01" + b"frame/x" + rng.bytes(25))  # as long as a subscription may be
+            short.send(b"\x01" + b"frame/x" + rng.bytes(34))  # as long as a subscription may be
             if i % 20_000 == 0:
                 rss.append(_rss_mb(publisher))
         phases["not subscriptions"] = time.monotonic() - start

@@ -2,6 +2,8 @@
 people), what every receiver refuses, result re-ordering."""
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 import zmq
@@ -153,3 +155,54 @@ def test_tcp_endpoints_bind_on_the_configured_interface(tmp_path):
     assert Endpoints.from_dict(ep.to_dict()) == ep
     local = Endpoints.from_config(TransportConfig(ipc_dir=str(tmp_path)), 1)
     assert local.bind_address(local.lift_in) == local.lift_in == f"ipc://{tmp_path}/lift_in"
+
+
+@pytest.mark.parametrize("scheme", ["ipc", "tcp"])
+def test_the_smallest_message_limits_still_let_each_peer_connect(tmp_path, scheme):
+    """libzmq applies a socket's largest message size to the peer's handshake (its READY command,
+    ~30 bytes) too: each small limit the stages use must still let their peers in, and the messages
+    through. (A 16-byte limit on the preview socket once dropped every connection silently.)"""
+    from realtime.outputs.preview import PreviewMaker, PreviewRelay
+    from realtime.transport.sockets import MAX_FRAME, MAX_REQUEST, MAX_SUBSCRIPTION
+
+    ctx = zmq.Context()
+    n = iter(range(100))
+
+    def endpoint() -> str:
+        if scheme == "ipc":
+            return f"ipc://{tmp_path}/s{next(n)}"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+    try:
+        # capture's frame socket (ROUTER, requests of at most MAX_REQUEST) <- inference's DEALER
+        ep = endpoint()
+        router = make_socket(ctx, zmq.ROUTER, bind=ep, max_message=MAX_REQUEST)
+        dealer = make_socket(ctx, zmq.DEALER, connect=ep, max_message=MAX_FRAME)
+        dealer.send_multipart([b"ready", b"1"])
+        assert router.poll(3000), "the ROUTER with MAX_REQUEST never got the request"
+        who, *request = router.recv_multipart()
+        assert request == [b"ready", b"1"]
+        # the publisher's preview ROUTER -> capture's DEALER (answers of one byte)
+        ep = endpoint()
+        relay = make_socket(ctx, zmq.ROUTER, bind=ep, max_message=PreviewRelay.MAX_MESSAGE)
+        maker = make_socket(ctx, zmq.DEALER, connect=ep, max_message=PreviewMaker.MAX_MESSAGE)
+        maker.send(b"?")
+        assert relay.poll(3000)
+        who, question = relay.recv_multipart()
+        relay.send_multipart([who, b"1"])
+        assert maker.poll(3000) and maker.recv() == b"1", "the preview DEALER never got its answer"
+        # the publisher's XPUB (subscriptions of at most MAX_SUBSCRIPTION) <- SUB and XSUB consumers
+        ep = endpoint()
+        pub = make_socket(ctx, zmq.XPUB, bind=ep, max_message=MAX_SUBSCRIPTION)
+        sub = make_socket(ctx, zmq.SUB, connect=ep, max_message=MAX_FRAME)
+        sub.setsockopt(zmq.SUBSCRIBE, b"frame/" + b"c" * 24)       # the longest a source name may be
+        xsub = make_socket(ctx, zmq.XSUB, connect=ep, max_message=MAX_FRAME)
+        xsub.send(b"\x01skeleton")
+        got = set()
+        while len(got) < 2 and pub.poll(3000):
+            got.add(pub.recv())
+        assert got == {b"\x01frame/" + b"c" * 24, b"\x01skeleton"}
+    finally:
+        ctx.destroy(linger=0)

@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from realtime.config import TransportConfig
+from realtime.config import MAX_SOURCE_NAME, TransportConfig
 
 #: Inference asks a capture process for its newest frame with this (and a request number).
 KIND_READY = b"ready"
@@ -26,13 +26,14 @@ KIND_READY = b"ready"
 #: Largest message each receiving socket accepts (bytes). A frame: a 8192 x 8192 BGR image and its
 #: header; one frame's people (at most ``messages.MAX_PEOPLE``); a request for a frame; a
 #: subscription to the published stream (its longest topic, "preview/" and a source name of at most
-#: ``config.MAX_SOURCE_NAME`` characters: libzmq keeps each subscription a connection sends, whatever
-#: the publisher does with it, until that connection closes, ~1.4 KB each at this size); a heartbeat
-#: or event to the supervisor.
+#: ``config.MAX_SOURCE_NAME`` characters, 32 bytes, as a SUB socket sends it to a ZMTP 3.1 peer: a
+#: SUBSCRIBE command, 10 bytes more; libzmq keeps each subscription a connection sends, whatever the
+#: publisher does with it, until that connection closes: tools/bench_subscriptions.py); a heartbeat
+#: or event to the supervisor. libzmq applies each limit to the peer's handshake too (~30 bytes).
 MAX_FRAME = 8192 * 8192 * 3 + 65536
 MAX_PEOPLE_MESSAGE = 1 << 20
 MAX_REQUEST = 64
-MAX_SUBSCRIPTION = 33
+MAX_SUBSCRIPTION = 10 + len("preview/") + MAX_SOURCE_NAME
 MAX_CONTROL = 1 << 16
 
 
