@@ -1,6 +1,7 @@
 """Video sources on real files, a live HTTP camera that drops out, and a dead network address."""
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 from realtime.capture import SourceError, VideoSource, resolve_uri, source_kind
 from realtime.capture.source import DEMO_VIDEO
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+REPO = Path(__file__).resolve().parent.parent
+
+sys.path.insert(0, str(REPO / "tools"))
 from mjpeg_camera import MjpegCamera  # noqa: E402
 
 
@@ -62,6 +65,15 @@ def test_not_a_video_is_a_clear_error(tmp_path):
         VideoSource(str(tmp_path / "missing.mp4"))
     with pytest.raises(SourceError, match="webcam:N"):
         VideoSource("webcam:front")
+
+
+def test_a_still_image_as_a_source_points_to_realtime_estimate(photos_dir):
+    """OpenCV opens a JPEG as a one-frame video that then gives nothing: say what to do instead."""
+    with pytest.raises(SourceError, match="a still image, not a video: `realtime estimate"):
+        VideoSource(str(photos_dir / "p2.jpg"))
+    done = subprocess.run([sys.executable, "-m", "realtime", "run", "--source", str(photos_dir / "p2.jpg")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "realtime estimate" in done.stderr, done.stderr
 
 
 def test_dead_rtsp_address_is_retried_with_backoff():

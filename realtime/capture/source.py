@@ -23,6 +23,10 @@ from realtime.config import REPO_ROOT
 #: The bundled demo video, used by ``--source demo`` when present (else ``webcam:0``).
 DEMO_VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "deepstream_Retail02_short.mp4"
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+#: File names taken for still images and for videos: each command points the other kind to the
+#: command that takes it (``realtime estimate`` for images, ``realtime run --source`` for videos).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 _OPEN_TIMEOUT_MS = 3000
 _READ_TIMEOUT_MS = 3000
 
@@ -143,6 +147,9 @@ class VideoSource:
             path = Path(self.uri)
             if not path.is_file():
                 raise SourceError(f"{self.uri}: no such video file")
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                raise SourceError(f"{self.uri}: a still image, not a video: `realtime estimate {self.uri}` "
+                                  "gives its people in 3D")
             cap = cv2.VideoCapture(str(path))
             ok, _ = cap.read() if cap.isOpened() else (False, None)
             if not ok:

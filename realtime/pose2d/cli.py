@@ -85,13 +85,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-#: What a directory given as IMAGE contributes (its files with these extensions, sorted by name).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-
 def _expand(paths: list[str]) -> list[str]:
-    """The image files named, a directory standing for the images directly inside it."""
+    """The image files named, a directory standing for the images directly inside it (by name)."""
     from pathlib import Path
+
+    from realtime.capture.source import IMAGE_SUFFIXES
 
     out = []
     for path in paths:

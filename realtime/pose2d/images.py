@@ -10,16 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.capture.source import VIDEO_SUFFIXES
+
 #: Smaller images than this (either side) hold no usable person.
 MIN_SIDE = 8
 
 
 class ImageError(ValueError):
     """An image file or array cannot be used; the message is one line naming the file or the problem."""
-
-
-#: Files that are videos: ``load_image`` says how to process one instead.
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 
 
 def load_image(path: str | Path) -> np.ndarray:
