@@ -52,9 +52,9 @@ class PoseEstimator3D:
         """:meth:`estimate` on several images (their people go through the 2D networks together)."""
         frames = [load_image(im) if isinstance(im, (str, Path)) else im for im in images]
         found = self.pose2d.estimate_many(frames)
-        lifter = self.lifting.lifter(self.camera.pitch_deg)  # never the per-source pitch estimate: no state
         if self.pose2d.lifting is not None:   # lifted by the 2D stage's feedback, with the same lifter
             return found
+        lifter = self.lifting.lifter(self.camera.pitch_deg)  # never the per-source pitch estimate: no state
         for frame, people in zip(frames, found):
             if people:
                 out = lifter.lift(np.stack([p.keypoints2d for p in people]), np.stack([p.confidence for p in people]))

@@ -8,7 +8,6 @@ timelines and plots use every frame, binned to at most ``max_points``).
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 from realtime.export.tracks import ExportError, progress
 from realtime.record import RecordingError, RecordingReader
 from realtime.transport.schema import Frame, Skeleton
-from realtime.viewer import STATIC, inline_json, inline_script, plotly_js
+from realtime.viewer import offline_page
 from realtime.viewer.state import person_json, skeleton_json, stage_latencies_ms
 
 #: A track unseen for longer than this (seconds) shows a gap in its timeline.
@@ -100,11 +99,5 @@ def write_report(path: str | Path, output: str | Path, source: str | None = None
     data = report_data(path, source, track)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    page = (STATIC / "report.html").read_text()
-    for name, value in (("TITLE", html.escape(data["title"])), ("PLOTLY", inline_script(plotly_js().read_text())),
-                        ("SKELETON", inline_script((STATIC / "skeleton.js").read_text())),
-                        ("REPORT", inline_script((STATIC / "report.js").read_text())),
-                        ("DATA", inline_json(data))):
-        page = page.replace(f"{{{{{name}}}}}", value, 1)
-    output.write_text(page)
+    output.write_text(offline_page("report.html", data["title"], data, scripts=("report.js",)))
     return output

@@ -186,15 +186,13 @@ def _port(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from realtime.config import ConfigError, check_endpoint, load_config
     from realtime.record import RecordingError, read_recording
-    from realtime.transport.security import SecurityError, client_keys
+    from realtime.transport.security import SecurityError, optional_client_keys
     try:
         cfg = load_config(args.config).vmc
         curve = None
         if args.connect:
             check_endpoint("--connect", args.connect)
-            if bool(args.server_key) != bool(args.client_key):
-                raise SecurityError("--server-key and --client-key go together (a CURVE publisher needs both)")
-            curve = client_keys(args.server_key, args.client_key) if args.server_key else None
+            curve = optional_client_keys(args.server_key, args.client_key)
         bridge = VmcBridge(host=args.host or cfg.host, port=args.port or cfg.port,
                            track=cfg.track if args.track is None else args.track, max_senders=cfg.max_senders)
         if args.recording:

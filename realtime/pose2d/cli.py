@@ -10,8 +10,6 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -36,20 +34,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from realtime.config import ConfigError, load_config
     from realtime.pose2d import ImageError, PoseEstimator2D, load_image
+    from realtime.viewer.state import person_json
 
     try:
         config = load_config(args.config)
         config = config.replace("pose2d", **{k: v for k, v in (("model", args.model), ("backend", args.backend),
                                                               ("detector", args.detector)) if v})
         pose2d = config.pose2d
-        estimator, lift_note = (None, "disabled (--no-3d)") if args.no_3d else _estimator3d(config)
-        if estimator is None:
-            estimator = PoseEstimator2D.create(config=pose2d)
+        estimator3d, lift_note = (None, "disabled (--no-3d)") if args.no_3d else _estimator3d(config)
+        stage2d = estimator3d.pose2d if estimator3d is not None else PoseEstimator2D.create(config=pose2d)
     except (ConfigError, RuntimeError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    stage2d = getattr(estimator, "pose2d", estimator)
-    if args.draw_3d and lift_note != "on":
+    estimator = estimator3d or stage2d
+    if args.draw_3d and estimator3d is None:
         print(f"error: --draw-3d: 3D lifting is {lift_note}", file=sys.stderr)
         return 2
     results, failed = [], 0
@@ -68,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
         people = estimator.estimate(image)
         if args.draw:
             _draw(args.draw, path, image, people, len(images))
-        entries = [_entry(p, with_3d=lift_note == "on") for p in people]
-        if args.draw_3d:
-            lifted = [{"id": i, "j3": np.round(p.joints3d, 4).tolist(), "root": np.round(p.root, 4).tolist()}
-                      for i, p in enumerate(people) if p.joints3d is not None and p.root is not None]
+        entries = [_entry(p, with_3d=estimator3d is not None) for p in people]
+        if args.draw_3d:  # as the viewer draws people, each labelled with its index in this photo
+            lifted = [dict(person_json(p), id=i) for i, p in enumerate(people)
+                      if p.joints3d is not None and p.root is not None]
             _draw_3d(args.draw_3d, path, lifted, len(images))
         results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
                         "people": entries, "timings_ms": {k: round(v, 2) for k, v in stage2d.last_timings.items()}})

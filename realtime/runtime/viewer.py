@@ -14,13 +14,11 @@ from realtime.runtime.child import Child
 
 
 def main(child: Child, *, listen: socket.socket, connect: str, url: str) -> int:
-    from realtime.transport.security import CurveKeys
+    from realtime.transport.security import stage_client_keys
     from realtime.viewer.server import LiveFeed, Viewer, serve
 
     # with [security] curve the publisher takes only allowed clients: the viewer is one, with client_key
-    tcp = connect.startswith("tcp://")
-    curve = CurveKeys.from_config(child.config.security, listens=False, connects=True) if tcp else None
-    viewer = Viewer(child.config.viewer, LiveFeed(connect, curve=curve))
+    viewer = Viewer(child.config.viewer, LiveFeed(connect, curve=stage_client_keys(child.config.security, connect)))
     child.event("viewer_started", url=url, connect=connect)
     asyncio.run(serve(viewer, listen, stop=child.stop, tick=lambda v: child.beat(**v.counters())))
     return 0

@@ -124,6 +124,22 @@ def start_authenticator(ctx: zmq.Context, keys: CurveKeys):
     return auth
 
 
+def optional_client_keys(server_key: str | Path | None, client_key: str | Path | None) -> CurveKeys | None:
+    """:func:`client_keys` from a consumer command's ``--server-key``/``--client-key`` (``realtime vmc``,
+    ``realtime view``): None when neither is given, an error naming both when only one is."""
+    if not server_key and not client_key:
+        return None
+    if not (server_key and client_key):
+        raise SecurityError("--server-key and --client-key go together (a CURVE publisher needs both)")
+    return client_keys(server_key, client_key)
+
+
+def stage_client_keys(config: "SecurityConfig", endpoint: str) -> CurveKeys | None:
+    """Keys one of the pipeline's own processes subscribes to ``endpoint`` with: the config's
+    ``client_key`` when ``[security] curve`` is on and the endpoint is tcp (ipc is never CURVE), else None."""
+    return CurveKeys.from_config(config, listens=False, connects=True) if endpoint.startswith("tcp://") else None
+
+
 def client_keys(server_key: str | Path, client_key: str | Path) -> CurveKeys:
     """Keys for a consumer connecting to a CURVE publisher (``Subscriber(curve=...)``, ``realtime vmc``)."""
     server_public, _ = _certificate(server_key, "server key")

@@ -39,3 +39,20 @@ def inline_json(data: object) -> str:
     import json
 
     return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def offline_page(template: str, title: str, data: object, scripts: tuple[str, ...] = ()) -> str:
+    """A ``static/`` page template filled in as one self-contained offline file (``realtime estimate
+    --draw-3d``, ``realtime export --format html``): ``{{TITLE}}`` (escaped), ``{{PLOTLY}}`` and
+    ``{{SKELETON}}`` inlined, ``{{DATA}}`` as inline JSON, and each of ``scripts`` (``report.js`` ->
+    ``{{REPORT}}``) inlined from ``static/``."""
+    import html
+
+    values = {"TITLE": html.escape(title), "PLOTLY": inline_script(plotly_js().read_text()),
+              **{Path(name).stem.upper(): inline_script((STATIC / name).read_text())
+                 for name in ("skeleton.js", *scripts)},
+              "DATA": inline_json(data)}
+    page = (STATIC / template).read_text()
+    for name, value in values.items():
+        page = page.replace(f"{{{{{name}}}}}", value, 1)
+    return page

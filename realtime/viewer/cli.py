@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Any
 
 from realtime.logs import fields, setup_logging
 
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from realtime.config import ConfigError, load_config
     from realtime.record import RecordingError
-    from realtime.transport.security import SecurityError
+    from realtime.transport.security import SecurityError, optional_client_keys, stage_client_keys
     from realtime.viewer.server import LiveFeed, RecordingFeed, Viewer, connect_endpoint, listen, page_url, serve
 
     try:
@@ -54,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
             feed = RecordingFeed(args.recording, speed=args.speed)
         else:
             endpoint = args.connect or connect_endpoint(cfg.transport.publish)
-            feed = LiveFeed(endpoint, curve=_curve(args, cfg, endpoint))
+            # --server-key/--client-key, else the config's own keys (the viewer is one of the pipeline's)
+            curve = optional_client_keys(args.server_key, args.client_key) or stage_client_keys(cfg.security,
+                                                                                                 endpoint)
+            feed = LiveFeed(endpoint, curve=curve)
     except (RecordingError, SecurityError) as e:
         print(f"realtime view: {e}", file=sys.stderr)
         return 2
@@ -94,16 +96,3 @@ class _Waiting:
             log.warning("nothing received from the %s in %.0f s: is `realtime run` publishing there? "
                         "(the page waits for it)", self.describe, self.after_s)
 
-
-def _curve(args: argparse.Namespace, cfg: Any, endpoint: str) -> Any:
-    """Client keys for a CURVE publisher: ``--server-key``/``--client-key``, else the config's own
-    (``[security] curve = true``: the viewer is one of the pipeline's processes), else None."""
-    from realtime.transport.security import CurveKeys, SecurityError, client_keys
-
-    if args.server_key or args.client_key:
-        if not (args.server_key and args.client_key):
-            raise SecurityError("--server-key and --client-key go together (a CURVE publisher needs both)")
-        return client_keys(args.server_key, args.client_key)
-    if endpoint.startswith("tcp://"):
-        return CurveKeys.from_config(cfg.security, listens=False, connects=True)
-    return None

@@ -7,7 +7,6 @@ and ``root`` (3, the pelvis in the camera's level frame, or None).
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,11 @@ def world(person: dict[str, Any]) -> np.ndarray:
 
 
 def write_html(people: list[dict[str, Any]], path: str | Path, title: str) -> Path:
-    from realtime.viewer import STATIC, inline_json, inline_script, plotly_js
+    from realtime.viewer import offline_page
 
-    page = (STATIC / "poses3d.html").read_text()
     data = {"title": title, "parents": list(skeleton.PARENT_INDEX3D), "people": people}
-    for name, value in (("TITLE", html.escape(title)), ("PLOTLY", inline_script(plotly_js().read_text())),
-                        ("SKELETON", inline_script((STATIC / "skeleton.js").read_text())),
-                        ("DATA", inline_json(data))):
-        page = page.replace(f"{{{{{name}}}}}", value, 1)
     path = Path(path)
-    path.write_text(page)
+    path.write_text(offline_page("poses3d.html", title, data))
     return path
 
 
