@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import msgpack
 import numpy as np

@@ -185,8 +185,6 @@ def test_the_lifting_setup_builds_one_lifter_per_pitch_from_the_config(prior, tm
 
 
 def test_priors_compare_by_value_and_are_not_hashable(prior):
-    from realtime.lifting import PosePrior
-
     import dataclasses
 
     copy = dataclasses.replace(prior, means=prior.means.copy(), info=dict(prior.info))

@@ -23,7 +23,7 @@ import numpy as np
 import zmq
 
 from realtime.config import ViewerConfig
-from realtime.transport.messages import SIGNED_BY_CAPTURE, MessageError, sign, verify
+from realtime.transport.messages import SIGNED_BY_CAPTURE, sign, verify
 from realtime.transport.schema import MAX_PREVIEW_BYTES, Preview, SchemaError, pack, preview_topic
 
 #: What a viewer sends up its XSUB socket to ask for previews (renewed while a browser is connected).

@@ -18,11 +18,8 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from realtime.config import CHECKOUT, REPO_ROOT, ConfigError, Pose2DConfig, engines_root, load_config, resolve_path
 from realtime.networks import REGISTRY, ModelSpec
