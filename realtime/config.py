@@ -132,6 +132,9 @@ class LiftingConfig:
     min_visible_joints: int = opt(6, min=2, max=14, help='Fewer visible joints than this gives "no 3D pose".')
     min_confidence: float = opt(0.05, min=0.0, max=1.0, help="Keypoints with confidence below this count as "
                                                              "missing; the others count fully (no weighting).")
+    roll_above_deg: float = opt(45.0, min=0.0, max=180.0, help="A person whose torso (hips to shoulders) "
+                                                                 "leans more than this many degrees from upright "
+                                                                 "in the image")
     pitch_estimate_people: int = opt(0, min=0, help="Unknown pitch: people of a source lifted with the "
                                                       "elevation search before its pitch is estimated once and "
                                                       "kept (0 = search every person).")

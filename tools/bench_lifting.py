@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from realtime.lifting import Lifter, LiftingSetup, PosePrior  # noqa: E402
+from realtime.lifting import Lifter as _Lifter, LiftingSetup, PosePrior  # noqa: E402
 from realtime.lifting.baselines import MLPLifter, NearestNeighbourLifter  # noqa: E402
 from realtime.pose2d.annotated3d import EVAL_JOINTS, Frame3D, load_annotated3d  # noqa: E402
 from realtime.lifting.evaluation import (add_noise, drop_joints, level_to_camera, mpjpe, pa_mpjpe,  # noqa: E402
@@ -52,6 +52,13 @@ from realtime.lifting.evaluation import (add_noise, drop_joints, level_to_camera
 from realtime.mocap import load_dataset  # noqa: E402
 from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
 from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES  # noqa: E402
+
+#: ``--roll-above-deg``: every lifter of this run (the Lifter's own default unless given).
+LIFTER_OPTIONS: dict = {}
+
+
+def Lifter(prior, **kw) -> _Lifter:  # noqa: N802 - the class, with this run's options
+    return _Lifter(prior, **LIFTER_OPTIONS, **kw)
 
 CACHE = REPO / "engines" / "cache"
 DEMO_VIDEO = REPO.parent / "shared" / "data" / "video" / "deepstream_Retail02_short.mp4"
@@ -339,8 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keypoints", type=Path, default=None,
                    help="npz cache of the stream's 2D keypoints: read if it exists, else written")
     p.add_argument("--repeats", type=int, default=3, help="stream passes (statistics are their medians)")
+    p.add_argument("--roll-above-deg", type=float, default=None,
+                   help="lifters' roll_above_deg (180 = never turn; default: the Lifter's)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.roll_above_deg is not None:
+        LIFTER_OPTIONS["roll_above_deg"] = args.roll_above_deg
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     prior = PosePrior.load(args.prior)
     result = mocap_part(args, prior, log) if args.part in ("all", "mocap") else {}

@@ -13,6 +13,12 @@ Joints are visible or missing (confidence below ``min_confidence``); confidences
 fit, so the few missing-joint patterns of a stream repeat and their work is cached.
 The solution with the highest posterior over views and components wins.
 
+The prior holds upright people only (mocap of walking, dancing, exercise...). A person whose torso
+leans more than ``roll_above_deg`` from upright in the image (lying on the floor, crawling, upside
+down) is lifted a second time with the image turned about them until the torso points up, and the
+better posterior of the two wins; the turn is undone on the 3D pose, so a person lying in the image
+lies in 3D (``LiftResult.roll_deg``). Upright people cost nothing more.
+
 Speed: everything for all joints visible is precomputed per (view, component): eliminating t
 centres the design, and with the centred design A of (s, b), G = A^T A + ridge and G^-1 = C C^T,
 the residual of the best fit is y^T Q y with Q = I - T - (A C)(A C)^T (T the centring projection).
@@ -91,6 +97,7 @@ class LiftResult:
     translation: np.ndarray
     reprojected2d: np.ndarray
     elevation_energy: np.ndarray
+    roll_deg: np.ndarray
 
     def assign(self, people: Sequence[Any], camera: "Camera", width: int, height: int) -> None:
         """Give each of ``people`` (``realtime.transport.schema.Person``, in the order lifted) its 3D
@@ -123,6 +130,23 @@ def _rot_x(phi: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
 
 
+def _rot_z(psi: np.ndarray) -> np.ndarray:
+    c, s = np.cos(psi), np.sin(psi)
+    z, o = np.zeros_like(psi), np.ones_like(psi)
+    return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
+
+
+def _turn_image(points: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(N,L,2) image points (y down) turned by ``angle`` (N,) radians, clockwise on screen, about (N,2) centres."""
+    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    d = points - centre[:, None]
+    return np.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], -1) + centre[:, None]
+
+
+_HIPS = [LSP14.index("r_hip"), LSP14.index("l_hip")]
+_SHOULDERS = [LSP14.index("r_shoulder"), LSP14.index("l_shoulder")]
+
+
 class Lifter:
     """Batched 2D -> 3D lifting with a :class:`PosePrior`.
 
@@ -135,7 +159,7 @@ class Lifter:
     def __init__(self, prior: PosePrior, rotations: int = 80, camera_pitch_deg: float | None = None,
                  elevations_deg: tuple[float, ...] | list[float] = DEFAULT_ELEVATIONS,
                  min_visible_joints: int = 6, min_confidence: float = 0.05, noise2d: float | None = None,
-                 convention: KeypointConvention | None = None):
+                 convention: KeypointConvention | None = None, roll_above_deg: float = 45.0):
         if rotations < 1:
             raise ValueError(f"rotations: must be >= 1, got {rotations}")
         if not 2 <= min_visible_joints <= _N2D:
@@ -143,7 +167,10 @@ class Lifter:
         elevations = [camera_pitch_deg] if camera_pitch_deg is not None else list(elevations_deg)
         if not elevations:
             raise ValueError("elevations_deg: empty while camera_pitch_deg is unknown")
+        if not 0.0 <= roll_above_deg <= 180.0:
+            raise ValueError(f"roll_above_deg: must be in 0..180, got {roll_above_deg}")
         self.prior = prior
+        self.roll_above_deg = float(roll_above_deg)
         self.min_visible_joints = min_visible_joints
         self.min_confidence = min_confidence
         self.camera_pitch_deg = camera_pitch_deg
@@ -251,14 +278,52 @@ class Lifter:
             raise ValueError(f"keypoints2d: expected shape (N, {_N2D}, 2), got {kp.shape}")
         if conf.shape != kp.shape[:2]:
             raise ValueError(f"confidence: expected shape {kp.shape[:2]}, got {conf.shape}")
-        n = len(kp)
         with np.errstate(invalid="ignore"):
             seen = np.isfinite(kp).all(-1) & (conf >= self.min_confidence) & (conf > 0)
+        out, energy = self._solve(kp, seen)
+        if self.roll_above_deg >= 180.0:
+            return out
+        lean = _lean(kp, seen)
+        with np.errstate(invalid="ignore"):
+            turned = np.flatnonzero(out.valid & (np.abs(lean) > np.radians(self.roll_above_deg)))
+        if len(turned):
+            # the torso's own angle and the nearest quarter turn: the torso is a noisy body axis (a
+            # crawling person's hips sit low), and lying people mostly lie along or across the view
+            for turn in (lean[turned], np.round(lean[turned] / (np.pi / 2)) * (np.pi / 2)):
+                self._lift_turned(out, energy, kp[turned], seen[turned], turn, turned)
+        return out
+
+    def _lift_turned(self, out: LiftResult, energy: np.ndarray, kp: np.ndarray, seen: np.ndarray,
+                     lean: np.ndarray, rows: np.ndarray) -> None:
+        """Lift ``rows`` again in their image turned by ``-lean`` (torso up); where that fits better,
+        put its solution into ``out`` with the turn undone (2D back in the image, 3D in the level frame)."""
+        centre = (np.where(seen[..., None], kp, 0.0).sum(1) / seen.sum(1)[:, None])
+        alt, alt_energy = self._solve(_turn_image(np.where(seen[..., None], kp, 0.0), centre, -lean), seen)
+        better = np.flatnonzero(alt.valid & (alt_energy < energy[rows]))
+        if not len(better):
+            return
+        b, dst, angle = better, rows[better], lean[better]
+        # the turn of the image is a turn of the camera frame about its optical axis (y up there)
+        phi = np.radians(alt.elevation_deg[b])
+        undo = np.swapaxes(_rot_x(phi), -1, -2) @ _rot_z(-angle) @ _rot_x(phi)
+        out.joints3d[dst] = np.einsum("nxy,nly->nlx", undo, alt.joints3d[b])
+        out.translation[dst] = _turn_image(alt.translation[b][:, None], centre[b], angle)[:, 0]
+        out.reprojected2d[dst] = _turn_image(alt.reprojected2d[b], centre[b], angle)
+        for name in ("uncertainty", "cost", "component", "rotation_deg", "elevation_deg", "coefficients", "scale"):
+            getattr(out, name)[dst] = getattr(alt, name)[b]
+        out.roll_deg[dst] = np.degrees(angle)
+        energy[dst] = alt_energy[b]
+
+    def _solve(self, kp: np.ndarray, seen: np.ndarray) -> tuple[LiftResult, np.ndarray]:
+        """The upright lift of (N,14,2) keypoints with (N,14) visibility, and each person's best
+        negative log posterior (inf where not lifted)."""
+        n = len(kp)
         valid = seen.sum(1) >= self.min_visible_joints
         out = _empty_result(n, self.prior.n_basis, len(self.elevations_deg))
+        best_energy = np.full(n, np.inf)
         idx = np.flatnonzero(valid)
         if len(idx) == 0:
-            return out
+            return out, best_energy
         seen = seen[idx]
         y = np.where(seen[..., None], kp[idx] * [1.0, -1.0], 0.0)
         n_vis = seen.sum(1)
@@ -307,7 +372,20 @@ class Lifter:
         for name, value in fields.items():
             getattr(out, name)[idx[plausible]] = value[plausible]
         out.valid[idx[plausible]] = True
-        return out
+        out.roll_deg[idx[plausible]] = 0.0
+        best_energy[idx] = energy[np.arange(len(idx)), best]
+        return out, best_energy
+
+
+def _lean(kp: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """(N,) angle of each torso (mid-hips to mid-shoulders, over the visible ones) from upright in the
+    image, radians, clockwise on screen; NaN without a visible hip and shoulder."""
+    def middle(joints: list[int]) -> np.ndarray:
+        w = seen[:, joints][..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(w, kp[:, joints], 0.0).sum(1) / w.sum(1)
+    torso = middle(_SHOULDERS) - middle(_HIPS)
+    return np.arctan2(torso[:, 0], -torso[:, 1])
 
 
 def _empty_result(n: int, n_basis: int, n_elevations: int = 1) -> LiftResult:
@@ -316,4 +394,5 @@ def _empty_result(n: int, n_basis: int, n_elevations: int = 1) -> LiftResult:
         joints3d=nan(n, len(JOINTS3D), 3), joint_names=list(JOINTS3D), valid=np.zeros(n, bool),
         uncertainty=nan(n, len(JOINTS3D)), cost=nan(n), component=np.full(n, -1),
         rotation_deg=nan(n), elevation_deg=nan(n), coefficients=nan(n, n_basis), scale=nan(n),
-        translation=nan(n, 2), reprojected2d=nan(n, _N2D, 2), elevation_energy=nan(n, n_elevations))
+        translation=nan(n, 2), reprojected2d=nan(n, _N2D, 2), elevation_energy=nan(n, n_elevations),
+        roll_deg=nan(n))

@@ -49,7 +49,8 @@ class LiftingSetup:
             lifter = self._lifters[key] = Lifter(self.prior, rotations=c.rotations, camera_pitch_deg=key,
                                                  elevations_deg=tuple(c.elevations_deg),
                                                  min_visible_joints=c.min_visible_joints,
-                                                 min_confidence=c.min_confidence)
+                                                 min_confidence=c.min_confidence,
+                                                 roll_above_deg=c.roll_above_deg)
             lifter.lift(np.zeros((1, len(LSP14), 2)), np.ones((1, len(LSP14))))  # the first call is the slow one
         return lifter
 
