@@ -17,6 +17,10 @@ timed calls until --repeats or --max-seconds, interleaved across backends so all
 machine load; latency percentiles are over those calls and
 crops/s = batch / median latency. --frame-people N also times PoseEstimator2D.estimate on a real
 photo with at least N people, detector included (the stateless still-image call).
+--profile: where ONNX Runtime spends each model's time, per operator type (its own profiler, one
+call at batch 1 after warm-up, ``--repeats`` calls): what to optimise in a converted graph.
+
+    python tools/bench_backends.py --profile --models nanodet,movenet-lightning
 """
 from __future__ import annotations
 
@@ -325,6 +329,42 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def profile_ops(model: str, config: Pose2DConfig, threads: int, repeats: int, images: list[np.ndarray]) -> dict:
+    """ONNX Runtime's own profile of ``model`` at batch 1: ms per call by operator type, largest first."""
+    import json as _json
+    import tempfile
+
+    import onnxruntime as ort
+
+    from realtime.networks import REGISTRY
+    from realtime.pose2d.models import INPUT_NAME, model_path
+
+    spec = REGISTRY[model]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    with tempfile.TemporaryDirectory() as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / model)
+        session = ort.InferenceSession(str(model_path(model, "onnx", config)), options,
+                                       providers=["CPUExecutionProvider"])
+        h, w = spec.input_size
+        batch = spec.normalise(crops((h, w, 3), 1, images))
+        warmup = 3
+        for _ in range(warmup + repeats):
+            session.run(None, {INPUT_NAME: batch})
+        events = _json.loads(Path(session.end_profiling()).read_text())
+    runs = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+    timed_from = runs[warmup]                         # the warm-up calls are not counted
+    by_op: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= timed_from:
+            op = e["args"]["op_name"]
+            by_op[op] = by_op.get(op, 0.0) + e["dur"] / 1e3 / repeats
+    ops = dict(sorted(by_op.items(), key=lambda kv: -kv[1]))
+    return {"model": model, "threads": threads, "calls": repeats, "ms_per_call": sum(ops.values()), "ops_ms": ops}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -339,7 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame", help="image for --frame-people (default: ../shared photos/apink1.jpg)")
     p.add_argument("--config", help="config.toml to read [pose2d] from")
     p.add_argument("--out", help="also write the JSON object to this file")
+    p.add_argument("--profile", action="store_true", help="ONNX Runtime's time per operator type of each model")
     args = p.parse_args(argv)
+    if args.profile:
+        config = load_config(args.config).replace("pose2d", ort_threads=args.threads).pose2d
+        found = [profile_ops(m.strip(), config, args.threads, args.repeats, photos())
+                 for m in args.models.split(",") if m.strip()]
+        if args.json:
+            print(json.dumps(found))
+        for r in [] if args.json else found:
+            print(f"{r['model']}: {r['ms_per_call']:.1f} ms a call (ONNX Runtime profiler, {r['threads']} thread(s), "
+                  f"{r['calls']} calls)\n" + "\n".join(f"  {op:<20s} {ms:7.2f} ms" for op, ms in list(r["ops_ms"].items())[:10]))
+        return 0
 
     device, versions = environment()
     if args.backends:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from realtime.pose2d.tflite_ir import Graph
 
 #: Bump when the IR or an emitter changes what a built file contains: every built file is then rebuilt.
-CONVERTER_VERSION = 2
+CONVERTER_VERSION = 3
 KINDS = ("tflite", "onnx", "torch")
 INPUT_NAME = "image"
 

@@ -224,18 +224,24 @@ class _Reader:
     def input(self, shape: tuple[int, ...], name: str) -> _Act:
         """The IR input: always an NHWC image. ``mean``/``scale`` (per channel) are applied inside the
         graph, and an NCHW placeholder (NanoDet, converted from PyTorch) gets a transpose, so every
-        model is fed alike: NHWC pixels 0..255."""
+        model is fed alike: NHWC pixels 0..255. The normalisation is one 1x1 depthwise convolution
+        (weight ``scale``, bias ``-mean * scale``), not a Sub and a Mul: ONNX Runtime's layout
+        optimiser moves a transpose through element-wise ops, leaving them broadcasting over a last
+        axis of 3, which cost NanoDet 9 of its 70 ms on one core (0.2 ms as a convolution)."""
         nchw = self.nchw
         nhwc = (shape[0], shape[2], shape[3], shape[1]) if nchw else shape
-        tid = self.tensor(nhwc, name + "/nhwc" if nchw or self.mean is not None else name)
+        normalised = self.mean is not None or self.scale is not None
+        tid = self.tensor(nhwc, name + "/nhwc" if nchw or normalised else name)
         self.inputs.append(tid)
         x = _Act(tid, nhwc)
-        if self.mean is not None:
-            x = self.emit("SUB", [tid, self.const(np.asarray(self.mean, np.float32), name + "/mean")], nhwc,
-                          name + "/centred")
-        if self.scale is not None:
-            x = self.emit("MUL", [x.tid, self.const(np.asarray(self.scale, np.float32), name + "/scale")], nhwc,
-                          name + "/scaled")
+        if normalised:
+            c = nhwc[3]
+            mean = np.broadcast_to(np.asarray(0.0 if self.mean is None else self.mean, np.float32), (c,))
+            scale = np.broadcast_to(np.asarray(1.0 if self.scale is None else self.scale, np.float32), (c,))
+            weight = self.const(scale.reshape(1, 1, 1, c).copy(), name + "/scale")
+            bias = self.const((-mean * scale).astype(np.float32), name + "/offset")
+            x = self.emit("DEPTHWISE_CONV_2D", [tid, weight, bias], nhwc, name + "/normalised", stride=(1, 1),
+                          dilation=(1, 1), activation="NONE", pads=(0, 0, 0, 0))
         if nchw:
             x = self.emit("TRANSPOSE", [x.tid], shape, name, perm=(0, 3, 1, 2))
         return x
