@@ -44,6 +44,22 @@ def test_a_list_of_photos_gives_every_person_in_3d(photos):
                 assert np.allclose(a.joints3d, b.joints3d, atol=1e-4)
 
 
+def test_a_person_lying_across_the_photo_lies_in_3d(photos_dir):
+    """A photo turned a quarter (the person lying with the head to the right) gives the same person
+    lying in 3D, head to the right, not squeezed into a standing pose; upright, the head is up."""
+    import cv2
+
+    head, pelvis = JOINTS3D.index("head_top"), JOINTS3D.index("pelvis")
+    for name in ("golf.jpg", "p1.jpg", "nadal.png"):
+        image = load_image(photos_dir / name)
+        for turned, axis in ((image, 1), (cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE), 0)):
+            people = [p for p in realtime.estimate(turned) if p.joints3d is not None]
+            assert people, f"{name}: nobody lifted"
+            up = people[0].joints3d[head] - people[0].joints3d[pelvis]
+            assert up[axis] > 0.45 and abs(up[1 - axis]) < 0.3 and abs(up[2]) < 0.35 and np.linalg.norm(up) < 0.9, \
+                f"{name}: head - pelvis {up.round(2)} m"     # upright only, golf.jpg turned gave (1.1, -0.24, -1.53)
+
+
 def test_bad_images_are_one_clear_error(tmp_path, small_video):
     with pytest.raises(ImageError, match="missing.jpg"):
         realtime.estimate(str(tmp_path / "missing.jpg"))
