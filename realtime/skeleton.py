@@ -65,3 +65,23 @@ LIMBS2D: tuple[tuple[int, int], ...] = (
     (0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7),
     (2, 8), (5, 11), (8, 9), (9, 10), (11, 12), (12, 13), (8, 11),
 )
+
+
+def torso_lean(keypoints, visible):
+    """(N,) angle of each LSP-14 torso (mid-hips to mid-shoulders, over the visible ones) from upright
+    in the image, radians, clockwise on screen (image y down); NaN without a visible hip and shoulder.
+    The 2D stage turns a leaning person's crop by it, the lifter their keypoints: both the networks and
+    the prior learnt upright people."""
+    import numpy as np
+
+    kp = np.asarray(keypoints, np.float64)
+    seen = np.asarray(visible, bool)
+
+    def middle(names: tuple[str, str]):
+        joints = [LSP14.index(n) for n in names]
+        w = seen[:, joints][..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(w, kp[:, joints], 0.0).sum(1) / w.sum(1)
+
+    torso = middle(("r_shoulder", "l_shoulder")) - middle(("r_hip", "l_hip"))
+    return np.arctan2(torso[:, 0], -torso[:, 1])

@@ -90,6 +90,8 @@ def test_crop_round_trip():
 
 @pytest.mark.parametrize("crop", [Crop((60.0, 40.0), 64.0, 192),       # upsampling
                                   Crop((300.0, 200.0), 600.0, 192),    # strong downsampling (pyramid)
+                                  Crop((70.0, 60.0), 64.0, 192, 1.2),  # turned
+                                  Crop((300.0, 200.0), 600.0, 192, -2.0),  # turned, from the pyramid
                                   letterbox(640, 360, 224)])           # whole frame, padded
 def test_warp_puts_image_points_where_the_crop_says(crop):
     image = np.zeros((360, 640, 3), np.uint8)
@@ -118,6 +120,21 @@ def test_warp_reads_the_same_pixels_as_a_whole_frame_pyramid(demo_video):
         expected = cv2.warpAffine(pyramid, at_level.matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR)
         got = warp(frame, [crop])[0][..., ::-1]
         assert np.abs(got - expected).max() <= 1.0
+
+
+def test_a_crop_turned_a_quarter_sees_the_upright_person_of_the_turned_image(photos_dir):
+    """Turning the crop by +90 degrees (clockwise) undoes an image turned a quarter clockwise: the
+    same pixels as the upright crop of the original, and points map alike."""
+    image = load_image(photos_dir / "golf.jpg")
+    h = image.shape[0]
+    turned = np.ascontiguousarray(np.rot90(image, -1))          # (x, y) -> (h - 1 - y, x)
+    upright = Crop((200.0, 150.0), 180.0, 192)
+    crop = Crop((h - 1 - 150.0, 200.0), 180.0, 192, np.pi / 2)
+    a, b = warp(image, [upright]), warp(turned, [crop])
+    assert np.abs(a - b).mean() < 1.0
+    points = np.array([[150.0, 120.0], [260.0, 200.0]])
+    np.testing.assert_allclose(crop.to_crop(np.stack([h - 1 - points[:, 1], points[:, 0]], -1)),
+                               upright.to_crop(points), atol=1e-9)
 
 
 def test_letterbox_pads_with_zeros():
@@ -534,3 +551,27 @@ def test_several_sources_share_one_batch(photos_dir, demo_video, small_video):
     assert together.sources[1].frame == before
     est.close()
     counting.close()
+
+
+def test_people_lying_across_the_image_are_cropped_along_their_body(est, photos_dir):
+    """A photo turned a quarter: still images try crops turned along the body (kept when the network
+    is surer), and video follows the person in a crop turned by their torso from the next frame on."""
+    import realtime.pose2d.estimator as estimator
+
+    turned = np.ascontiguousarray(np.rot90(load_image(photos_dir / "golf.jpg"), -1))
+    people = est.estimate(turned)
+    assert people, "nobody found in the turned photo"
+    head, hips = people[0].keypoints[LSP14.index("head_top")], people[0].keypoints[[LSP14.index("r_hip"), LSP14.index("l_hip")]]
+    assert head[0] > hips[:, 0].max(), "the head is not to the right of the hips"
+    turns = estimator._turns
+    try:
+        estimator._turns = lambda lean, box: []
+        upright_only = est.estimate(turned)
+    finally:
+        estimator._turns = turns
+    assert not upright_only or people[0].score > upright_only[0].score + 0.05
+    with VideoFollower(est, asynchronous=False) as video:
+        first = video.estimate(turned)
+        assert first and abs(video.sources[0].tracks[0].angle - np.pi / 2) < np.radians(30)
+        again = video.estimate(turned)
+        assert again and again[0].score > first[0].score + 0.05, (first[0].score, again[0].score)

@@ -56,11 +56,16 @@ KEYPOINTS = ("movenet-lightning", "movenet-thunder", "efficientpose", "cpm", "bl
 DETECTORS = ("movenet-multipose", "nanodet", "centernet", "blazepose-detector")
 VIDEO_COMBOS = ("movenet-multipose+movenet-lightning", "movenet-multipose+movenet-thunder",
                 "centernet+movenet-thunder", "nanodet+movenet-lightning")
-CONDITION_NAMES = ("clean", "blur2", "jpeg20", "dark", "small")
+CONDITION_NAMES = ("clean", "blur2", "jpeg20", "dark", "small", "turned")
 
 
 def degraded(samples: list[Sample], images: dict, condition: str) -> tuple[list[Sample], dict]:
-    """The samples and their images under ``condition`` (the ground truth moves with "small")."""
+    """The samples and their images under ``condition`` (the ground truth moves with "small" and
+    "turned": the photo turned a quarter clockwise, its people lying across it)."""
+    if condition == "turned":
+        turned = {p: np.ascontiguousarray(np.rot90(im, -1)) for p, im in images.items()}
+        return [replace(s, keypoints=np.stack([images[s.image].shape[0] - 1 - s.keypoints[:, 1], s.keypoints[:, 0]], -1))
+                for s in samples], turned
     if condition != "small":
         return samples, {p: CONDITIONS[condition](im) for p, im in images.items()}
     out_images, out_samples = {}, []

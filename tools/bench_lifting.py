@@ -210,17 +210,22 @@ def pipeline_keypoints(frames: list[Frame3D], model: str, backend: str, cache: P
     """Each frame's person as the whole 2D pipeline finds them (default detector, ``model``):
     (N,14,2) px and (N,14) confidences, NaN where no detection matches the annotated person.
     Cached in ``cache`` (keyed by model and the frames' names) when given."""
-    names = [f.name for f in frames]
-    file = None if cache is None else cache / f"real2d_{model}_{backend}.npz"
-    if file is not None and file.exists():
-        with np.load(file) as z:
-            if [str(n) for n in z["names"]] == names:
-                return z["keypoints"], z["confidence"]
+    import hashlib
+
     from realtime.config import load_config
     from realtime.pose2d import PoseEstimator2D
     from realtime.pose2d.evaluation import match
 
     config = load_config().replace("pose2d", model=model, refine_3d=False).pose2d
+    # the 2D stage's code and settings: a cache written by other code or settings is not read
+    code = sorted((REPO / "realtime" / "pose2d").rglob("*.py")) + [REPO / "realtime" / "networks.py"]
+    stamp = hashlib.sha256(repr(config).encode() + b"".join(f.read_bytes() for f in code)).hexdigest()[:16]
+    names = [f.name for f in frames]
+    file = None if cache is None else cache / f"real2d_{model}_{backend}.npz"
+    if file is not None and file.exists():
+        with np.load(file) as z:
+            if [str(n) for n in z["names"]] == names and "stamp" in z and str(z["stamp"]) == stamp:
+                return z["keypoints"], z["confidence"]
     kp = np.full((len(frames), 14, 2), np.nan)
     conf = np.zeros((len(frames), 14))
     with PoseEstimator2D.create(backend=backend, config=config) as estimator:
@@ -231,7 +236,7 @@ def pipeline_keypoints(frames: list[Frame3D], model: str, backend: str, cache: P
                 kp[i], conf[i] = people[hit].keypoints2d, people[hit].confidence
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(file, names=np.array(names), keypoints=kp, confidence=conf)
+        np.savez(file, names=np.array(names), keypoints=kp, confidence=conf, stamp=np.array(stamp))
     return kp, conf
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from realtime.lifting.conventions import KeypointConvention
 from realtime.lifting.prior import ROOT_INDEX, PosePrior, rotate_y
-from realtime.skeleton import JOINTS3D, LSP14
+from realtime.skeleton import JOINTS3D, LSP14, torso_lean
 
 if TYPE_CHECKING:
     from realtime.lifting.camera import Camera
@@ -141,10 +141,6 @@ def _turn_image(points: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np
     c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
     d = points - centre[:, None]
     return np.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], -1) + centre[:, None]
-
-
-_HIPS = [LSP14.index("r_hip"), LSP14.index("l_hip")]
-_SHOULDERS = [LSP14.index("r_shoulder"), LSP14.index("l_shoulder")]
 
 
 class Lifter:
@@ -283,7 +279,7 @@ class Lifter:
         out, energy = self._solve(kp, seen)
         if self.roll_above_deg >= 180.0:
             return out
-        lean = _lean(kp, seen)
+        lean = torso_lean(kp, seen)
         with np.errstate(invalid="ignore"):
             turned = np.flatnonzero(out.valid & (np.abs(lean) > np.radians(self.roll_above_deg)))
         if len(turned):
@@ -375,17 +371,6 @@ class Lifter:
         out.roll_deg[idx[plausible]] = 0.0
         best_energy[idx] = energy[np.arange(len(idx)), best]
         return out, best_energy
-
-
-def _lean(kp: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """(N,) angle of each torso (mid-hips to mid-shoulders, over the visible ones) from upright in the
-    image, radians, clockwise on screen; NaN without a visible hip and shoulder."""
-    def middle(joints: list[int]) -> np.ndarray:
-        w = seen[:, joints][..., None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(w, kp[:, joints], 0.0).sum(1) / w.sum(1)
-    torso = middle(_SHOULDERS) - middle(_HIPS)
-    return np.arctan2(torso[:, 0], -torso[:, 1])
 
 
 def _empty_result(n: int, n_basis: int, n_elevations: int = 1) -> LiftResult:

@@ -14,34 +14,51 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Crop:
-    """A square region of the image (``centre``, ``side`` in image pixels) resampled to ``size`` x ``size``."""
+    """A square region of the image (``centre``, ``side`` in image pixels) resampled to ``size`` x ``size``,
+    turned by ``angle`` (radians, clockwise on screen): the crop's up is the image's up turned by it,
+    so a person leaning by ``angle`` stands upright in the crop (the keypoint networks learnt upright
+    people; a person lying on the floor is cropped along their body)."""
 
     centre: tuple[float, float]
     side: float
     size: int
+    angle: float = 0.0
+
+    def _rotation(self) -> np.ndarray:
+        """Image -> crop rotation (a turn by -angle, y down)."""
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        return np.array([[c, s], [-s, c]])
 
     @property
     def matrix(self) -> np.ndarray:
-        """2x3 affine map image -> crop: ``u = k (x - c) + size/2 - 1/2`` with ``k = size / side``."""
+        """2x3 affine map image -> crop: ``u = k R (x - c) + size/2 - 1/2`` with ``k = size / side`` and R
+        the turn by ``-angle``."""
         k = self.size / self.side
         off = self.size / 2.0 - 0.5
-        return np.array([[k, 0.0, off - k * self.centre[0]],
-                         [0.0, k, off - k * self.centre[1]]], dtype=np.float64)
+        a = k * self._rotation()
+        return np.concatenate([a, (off - a @ np.asarray(self.centre, np.float64))[:, None]], axis=1)
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         k = self.size / self.side
-        return (np.asarray(points, np.float64) - self.centre) * k + (self.size / 2.0 - 0.5)
+        return (np.asarray(points, np.float64) - self.centre) @ self._rotation().T * k + (self.size / 2.0 - 0.5)
 
     def to_image(self, points: np.ndarray) -> np.ndarray:
         k = self.side / self.size
-        return (np.asarray(points, np.float64) - (self.size / 2.0 - 0.5)) * k + self.centre
+        return (np.asarray(points, np.float64) - (self.size / 2.0 - 0.5)) * k @ self._rotation() + self.centre
+
+    @property
+    def extent(self) -> float:
+        """Half the side of the upright square that holds the (turned) crop, image pixels."""
+        return self.side / 2.0 * (abs(np.cos(self.angle)) + abs(np.sin(self.angle)))
 
 
-def box_crop(bbox: tuple[float, float, float, float] | np.ndarray, size: int, scale: float = 1.0) -> Crop:
-    """The square around a box's centre whose side is ``scale`` times the box's longer side."""
+def box_crop(bbox: tuple[float, float, float, float] | np.ndarray, size: int, scale: float = 1.0,
+             angle: float = 0.0) -> Crop:
+    """The square around a box's centre whose side is ``scale`` times the box's longer side (turned by
+    ``angle``)."""
     x0, y0, x1, y1 = (float(v) for v in bbox)
     side = max(x1 - x0, y1 - y0, 1.0) * scale
-    return Crop(((x0 + x1) / 2.0, (y0 + y1) / 2.0), side, size)
+    return Crop(((x0 + x1) / 2.0, (y0 + y1) / 2.0), side, size, float(angle))
 
 
 def letterbox(width: int, height: int, size: int) -> Crop:
@@ -89,7 +106,7 @@ def _source(image: np.ndarray, crop: Crop) -> tuple[np.ndarray, Crop]:
     if level == 0:
         return image, crop
     step = 2 ** level
-    half = crop.side / 2.0 + MARGIN * step
+    half = crop.extent + MARGIN * step
     x0 = max(0, int(np.floor((crop.centre[0] - half) / step)) * step)
     y0 = max(0, int(np.floor((crop.centre[1] - half) / step)) * step)
     x1 = min(w, int(np.ceil((crop.centre[0] + half) / step)) * step)
@@ -101,5 +118,5 @@ def _source(image: np.ndarray, crop: Crop) -> tuple[np.ndarray, Crop]:
         region = cv2.pyrDown(region)
     # pixel centres: x_level = (x + 0.5) / step - 0.5
     shifted = Crop(((crop.centre[0] - x0 + 0.5) / step - 0.5, (crop.centre[1] - y0 + 0.5) / step - 0.5),
-                   crop.side / step, crop.size)
+                   crop.side / step, crop.size, crop.angle)
     return region, shifted

@@ -26,7 +26,7 @@ from realtime.pose2d.images import ImageError, check_frame, load_image
 from realtime.pose2d.keypoints import read_keypoints
 from realtime.pose2d.refine import BeliefRefiner
 from realtime.networks import REGISTRY, ModelSpec, names
-from realtime.skeleton import LSP14
+from realtime.skeleton import LSP14, torso_lean
 from realtime.transport.schema import Person
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 SAME_JOINT = 0.1
 #: Two people sharing more than this fraction of their joints are one person found twice.
 SAME_PERSON = 0.5
+#: A person whose torso leans more than this from upright (degrees) is cropped again along their body:
+#: the keypoint networks learnt upright people (a person lying on the floor, crawling, upside down).
+TURN_ABOVE_DEG = 45.0
 
 
 #: Earlier name of the pipeline's one person type (``realtime.transport.schema.Person``), kept for
@@ -157,7 +160,20 @@ class PoseEstimator2D:
         frame through the keypoint network, people below ``person_score`` dropped, doubles removed."""
         boxes = [[d.box for d in sorted(found, key=lambda d: -d.score)][: self.config.max_people]
                  for found in detections]
-        people = self.keypoints_in_boxes(frames, boxes, [self.camera()] * len(frames))
+        cameras = [self.camera()] * len(frames)
+        people = self.keypoints_in_boxes(frames, boxes, cameras)
+        # once more in crops turned along the body, the best score kept: people whose torso leans over
+        # TURN_ABOVE_DEG by its angle, and people in a box wider than tall (lying across the image,
+        # where the upright crop's keypoints may not show which way) both ways a quarter
+        turned = [[(k, a) for k, (lean, box) in enumerate(zip(leans(found), frame_boxes))
+                   for a in _turns(lean, box)] for found, frame_boxes in zip(people, boxes)]
+        if any(turned):
+            again = self.keypoints_in_boxes(frames, [[boxes[i][k] for k, _ in t] for i, t in enumerate(turned)],
+                                            cameras, [[a for _, a in t] for t in turned])
+            for i, t in enumerate(turned):
+                for (k, _), person in zip(t, again[i]):
+                    if person.score > people[i][k].score:
+                        people[i][k] = person
         return [deduplicate(sorted([p for p in found if p.score >= self.person_score], key=lambda p: -p.score))
                 for found in people]
 
@@ -173,13 +189,18 @@ class PoseEstimator2D:
         return Camera(None, self.lifting.config.camera_pitch_deg if self.lifting is not None else None)
 
     def keypoints_in_boxes(self, frames: Sequence[np.ndarray], boxes: Sequence[Sequence[np.ndarray]],
-                           cameras: "Sequence[Camera | None] | None" = None) -> list[list[Person]]:
-        """One keypoint-network batch for the people in ``boxes`` of each frame (8-bit BGR frames).
+                           cameras: "Sequence[Camera | None] | None" = None,
+                           angles: Sequence[Sequence[float]] | None = None) -> list[list[Person]]:
+        """One keypoint-network batch for the people in ``boxes`` of each frame (8-bit BGR frames), each
+        crop turned by its ``angles`` entry (radians, clockwise on screen; None = upright).
         With the 3D feedback on, each frame's people are lifted with its camera's lifter
         (``cameras``, one per frame) and keep that lift as their 3D pose and root."""
         t0 = time.perf_counter()
         size, scale = self.spec.input_size[0], self.spec.crop_scale
-        crops = [[box_crop(b, size, scale) for b in frame_boxes] for frame_boxes in boxes]
+        if angles is None:
+            angles = [[0.0] * len(frame_boxes) for frame_boxes in boxes]
+        crops = [[box_crop(b, size, scale, a) for b, a in zip(frame_boxes, frame_angles)]
+                 for frame_boxes, frame_angles in zip(boxes, angles)]
         batches = [warp(f, c) for f, c in zip(frames, crops) if c]
         t1 = time.perf_counter()
         every = [c for frame_crops in crops for c in frame_crops]
@@ -238,6 +259,25 @@ def person_in_crop(crop: Crop, points: np.ndarray, confidence: np.ndarray, evide
     keypoints = crop.to_image(points)
     return Person(keypoints2d=keypoints, confidence=confidence, score=float(evidence.mean()),
                   bbox=keypoint_box(keypoints, confidence, crop))
+
+
+TURN = float(np.radians(TURN_ABOVE_DEG))
+
+
+def _turns(lean: float, box: np.ndarray) -> list[float]:
+    """The turned crops a still image's person is tried in (radians): see people_in_detections."""
+    turns = [float(lean)] if abs(lean) > TURN else []
+    if box[2] - box[0] > box[3] - box[1]:
+        turns += [a for a in (np.pi / 2, -np.pi / 2) if all(abs(a - t) > TURN for t in turns)]
+    return turns
+
+
+def leans(people: Sequence[Person]) -> np.ndarray:
+    """Each person's torso angle from upright in the image (radians, clockwise; 0 without a torso)."""
+    if not people:
+        return np.zeros(0)
+    lean = torso_lean(np.stack([p.keypoints for p in people]), np.stack([p.confidence > 0 for p in people]))
+    return np.nan_to_num(lean)
 
 
 def keypoint_box(keypoints: np.ndarray, confidence: np.ndarray, crop: Crop) -> np.ndarray:

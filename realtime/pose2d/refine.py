@@ -219,19 +219,24 @@ def gaussian_maps(points: np.ndarray, height: int, width: int, sigma: float) -> 
 
 
 class _MapFrame:
-    """Belief-map pixels <-> image pixels for a batch of square crops (vectorised ``Crop`` maths)."""
+    """Belief-map pixels <-> image pixels for a batch of square crops (vectorised ``Crop`` maths, turns
+    included)."""
 
     def __init__(self, crops: Sequence[Crop], map_size: int):
         size = crops[0].size
         self.centre = np.array([c.centre for c in crops], np.float64)[:, None, :]      # (N, 1, 2)
         self.k = (np.array([c.side for c in crops], np.float64) / size)[:, None, None]  # image px per crop px
+        angle = np.array([c.angle for c in crops], np.float64)
+        c, s = np.cos(angle), np.sin(angle)
+        self.turn = np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)       # (N,2,2) image -> crop
         self.stride = size / map_size
         self.half = size / 2.0 - 0.5
 
     def to_image(self, points: np.ndarray) -> np.ndarray:
         crop = (points + 0.5) * self.stride - 0.5
-        return (crop - self.half) * self.k + self.centre
+        return np.matmul((crop - self.half) * self.k, self.turn) + self.centre
 
     def from_image(self, points: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        crop = (points - self.centre[rows]) / self.k[rows] + self.half
+        local = np.matmul(points - self.centre[rows], np.swapaxes(self.turn[rows], -1, -2))
+        crop = local / self.k[rows] + self.half
         return (crop + 0.5) / self.stride - 0.5

@@ -32,7 +32,7 @@ import numpy as np
 
 from realtime.pose2d.crops import Crop, letterbox
 from realtime.pose2d.detection import Detection
-from realtime.pose2d.estimator import deduplicate
+from realtime.pose2d.estimator import TURN, deduplicate, leans
 from realtime.pose2d.images import MIN_SIDE, to_bgr8
 from realtime.transport.schema import Person
 
@@ -61,6 +61,9 @@ class _Track:
     #: The person was reported at least once; a fresh detection the keypoint network rejects is
     #: dropped at once and silently (a detector false positive is not a lost person).
     confirmed: bool = True
+    #: The crop's turn (radians, clockwise): a person leaning over ``TURN_ABOVE_DEG`` in the last frame
+    #: (lying, crawling) is cropped along their torso, as the keypoint networks learnt people upright.
+    angle: float = 0.0
 
 
 @dataclass
@@ -200,13 +203,24 @@ class VideoFollower:
         candidates = {i: self._candidates(i, detections.get(i)) for i in ready}
         t1 = time.perf_counter()
         order = list(ready)
-        found = est.keypoints_in_boxes([ready[i] for i in order], [[c.box for c in candidates[i]] for i in order],
-                                       [self.cameras[i] for i in order])
+        images, cameras = [ready[i] for i in order], [self.cameras[i] for i in order]
+        found = est.keypoints_in_boxes(images, [[c.box for c in candidates[i]] for i in order], cameras,
+                                       [[c.angle for c in candidates[i]] for i in order])
+        crop, infer = est.last_timings.get("crop", 0.0), est.last_timings.get("infer", 0.0)
+        # a turned crop is checked against the upright one (the torso it was turned by can mislead)
+        turned = [[k for k, c in enumerate(candidates[i]) if c.angle] for i in order]
+        if any(turned):
+            upright = est.keypoints_in_boxes(images, [[candidates[i][k].box for k in t] for i, t in zip(order, turned)],
+                                             cameras)
+            crop, infer = crop + est.last_timings.get("crop", 0.0), infer + est.last_timings.get("infer", 0.0)
+            for crop_people, t, again in zip(found, turned, upright):
+                for k, person in zip(t, again):
+                    if person.score > crop_people[k].score:
+                        crop_people[k] = person
         people: list[list[Person]] = [[] for _ in frames]
         for i, crop_people in zip(order, found):
             people[i] = self._people(i, candidates[i], crop_people)
         t2 = time.perf_counter()
-        crop, infer = est.last_timings.get("crop", 0.0), est.last_timings.get("infer", 0.0)
         # "decode": reading the outputs, the 3D feedback and following people, all after the network
         timings = {"detect": (t1 - t0) * 1e3, "crop": crop, "infer": infer, "decode": (t2 - t1) * 1e3 - crop - infer}
         for i in range(len(frames)):
@@ -244,13 +258,15 @@ class VideoFollower:
             if person.score >= threshold * (config.keep_fraction if track.confirmed else 1.0):
                 found.append((person, track.box))
             elif track.confirmed:
-                poor.append(_Track(track.box, track.score, track.misses + 1))
+                poor.append(_Track(track.box, track.score, track.misses + 1, angle=track.angle))
         found.sort(key=lambda pb: -pb[0].score)
         kept = deduplicate([p for p, _ in found])
         found = [(p, b) for p, b in found if any(p is k for k in kept)]
         poor = [t for t in poor if not any(_inside(t.box, p.bbox) for p, _ in found)]
         s.lost_boxes = [t.box for t in poor if t.misses >= config.lost_frames]
-        s.tracks = ([_Track(_next_box(p.bbox, box), p.score) for p, box in found]
+        turns = leans([p for p, _ in found])
+        s.tracks = ([_Track(_next_box(p.bbox, box), p.score, angle=float(lean) if abs(lean) > TURN else 0.0)
+                     for (p, box), lean in zip(found, turns)]
                     + [t for t in poor if t.misses < config.lost_frames])
         return [p for p, _ in found]
 
@@ -275,7 +291,7 @@ def _merge(tracked: list[_Track], detections: list[Detection]) -> list[_Track]:
             merged.append(_Track(np.asarray(d.box, np.float64), d.score, confirmed=False))
         elif merged[same[0]].misses:
             t = merged[same[0]]
-            merged[same[0]] = _Track(np.asarray(d.box, np.float64), t.score, t.misses, t.confirmed)
+            merged[same[0]] = _Track(np.asarray(d.box, np.float64), t.score, t.misses, t.confirmed, t.angle)
     return merged
 
 
