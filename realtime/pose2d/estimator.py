@@ -170,10 +170,7 @@ class PoseEstimator2D:
         if any(turned):
             again = self.keypoints_in_boxes(frames, [[boxes[i][k] for k, _ in t] for i, t in enumerate(turned)],
                                             cameras, [[a for _, a in t] for t in turned])
-            for i, t in enumerate(turned):
-                for (k, _), person in zip(t, again[i]):
-                    if person.score > people[i][k].score:
-                        people[i][k] = person
+            keep_surer(people, [[k for k, _ in t] for t in turned], again)
         return [deduplicate(sorted([p for p in found if p.score >= self.person_score], key=lambda p: -p.score))
                 for found in people]
 
@@ -270,6 +267,15 @@ def _turns(lean: float, box: np.ndarray) -> list[float]:
     if box[2] - box[0] > box[3] - box[1]:
         turns += [a for a in (np.pi / 2, -np.pi / 2) if all(abs(a - t) > TURN for t in turns)]
     return turns
+
+
+def keep_surer(people: list[list[Person]], rows: Sequence[Sequence[int]], again: Sequence[Sequence[Person]]) -> None:
+    """Where a second crop of a person (``again[i][j]`` of ``people[i][rows[i][j]]``) has the higher
+    score, it replaces the first: the person score is the network's own confidence in its crop."""
+    for found, frame_rows, others in zip(people, rows, again):
+        for k, person in zip(frame_rows, others):
+            if person.score > found[k].score:
+                found[k] = person
 
 
 def leans(people: Sequence[Person]) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 
 from realtime.pose2d.crops import Crop, letterbox
 from realtime.pose2d.detection import Detection
-from realtime.pose2d.estimator import TURN, deduplicate, leans
+from realtime.pose2d.estimator import TURN, deduplicate, keep_surer, leans
 from realtime.pose2d.images import MIN_SIDE, to_bgr8
 from realtime.transport.schema import Person
 
@@ -213,10 +213,7 @@ class VideoFollower:
             upright = est.keypoints_in_boxes(images, [[candidates[i][k].box for k in t] for i, t in zip(order, turned)],
                                              cameras)
             crop, infer = crop + est.last_timings.get("crop", 0.0), infer + est.last_timings.get("infer", 0.0)
-            for crop_people, t, again in zip(found, turned, upright):
-                for k, person in zip(t, again):
-                    if person.score > crop_people[k].score:
-                        crop_people[k] = person
+            keep_surer(found, turned, upright)
         people: list[list[Person]] = [[] for _ in frames]
         for i, crop_people in zip(order, found):
             people[i] = self._people(i, candidates[i], crop_people)
