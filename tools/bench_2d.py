@@ -156,7 +156,7 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
                              f"x {frames} frames")
     for name, overrides in runs:
         d, k = name.split(" ")[0].split("+")
-        est = PoseEstimator2D.create(config=_config(threads, model=k, detector=d, **overrides))
+        est = PoseEstimator2D.create(config=_config(threads, **{"model": k, "detector": d, **overrides}))
         for path, clip in clips.items():
             counts, times, runs_per_start = [], [], []
             for start in starts:
