@@ -15,9 +15,10 @@ The solution with the highest posterior over views and components wins.
 
 The prior holds upright people only (mocap of walking, dancing, exercise...). A person whose torso
 leans more than ``roll_above_deg`` from upright in the image (lying on the floor, crawling, upside
-down) is lifted a second time with the image turned about them until the torso points up, and the
-better posterior of the two wins; the turn is undone on the 3D pose, so a person lying in the image
-lies in 3D (``LiftResult.roll_deg``). Upright people cost nothing more.
+down) is lifted again with the image turned about them so that the torso points up (by its own
+angle, and by the nearest quarter turn), and the best posterior wins; the turn is undone on the 3D
+pose, so a person lying in the image lies in 3D (``LiftResult.roll_deg``). Upright people cost
+nothing more.
 
 Speed: everything for all joints visible is precomputed per (view, component): eliminating t
 centres the design, and with the centred design A of (s, b), G = A^T A + ridge and G^-1 = C C^T,
