@@ -13,7 +13,7 @@ from realtime.pose2d.crops import box_crop, warp
 from realtime.pose2d.decode import decode_belief_maps, map_to_crop
 from realtime.pose2d.evaluation import load_annotated
 from realtime.pose2d.refine import BeliefRefiner, gaussian_maps
-from realtime.skeleton import LSP14
+from realtime.skeleton import JOINTS3D, LSP14
 
 R_WRIST, L_WRIST, L_ANKLE = LSP14.index("r_wrist"), LSP14.index("l_wrist"), LSP14.index("l_ankle")
 THRESHOLD = Pose2DConfig().keypoint_threshold
@@ -217,3 +217,26 @@ def test_refinement_settings_come_from_the_config_and_its_lifter_from_the_liftin
                                   config=Pose2DConfig(refine_3d=True)).refiner() is None
     with pytest.raises(PriorError, match=r"\[lifting\] prior: .*no-such-prior.npz"):
         LiftingSetup.from_config(LiftingConfig(prior=str(tmp_path / "no-such-prior.npz")))
+
+
+def test_a_turned_crop_refines_like_the_upright_one(refiner, person):
+    """The same belief maps, as seen by a crop turned a quarter in the image turned a quarter: the
+    feedback lifts the person lying (turned back upright for the prior) and projects into the same
+    crop, so the fused keypoints agree with the upright crop's in belief-map pixels."""
+    sample, crop, maps = person
+    h = load_image(sample.image).shape[0]
+    turned = dataclasses.replace(crop, centre=(h - 1 - crop.centre[1], crop.centre[0]), angle=np.pi / 2)
+    np.testing.assert_allclose(turned.to_image(np.array([[10.0, 20.0]]))[0],
+                               [h - 1 - crop.to_image(np.array([[10.0, 20.0]]))[0, 1],
+                                crop.to_image(np.array([[10.0, 20.0]]))[0, 0]], atol=1e-9)
+    upright = refiner.refine(maps, [crop], THRESHOLD)
+    lying = refiner.refine(maps, [turned], THRESHOLD)
+    assert upright.lifted[0] and lying.lifted[0]
+    seen = (upright.confidence[0] > 0) & (lying.confidence[0] > 0)
+    assert seen.sum() >= 12
+    assert np.abs(lying.keypoints[0, seen] - upright.keypoints[0, seen]).max() < 1.5
+    # the lift behind it saw the person lying across the image (head to the right), not upright
+    head, pelvis = JOINTS3D.index("head_top"), JOINTS3D.index("pelvis")
+    assert abs(abs(lying.lift.roll_deg[0]) - 90.0) < 30.0 and abs(upright.lift.roll_deg[0]) < 1e-9
+    up = lying.lift.joints3d[0, head] - lying.lift.joints3d[0, pelvis]
+    assert up[0] > 0.4 and abs(up[1]) < 0.3, up
