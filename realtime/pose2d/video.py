@@ -203,17 +203,17 @@ class VideoFollower:
         candidates = {i: self._candidates(i, detections.get(i)) for i in ready}
         t1 = time.perf_counter()
         order = list(ready)
-        images, cameras = [ready[i] for i in order], [self.cameras[i] for i in order]
-        found = est.keypoints_in_boxes(images, [[c.box for c in candidates[i]] for i in order], cameras,
-                                       [[c.angle for c in candidates[i]] for i in order])
-        crop, infer = est.last_timings.get("crop", 0.0), est.last_timings.get("infer", 0.0)
-        # a turned crop is checked against the upright one (the torso it was turned by can mislead)
+        # a turned crop is checked against an upright one of the same box, in the same network call
+        # (the torso it was turned by can mislead)
         turned = [[k for k, c in enumerate(candidates[i]) if c.angle] for i in order]
-        if any(turned):
-            upright = est.keypoints_in_boxes(images, [[candidates[i][k].box for k in t] for i, t in zip(order, turned)],
-                                             cameras)
-            crop, infer = crop + est.last_timings.get("crop", 0.0), infer + est.last_timings.get("infer", 0.0)
-            keep_surer(found, turned, upright)
+        found = est.keypoints_in_boxes([ready[i] for i in order],
+                                       [[c.box for c in candidates[i]] + [candidates[i][k].box for k in t]
+                                        for i, t in zip(order, turned)], [self.cameras[i] for i in order],
+                                       [[c.angle for c in candidates[i]] + [0.0] * len(t) for i, t in zip(order, turned)])
+        upright = [crop_people[len(candidates[i]):] for i, crop_people in zip(order, found)]
+        found = [crop_people[:len(candidates[i])] for i, crop_people in zip(order, found)]
+        keep_surer(found, turned, upright)
+        crop, infer = est.last_timings.get("crop", 0.0), est.last_timings.get("infer", 0.0)
         people: list[list[Person]] = [[] for _ in frames]
         for i, crop_people in zip(order, found):
             people[i] = self._people(i, candidates[i], crop_people)
