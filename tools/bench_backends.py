@@ -331,7 +331,6 @@ def table(report: Report) -> str:
 
 def profile_ops(model: str, config: Pose2DConfig, threads: int, repeats: int, images: list[np.ndarray]) -> dict:
     """ONNX Runtime's own profile of ``model`` at batch 1: ms per call by operator type, largest first."""
-    import json as _json
     import tempfile
 
     import onnxruntime as ort
@@ -353,7 +352,7 @@ def profile_ops(model: str, config: Pose2DConfig, threads: int, repeats: int, im
         warmup = 3
         for _ in range(warmup + repeats):
             session.run(None, {INPUT_NAME: batch})
-        events = _json.loads(Path(session.end_profiling()).read_text())
+        events = json.loads(Path(session.end_profiling()).read_text())
     runs = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
     timed_from = runs[warmup]                         # the warm-up calls are not counted
     by_op: dict[str, float] = {}

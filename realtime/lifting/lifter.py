@@ -294,8 +294,9 @@ class Lifter:
                      lean: np.ndarray, rows: np.ndarray) -> None:
         """Lift ``rows`` again in their image turned by ``-lean`` (torso up); where that fits better,
         put its solution into ``out`` with the turn undone (2D back in the image, 3D in the level frame)."""
-        centre = (np.where(seen[..., None], kp, 0.0).sum(1) / seen.sum(1)[:, None])
-        alt, alt_energy = self._solve(_turn_image(np.where(seen[..., None], kp, 0.0), centre, -lean), seen)
+        visible = np.where(seen[..., None], kp, 0.0)
+        centre = visible.sum(1) / seen.sum(1)[:, None]
+        alt, alt_energy = self._solve(_turn_image(visible, centre, -lean), seen)
         better = np.flatnonzero(alt.valid & (alt_energy < energy[rows]))
         if not len(better):
             return

@@ -227,7 +227,7 @@ class _Reader:
         model is fed alike: NHWC pixels 0..255. The normalisation is one 1x1 depthwise convolution
         (weight ``scale``, bias ``-mean * scale``), not a Sub and a Mul: ONNX Runtime's layout
         optimiser moves a transpose through element-wise ops, leaving them broadcasting over a last
-        axis of 3, which cost NanoDet 9 of its 70 ms on one core (0.2 ms as a convolution)."""
+        axis of 3 (NanoDet: 63.3 -> 53.2 ms a region, ``tools/bench_backends.py --profile``; docs/pose2d.md)."""
         nchw = self.nchw
         nhwc = (shape[0], shape[2], shape[3], shape[1]) if nchw else shape
         normalised = self.mean is not None or self.scale is not None

@@ -95,4 +95,3 @@ class _Waiting:
             self.said = True
             log.warning("nothing received from the %s in %.0f s: is `realtime run` publishing there? "
                         "(the page waits for it)", self.describe, self.after_s)
-
