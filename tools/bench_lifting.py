@@ -209,7 +209,7 @@ def pipeline_keypoints(frames: list[Frame3D], model: str, backend: str, cache: P
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Each frame's person as the whole 2D pipeline finds them (default detector, ``model``):
     (N,14,2) px and (N,14) confidences, NaN where no detection matches the annotated person.
-    Cached in ``cache`` (keyed by model and the frames' names) when given."""
+    Cached in ``cache`` when given, keyed by model, the frames' names and the 2D stage's code and settings."""
     import hashlib
 
     from realtime.config import load_config
@@ -218,7 +218,8 @@ def pipeline_keypoints(frames: list[Frame3D], model: str, backend: str, cache: P
 
     config = load_config().replace("pose2d", model=model, refine_3d=False).pose2d
     # the 2D stage's code and settings: a cache written by other code or settings is not read
-    code = sorted((REPO / "realtime" / "pose2d").rglob("*.py")) + [REPO / "realtime" / "networks.py"]
+    code = sorted((REPO / "realtime" / "pose2d").rglob("*.py")) + [REPO / "realtime" / n
+                                                                  for n in ("networks.py", "skeleton.py")]
     stamp = hashlib.sha256(repr(config).encode() + b"".join(f.read_bytes() for f in code)).hexdigest()[:16]
     names = [f.name for f in frames]
     file = None if cache is None else cache / f"real2d_{model}_{backend}.npz"
