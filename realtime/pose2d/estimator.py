@@ -42,6 +42,7 @@ SAME_PERSON = 0.5
 #: A person whose torso leans more than this from upright (degrees) is cropped again along their body:
 #: the keypoint networks learnt upright people (a person lying on the floor, crawling, upside down).
 TURN_ABOVE_DEG = 45.0
+TURN = float(np.radians(TURN_ABOVE_DEG))
 
 
 #: Earlier name of the pipeline's one person type (``realtime.transport.schema.Person``), kept for
@@ -256,9 +257,6 @@ def person_in_crop(crop: Crop, points: np.ndarray, confidence: np.ndarray, evide
     keypoints = crop.to_image(points)
     return Person(keypoints2d=keypoints, confidence=confidence, score=float(evidence.mean()),
                   bbox=keypoint_box(keypoints, confidence, crop))
-
-
-TURN = float(np.radians(TURN_ABOVE_DEG))
 
 
 def _turns(lean: float, box: np.ndarray) -> list[float]:
