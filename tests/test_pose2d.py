@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 from pathlib import Path
 
 import cv2
@@ -481,6 +482,21 @@ def test_odd_image_files_are_converted(tmp_path):
         image = load_image(tmp_path / name)
         assert image.shape == (64, 48, 3) and image.dtype == np.uint8
         np.testing.assert_array_equal(image[:, :, 1], gray)
+
+
+def test_photos_are_turned_upright_by_their_exif_orientation(tmp_path):
+    """A phone stores a portrait photo sideways with an EXIF Orientation tag; people in it must come
+    out standing. Orientation 6: the stored image is turned 90 degrees clockwise for display."""
+    stored = np.zeros((40, 80, 3), np.uint8)
+    stored[:, :20] = 255                                     # a white band on the stored left
+    jpeg = cv2.imencode(".jpg", stored)[1].tobytes()
+    tiff = (b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", 1)
+            + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0))
+    app1 = b"Exif\x00\x00" + tiff
+    (tmp_path / "portrait.jpg").write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:])
+    image = load_image(tmp_path / "portrait.jpg")
+    assert image.shape == (80, 40, 3)                        # shown as portrait
+    assert image[:15].mean() > 200 and image[25:].mean() < 50  # the band is now on top
 
 
 def test_odd_arrays_are_converted_or_give_clear_errors(est, photos_dir):

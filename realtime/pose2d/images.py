@@ -21,7 +21,8 @@ class ImageError(ValueError):
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as 8-bit BGR ``(H, W, 3)``."""
+    """Read an image file as 8-bit BGR ``(H, W, 3)``, upright as its EXIF orientation says (an alpha
+    channel is dropped)."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
@@ -30,7 +31,10 @@ def load_image(path: str | Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ImageError(f"{path}: empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    # any depth and any colour, so 16-bit and grey files reach to_bgr8 as they are, but not
+    # IMREAD_UNCHANGED: that also ignores the EXIF orientation, and a phone's portrait photo (stored
+    # sideways, turned by its Orientation tag) would come out with everyone lying down
+    image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if image is None:
         if path.suffix.lower() in VIDEO_SUFFIXES:
             raise ImageError(f"{path}: a video, not an image: `realtime run --source {path}` streams its people "
