@@ -11,7 +11,7 @@ from scipy.stats import multivariate_normal
 from realtime.lifting import Lifter, PosePrior, PriorError
 from realtime.lifting.prior import (DEFAULT_PRIOR, ROOT_INDEX, _log_gaussians, _ppca, align,
                                     bone_sum_squares, flip, k_centres, normalise, rotate_y)
-from realtime.skeleton import JOINTS3D
+from realtime.skeleton import BONES3D, JOINTS3D
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
 J = {n: i for i, n in enumerate(JOINTS3D)}
@@ -145,3 +145,33 @@ def test_train_prior_tool_on_a_small_subset(tmp_path, mocap_dir):
     poses = articulated_poses(4, np.random.default_rng(7))
     lifted = Lifter(prior).lift(poses[:, :14, :2] * [300, -300] + 500, np.ones((4, 14)))
     assert lifted.valid.all() and np.isfinite(lifted.joints3d).all()
+
+
+@pytest.mark.parametrize("limbs", ["arms", "legs"])
+def test_recombined_limbs_keep_each_body_and_its_bone_lengths(limbs):
+    from realtime.lifting.augment import LIMBS, body_frames, recombine
+
+    rng = np.random.default_rng(3)
+    poses = articulated_poses(200, rng)
+    out = recombine(poses, 300, np.random.default_rng(4), limbs, mirrored=0.0)
+    (chain_r, chain_l), (right, left) = LIMBS[limbs]
+    moved = list(chain_r[1:] + chain_l[1:])
+    still = [j for j in range(len(JOINTS3D)) if j not in moved]
+    # every new pose is one of the bodies with its own bones: the unmoved joints match a source pose
+    # exactly, and every bone length (moved or not) is that pose's
+    src = np.array([np.flatnonzero(np.abs(poses[:, still] - o[still]).max((1, 2)) < 1e-12)[0] for o in out])
+    child, parent = np.array(BONES3D).T
+    length = lambda p: np.linalg.norm(p[:, child] - p[:, parent], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(length(out), length(poses[src]), atol=1e-9)
+    # the limbs came from elsewhere: most new poses differ from their body there
+    assert (np.abs(out[:, moved] - poses[src][:, moved]).max((1, 2)) > 1e-3).mean() > 0.9
+    # a body that is its own donor is unchanged
+    one = recombine(poses[:1], 5, np.random.default_rng(0), limbs, mirrored=0.0)
+    np.testing.assert_allclose(one, np.repeat(poses[:1], 5, 0), atol=1e-9)
+    # mirrored copies: both limbs point alike in the body's frame, one side's across axis negated
+    twin = recombine(poses, 100, np.random.default_rng(5), limbs, mirrored=1.0)
+    axes = body_frames(twin, right, left)
+    local = lambda a, b: np.einsum("nij,nj->ni", axes, twin[:, b] - twin[:, a])  # noqa: E731
+    r, m = local(chain_r[0], chain_r[1]), local(chain_l[0], chain_l[1])
+    r, m = r / np.linalg.norm(r, axis=1, keepdims=True), m / np.linalg.norm(m, axis=1, keepdims=True)
+    np.testing.assert_allclose(r * [-1, 1, 1], m, atol=1e-9)

@@ -21,6 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from realtime.lifting import Lifter, PosePrior  # noqa: E402
+from realtime.lifting.augment import recombine  # noqa: E402
 from realtime.lifting.evaluation import add_noise, drop_joints, pa_mpjpe, random_views  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
 from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
@@ -68,6 +70,14 @@ def balanced(poses: np.ndarray, cats: np.ndarray, cap: int, seed: int) -> np.nda
     keep = [np.sort(rng.choice(idx, cap, replace=False)) if len(idx) > cap else idx
             for idx in (np.flatnonzero(cats == c) for c in CATEGORIES)]
     return poses[np.concatenate(keep)]
+
+
+def augmented(poses: np.ndarray, arms: float, legs: float, seed: int) -> np.ndarray:
+    """The poses plus ``arms`` x as many with recombined arms and ``legs`` x as many with recombined
+    legs (realtime.lifting.augment), each drawn from the given poses."""
+    rng = np.random.default_rng(seed + 1)
+    extra = [recombine(poses, int(round(f * len(poses))), rng, limbs) for limbs, f in (("arms", arms), ("legs", legs))]
+    return np.concatenate([poses] + [e.astype(poses.dtype) for e in extra])
 
 
 def validation_views(poses: np.ndarray, cats: np.ndarray, per_category: int, seed: int):
@@ -112,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-poses", type=int, default=400, help="validation poses lifted per category and condition")
     p.add_argument("--balance", type=int, nargs="+", default=[0],
                    help="training poses per category at most (0 = all); each value is a setting to choose from")
+    p.add_argument("--augment-arms", type=float, nargs="+", default=[0.0],
+                   help="add this many times the training poses with recombined arms "
+                        "(realtime.lifting.augment); each value is a setting to choose from")
+    p.add_argument("--augment-legs", type=float, nargs="+", default=[0.0],
+                   help="the same with recombined legs")
     p.add_argument("--final", choices=("train", "train+val"), default="train",
                    help="fit the chosen setting on these subjects for the saved prior")
     p.add_argument("--seed", type=int, default=0)
@@ -141,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
 
     command = "python tools/train_prior.py " + shlex.join(
         a.replace(str(REPO.parent), "..") if isinstance(a, str) else a for a in (argv or sys.argv[1:]))
-    print(f"{'K':>3} {'J':>3} {'bal':>5} {'noise2d':>7} {'fit s':>6} {'loglik':>7} "
+    print(f"{'K':>3} {'J':>3} {'bal':>5} {'arms':>4} {'legs':>4} {'noise2d':>7} {'fit s':>6} {'loglik':>7} "
           + " ".join(f"{c[:8]:>8}" for c in scored) + " " + " ".join(f"{c[:8]:>8}" for c in conditions)
           + f" {'score':>6}")
     best: tuple[float, PosePrior, dict] | None = None
-    for cap in args.balance:
-        poses = balanced(train_poses, train_cats, cap, args.seed)
+    for cap, arms, legs in itertools.product(args.balance, args.augment_arms, args.augment_legs):
+        poses = augmented(balanced(train_poses, train_cats, cap, args.seed), arms, legs, args.seed)
         for k in args.components:
             for j in args.basis:
                 start = time.perf_counter()
@@ -158,11 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                     per_cat = {c: float(np.mean([errors[n][c] for n in conditions])) for c in scored}
                     per_cond = {n: float(np.mean(list(errors[n].values()))) for n in conditions}
                     score = float(np.mean(list(per_cat.values())))
-                    print(f"{k:>3} {j:>3} {cap:>5} {noise2d:>7.3f} {fit_s:>6.1f} {loglik:>7.1f} "
+                    print(f"{k:>3} {j:>3} {cap:>5} {arms:>4.1f} {legs:>4.1f} {noise2d:>7.3f} {fit_s:>6.1f} {loglik:>7.1f} "
                           + " ".join(f"{per_cat[c]:>8.1f}" for c in scored) + " "
                           + " ".join(f"{per_cond[n]:>8.1f}" for n in conditions) + f" {score:>6.1f}", flush=True)
                     if best is None or score < best[0]:
-                        setting = dict(components=k, basis=j, balance=cap, noise2d=noise2d)
+                        setting = dict(components=k, basis=j, balance=cap, augment_arms=arms, augment_legs=legs, noise2d=noise2d)
                         info = dict(command=command, **setting, fps=args.fps, seed=args.seed,
                                     subjects=train.subjects, val_subjects=val.subjects, n_val=len(val_poses),
                                     val_loglik=loglik, val_pa_mpjpe_mm=per_cond, val_category_pa_mpjpe_mm=per_cat,
@@ -171,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     assert best is not None
     score, prior, setting = best
     print(f"val chose K={setting['components']} J={setting['basis']} balance={setting['balance']} "
-          f"noise2d={setting['noise2d']} (mean over categories {score:.1f} mm)")
+          f"augment_arms={setting['augment_arms']} augment_legs={setting['augment_legs']} noise2d={setting['noise2d']} (mean over categories {score:.1f} mm)")
     if args.final == "train+val":
-        poses = balanced(np.concatenate([train_poses, val_poses]), np.concatenate([train_cats, val_cats]),
-                         setting["balance"], args.seed)
+        poses = augmented(balanced(np.concatenate([train_poses, val_poses]), np.concatenate([train_cats, val_cats]),
+                                   setting["balance"], args.seed), setting["augment_arms"], setting["augment_legs"],
+                          args.seed)
         final = PosePrior.fit(poses, n_components=setting["components"], n_basis=setting["basis"], seed=args.seed,
                               progress=progress)
         subjects = sorted(set(train.subjects) | set(val.subjects), key=lambda s: (len(s), s))
