@@ -175,3 +175,21 @@ def test_recombined_limbs_keep_each_body_and_its_bone_lengths(limbs):
     r, m = local(chain_r[0], chain_r[1]), local(chain_l[0], chain_l[1])
     r, m = r / np.linalg.norm(r, axis=1, keepdims=True), m / np.linalg.norm(m, axis=1, keepdims=True)
     np.testing.assert_allclose(r * [-1, 1, 1], m, atol=1e-9)
+
+
+def test_reconstruct_is_the_closest_pose_the_prior_holds():
+    rng = np.random.default_rng(11)
+    prior = PosePrior.fit(articulated_poses(1500, rng), n_components=2, n_basis=12, progress=False)
+    poses = articulated_poses(20, rng)                      # new poses of the same kind, turned and placed
+    closest = prior.reconstruct(poses)
+    err = np.linalg.norm(closest - poses, axis=-1).mean(1)
+    assert np.median(err) < 0.03                            # in place, in size, in the pose's own frame
+    wild = poses.copy()
+    wild[:, J["r_wrist"]] += [0.5, 0.5, 0.0]                # a wrist half a metre off its forearm
+    wild_err = np.linalg.norm(prior.reconstruct(wild) - wild, axis=-1).mean(1)
+    assert np.median(wild_err) > 2 * np.median(err)
+    holes = poses.copy()
+    holes[:, J["neck"]] = np.nan                             # a dataset without the joint
+    filled = prior.reconstruct(holes)
+    assert np.isfinite(filled).all()
+    assert np.median(np.linalg.norm(filled[:, J["neck"]] - poses[:, J["neck"]], axis=-1)) < 0.05

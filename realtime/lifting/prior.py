@@ -278,6 +278,38 @@ class PosePrior:
             best = np.maximum(best, top + np.log(np.exp(logp - top[:, None]).sum(1)))
         return best
 
+    def reconstruct(self, poses: np.ndarray, rotations: int = 80) -> np.ndarray:
+        """The closest pose the prior holds to each (N,16,3) metre pose seen in full 3D: the posterior
+        mean of the best component at the best ground-plane rotation, back in the pose's own frame,
+        size and root (metres). What a lift could reach with perfect 2D and no depth ambiguity.
+        Missing (NaN) joints other than the root are filled from the reconstruction, a few rounds."""
+        poses = np.asarray(poses, np.float64)
+        missing = ~np.isfinite(poses).all(-1)
+        if missing.any():
+            root = poses[:, ROOT_INDEX : ROOT_INDEX + 1]
+            filled = np.where(missing[..., None], root, poses)
+            for _ in range(5):
+                filled = np.where(missing[..., None], self.reconstruct(filled, rotations), poses)
+            return self.reconstruct(filled, rotations)
+        centred = poses - poses[:, ROOT_INDEX : ROOT_INDEX + 1]
+        size = np.sqrt(bone_sum_squares(centred))
+        data = centred / size[:, None, None]
+        k, j = self.n_components, self.n_basis
+        best, out = np.full(len(data), np.inf), np.zeros_like(data)
+        for theta in np.linspace(0, 2 * np.pi, rotations, endpoint=False):
+            turned = rotate_y(data, np.full(len(data), theta))
+            x = turned[:, _NONROOT].reshape(len(data), -1)
+            for c in range(k):
+                mu, w = self.means[c, _NONROOT].ravel(), self.bases[c, _NONROOT].reshape(-1, j)
+                fit = mu + _posterior_mean(x, mu, w, self.noise[c]) @ w.T
+                err = ((fit - x) ** 2).sum(1)
+                better = err < best
+                best[better] = err[better]
+                pose = np.zeros_like(data[better])
+                pose[:, _NONROOT] = fit[better].reshape(-1, len(_NONROOT), 3)
+                out[better] = rotate_y(pose, np.full(int(better.sum()), -theta))
+        return out * size[:, None, None] + poses[:, ROOT_INDEX : ROOT_INDEX + 1]
+
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
             path, means=self.means.astype(np.float32), bases=self.bases.astype(np.float32),
