@@ -92,6 +92,10 @@ class Pose2DConfig:
     detector_regions_per_frame: float = opt(
         0.3, min=0.001, max=64.0, help="Video: the detector's regions (the whole frame and its tiles), taken "
                                        "round-robin, this many per frame on average.")
+    detector_budget_people: float = opt(
+        0.0, min=0.0, max=64.0, help="Video: with fewer people followed than this, the detector also gets the "
+                                     "keypoint network's time of the missing ones (both costs measured as it "
+                                     "runs), on top of detector_regions_per_frame; 0 = a fixed rate.")
     detector_async: bool = opt(True, help="Video: the detector's network runs on its own thread beside the "
                                           "keypoint network; its people join the next frame.")
     detector_score: float | None = opt(None, min=0.0, max=1.0, help="Person detector score threshold.")

@@ -395,6 +395,31 @@ def test_a_small_frame_gets_the_detector_every_few_frames_exactly(est, photos_di
     assert detected == [True, False, False, True, False, False, True]
 
 
+def test_the_detector_gets_the_time_of_people_not_there(est, photos_dir):
+    """detector_budget_people: the keypoint time of the people fewer than the budget goes into detector
+    regions (costs measured as the follower runs), so an empty scene is searched on most frames where
+    a fixed rate of 0.01 would look once in a hundred."""
+    image = load_image(photos_dir / "p2.jpg")
+    black = np.zeros_like(image)
+    whole_frame_only = create_detector(est.detector.name, est.detector.backend, tiles=1)
+    extra = {}
+    for budget in (0.0, 4.0):
+        video = VideoFollower(_with_detector(est, whole_frame_only, detector_regions_per_frame=0.01,
+                                             detector_budget_people=budget))
+        assert len(video.estimate(image)) == 2
+        assert video.costs.crop_ms > 0 and video.costs.region_ms > 0      # measured on the first frame
+        crop, region = video.costs.crop_ms, video.costs.region_ms
+        assert video.detector_rate() == pytest.approx(0.01 + max(budget - 2, 0) * crop / region)
+        video.reset()                                                      # nobody followed: all the budget
+        assert video.detector_rate() == pytest.approx(0.01 + budget * crop / region)
+        video.estimate(black)                                              # a fresh start: the whole detector
+        runs = video.detector_runs
+        for _ in range(10):
+            video.estimate(black)
+        extra[budget] = video.detector_runs - runs
+    assert extra[0.0] == 0 and extra[4.0] >= 3, extra
+
+
 def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(est, photos_dir):
     video = VideoFollower(_with_detector(est, est.detector, detector_regions_per_frame=0.01, lost_frames=2))
     image = load_image(photos_dir / "p2.jpg")

@@ -79,6 +79,26 @@ class _Source:
     last_timings: dict[str, float] = field(default_factory=dict)
     #: Changes on every reset: detections still running for an older generation are dropped.
     generation: int = 0
+    #: Turns of the detector's round-robin taken so far (fractional: the rate need not be whole).
+    turn: float = 0.0
+
+
+@dataclass
+class _Costs:
+    """Running estimates (ms) of one keypoint crop and one detector region on this machine: what
+    ``detector_budget_people`` trades between following people and looking for new ones."""
+
+    crop_ms: float | None = None
+    region_ms: float | None = None
+
+    #: Weight of the newest measurement.
+    ALPHA = 0.1
+
+    def add(self, name: str, total_ms: float, count: int) -> None:
+        if count <= 0 or not total_ms > 0:
+            return
+        old, new = getattr(self, name), total_ms / count
+        setattr(self, name, new if old is None else old + self.ALPHA * (new - old))
 
 
 @dataclass
@@ -106,6 +126,7 @@ class VideoFollower:
         self.asynchronous = estimator.config.detector_async if asynchronous is None else asynchronous
         self._pool: ThreadPoolExecutor | None = None
         self._pending: _Pending | None = None
+        self.costs = _Costs()
 
     def close(self) -> None:
         """Stop the detector's thread (the networks stay open: they are the estimator's)."""
@@ -153,11 +174,27 @@ class VideoFollower:
     def timings(self, source: int) -> dict[str, float]:
         return self.sources[source].last_timings
 
-    def detector_regions(self, width: int, height: int, source: int = 0) -> list[Crop]:
+    def detector_rate(self, source: int = 0) -> float:
+        """Detector regions for the source's next frame: ``detector_regions_per_frame``, plus, with
+        ``detector_budget_people`` B and n people followed, (B - n) keypoint crops' time in regions.
+
+        Why: a frame's cost is its people's keypoints plus the detector's regions. With a fixed rate a
+        scene of two people leaves most of a crowd's budget unused while newcomers wait for their
+        region's turn; here the time of the people not there goes into looking for them, so a frame
+        costs about what B people cost and the fewer people, the sooner a newcomer is found."""
+        config = self.estimator.config
+        rate = config.detector_regions_per_frame
+        spare = config.detector_budget_people - len(self.sources[source].tracks)
+        if spare > 0 and self.costs.crop_ms and self.costs.region_ms:
+            rate += spare * self.costs.crop_ms / self.costs.region_ms
+        return rate
+
+    def detector_regions(self, width: int, height: int, source: int = 0, rate: float | None = None) -> list[Crop]:
         """Where the detector looks in this frame: everywhere on the first frame; then the next regions
-        round-robin, ``rate = detector_regions_per_frame`` per frame on average (frame f takes the
-        turns numbered ``floor((f - 1) rate)`` up to ``floor(f rate)`` of a cycle in which the whole
-        frame comes before every tile), plus a region around each person lost in the last frame.
+        round-robin, ``rate`` (default :meth:`detector_rate`) per frame (the turns numbered
+        ``floor(turn)`` up to ``floor(turn + rate)`` of a cycle in which the whole frame comes before
+        every tile, ``turn`` the source's turns so far), plus a region around each person lost in the
+        last frame.
         The whole frame every other turn: medium and large people (most of them) are found soon, the
         tiles (for small people) take turns in between; on the demo video this found 4 % more people
         a frame than plain round-robin at the same cost (tools/bench_2d.py)."""
@@ -166,8 +203,8 @@ class VideoFollower:
         regions = detector.regions(width, height)
         if s.frame == 0:
             return regions
-        rate = self.estimator.config.detector_regions_per_frame
-        start, end = math.floor((s.frame - 1) * rate + 1e-9), math.floor(s.frame * rate + 1e-9)
+        rate = self.detector_rate(source) if rate is None else rate
+        start, end = math.floor(s.turn + 1e-9), math.floor(s.turn + rate + 1e-9)
         cycle = _whole_between_tiles(regions)
         due = [cycle[(start + k) % len(cycle)] for k in range(min(end - start, len(cycle)))]
         due = list({id(r): r for r in due}.values())     # the whole frame once, even when it comes twice
@@ -188,17 +225,23 @@ class VideoFollower:
         t0 = time.perf_counter()
         ready = {i: to_bgr8(f) for i, f in enumerate(frames)
                  if f is not None and not (isinstance(f, np.ndarray) and (f.ndim < 2 or min(f.shape[:2]) < MIN_SIDE))}
-        regions = {i: self.detector_regions(f.shape[1], f.shape[0], i) for i, f in ready.items()}
+        rates = {i: self.detector_rate(i) for i in ready}
+        regions = {i: self.detector_regions(f.shape[1], f.shape[0], i, rates[i]) for i, f in ready.items()}
+        for i in ready:
+            if self.sources[i].frame:                      # the first frame looks everywhere, outside the cycle
+                self.sources[i].turn += rates[i]
         detections = self._collect()                       # the last frames' detections (asynchronous)
         now = [i for i in ready if regions[i] and (not self.asynchronous or self.sources[i].frame == 0)]
         later = [i for i in ready if regions[i] and i not in now]
         if now:
+            t = time.perf_counter()
             detections.update(zip(now, est.detector.detect_many([ready[i] for i in now], [regions[i] for i in now])))
+            self.costs.add("region_ms", (time.perf_counter() - t) * 1e3, sum(len(regions[i]) for i in now))
         if later:
             prepared = est.detector.prepare([ready[i] for i in later], [regions[i] for i in later])
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="detector")
-            self._pending = _Pending(self._pool.submit(est.detector.run, prepared),
+            self._pending = _Pending(self._pool.submit(self._run_detector, prepared),
                                      [(i, self.sources[i].generation) for i in later])
         candidates = {i: self._candidates(i, detections.get(i)) for i in ready}
         t1 = time.perf_counter()
@@ -214,6 +257,7 @@ class VideoFollower:
         found = [crop_people[:len(candidates[i])] for i, crop_people in zip(order, found)]
         keep_surer(found, turned, upright)
         crop, infer = est.last_timings.get("crop", 0.0), est.last_timings.get("infer", 0.0)
+        self.costs.add("crop_ms", infer, sum(len(c) + len(t) for c, t in zip(candidates.values(), turned)))
         people: list[list[Person]] = [[] for _ in frames]
         for i, crop_people in zip(order, found):
             people[i] = self._people(i, candidates[i], crop_people)
@@ -223,6 +267,13 @@ class VideoFollower:
         for i in range(len(frames)):
             self.sources[i].last_timings = dict(timings) if i in ready else dict.fromkeys(timings, 0.0)
         return people
+
+    def _run_detector(self, prepared) -> list[list[Detection]]:
+        """The detector's network on its thread, timed per region."""
+        t = time.perf_counter()
+        found = self.estimator.detector.run(prepared)
+        self.costs.add("region_ms", (time.perf_counter() - t) * 1e3, sum(len(r) for r in prepared.regions))
+        return found
 
     def _collect(self) -> dict[int, list[Detection]]:
         """The detections of the batch running on the detector's thread, by source (waiting for it to
