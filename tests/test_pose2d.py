@@ -433,6 +433,25 @@ def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(est, photos_d
     assert not video.lost
 
 
+def test_a_person_on_a_poor_frame_is_cropped_larger_next(est, photos_dir):
+    """The last keypoint box is what went wrong on a poor frame: the next crop is POOR_GROWTH times
+    larger about the same centre, and the people are found again in it."""
+    from realtime.pose2d.video import POOR_GROWTH
+
+    image = load_image(photos_dir / "p2.jpg")
+    video = VideoFollower(_with_detector(est, est.detector, detector_regions_per_frame=0.01, lost_frames=3))
+    assert len(video.estimate(image)) == 2
+    before = sorted((t.box.copy() for t in video.sources[0].tracks), key=lambda b: b[0] + b[2])
+    assert video.estimate(np.zeros_like(image)) == []              # a poor frame for both
+    after = sorted((t.box for t in video.sources[0].tracks), key=lambda b: b[0] + b[2])
+    assert len(after) == 2
+    for b, a in zip(before, after):
+        assert ((a[2:] - a[:2]) > 1.2 * (b[2:] - b[:2])).all()
+        np.testing.assert_allclose(a[2:] - a[:2], POOR_GROWTH * (b[2:] - b[:2]))
+        np.testing.assert_allclose(a[:2] + a[2:], b[:2] + b[2:])
+    assert len(video.estimate(image)) == 2 and video.detector_runs == 1
+
+
 def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos_dir):
     """Hysteresis: on the same image, people the follower already follows are kept at a score that
     new detections do not reach."""

@@ -8,7 +8,8 @@ at 0.5; a small frame's one region every other frame) and no frame pays for all 
 first frame of a video looks everywhere at once. Hysteresis keeps people: a new person needs
 ``person_score``, a followed one only ``keep_fraction`` of it, and a followed person below that is
 dropped only after ``lost_frames`` poor frames in a row (a turn or a passer-by in front must not lose
-them); the detector then looks around where they were on the next frame.
+them), cropped larger after each poor frame; the detector then looks around where they were on the
+next frame.
 
 One follower holds the state of every source it follows and shares its estimator's networks:
 :meth:`VideoFollower.estimate_sources` puts one frame of each source through ONE detector call and
@@ -48,6 +49,12 @@ SAME_SIZE = 2.0
 PART_SIZE = 0.25
 #: The detector's region around a lost person: this many times their box's longer side.
 LOST_REGION = 2.0
+#: A followed person on a poor frame is cropped this much larger on the next one (each poor frame
+#: again): their last keypoint box is what went wrong (a turn, a limb hidden, a fast move), and more
+#: of the scene around them costs nothing (the crop is resampled to the network's input anyway). Chosen
+#: on the shared videos, 4 starts each (tools/bench_2d.py, docs/benchmarks.md): 1.5 found more people
+#: on both than 1 (keep the box) and 1.25; 2 lost small people on the 1080p demo.
+POOR_GROWTH = 1.5
 
 
 @dataclass
@@ -306,7 +313,7 @@ class VideoFollower:
             if person.score >= threshold * (config.keep_fraction if track.confirmed else 1.0):
                 found.append((person, track.box))
             elif track.confirmed:
-                poor.append(_Track(track.box, track.score, track.misses + 1, angle=track.angle))
+                poor.append(_Track(_grown(track.box), track.score, track.misses + 1, angle=track.angle))
         found.sort(key=lambda pb: -pb[0].score)
         kept = deduplicate([p for p, _ in found])
         found = [(p, b) for p, b in found if any(p is k for k in kept)]
@@ -341,6 +348,12 @@ def _merge(tracked: list[_Track], detections: list[Detection]) -> list[_Track]:
             t = merged[same[0]]
             merged[same[0]] = _Track(np.asarray(d.box, np.float64), t.score, t.misses, t.confirmed, t.angle)
     return merged
+
+
+def _grown(box: np.ndarray) -> np.ndarray:
+    """A poor track's box for the next frame: POOR_GROWTH times as large, about the same centre."""
+    centre, half = (box[:2] + box[2:]) / 2.0, (box[2:] - box[:2]) / 2.0 * POOR_GROWTH
+    return np.concatenate([centre - half, centre + half])
 
 
 def _inside(box: np.ndarray, other: np.ndarray) -> bool:
