@@ -67,6 +67,16 @@ LIMBS2D: tuple[tuple[int, int], ...] = (
 )
 
 
+def turn_matrix(angle):
+    """(..., 2, 2) for angles (radians, clockwise on screen, image y down, as :func:`torso_lean`):
+    image points as row vectors times it turn by the angle, times its transpose turn back. The one
+    place the turn convention is written: crops, belief-map frames and the lifter's turned lift use it."""
+    import numpy as np
+
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)
+
+
 def torso_lean(keypoints, visible):
     """(N,) angle of each LSP-14 torso (mid-hips to mid-shoulders, over the visible ones) from upright
     in the image, radians, clockwise on screen (image y down); NaN without a visible hip and shoulder.

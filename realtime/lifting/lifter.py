@@ -39,7 +39,7 @@ import numpy as np
 
 from realtime.lifting.conventions import KeypointConvention
 from realtime.lifting.prior import ROOT_INDEX, PosePrior, rotate_y
-from realtime.skeleton import JOINTS3D, LSP14, torso_lean
+from realtime.skeleton import JOINTS3D, LSP14, torso_lean, turn_matrix
 
 if TYPE_CHECKING:
     from realtime.lifting.camera import Camera
@@ -139,9 +139,7 @@ def _rot_z(psi: np.ndarray) -> np.ndarray:
 
 def _turn_image(points: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """(N,L,2) image points (y down) turned by ``angle`` (N,) radians, clockwise on screen, about (N,2) centres."""
-    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
-    d = points - centre[:, None]
-    return np.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], -1) + centre[:, None]
+    return np.matmul(points - centre[:, None], turn_matrix(angle)) + centre[:, None]
 
 
 class Lifter:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from realtime.skeleton import turn_matrix
+
 
 @dataclass(frozen=True)
 class Crop:
@@ -25,9 +27,9 @@ class Crop:
     angle: float = 0.0
 
     def _rotation(self) -> np.ndarray:
-        """Image -> crop rotation (a turn by -angle, y down)."""
-        c, s = np.cos(self.angle), np.sin(self.angle)
-        return np.array([[c, s], [-s, c]])
+        """The crop's turn (``realtime.skeleton.turn_matrix``): row vectors times it turn by ``angle``,
+        times its transpose (as a column-vector map: image -> crop) by ``-angle``."""
+        return turn_matrix(self.angle)
 
     @property
     def matrix(self) -> np.ndarray:

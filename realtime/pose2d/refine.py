@@ -26,6 +26,7 @@ import numpy as np
 
 from realtime.pose2d.crops import Crop
 from realtime.pose2d.decode import peak_pixels, pixel_values, subpixel_peaks
+from realtime.skeleton import turn_matrix
 
 if TYPE_CHECKING:
     from realtime.lifting import Lifter, LiftResult, PosePrior
@@ -226,9 +227,7 @@ class _MapFrame:
         size = crops[0].size
         self.centre = np.array([c.centre for c in crops], np.float64)[:, None, :]      # (N, 1, 2)
         self.k = (np.array([c.side for c in crops], np.float64) / size)[:, None, None]  # image px per crop px
-        angle = np.array([c.angle for c in crops], np.float64)
-        c, s = np.cos(angle), np.sin(angle)
-        self.turn = np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)       # (N,2,2) image -> crop
+        self.turn = turn_matrix(np.array([c.angle for c in crops], np.float64))       # (N,2,2), as Crop's
         self.stride = size / map_size
         self.half = size / 2.0 - 0.5
 
