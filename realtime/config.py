@@ -138,7 +138,8 @@ class LiftingConfig:
                                                              "missing; the others count fully (no weighting).")
     roll_above_deg: float = opt(45.0, min=0.0, max=180.0, help="A person whose torso (hips to shoulders) "
                                                                  "leans more than this many degrees from upright "
-                                                                 "in the image")
+                                                                 "in the image is also lifted with the image "
+                                                                 "turned to stand them up; 180 = never.")
     pitch_estimate_people: int = opt(0, min=0, help="Unknown pitch: people of a source lifted with the "
                                                       "elevation search before its pitch is estimated once and "
                                                       "kept (0 = search every person).")
