@@ -101,6 +101,10 @@ class Pose2DConfig:
     detector_score: float | None = opt(None, min=0.0, max=1.0, help="Person detector score threshold.")
     detector_tiles: int = opt(2, min=1, max=8, help="Rows of overlapping square tiles the detector also sees "
                                                     "besides the whole frame (1 = whole frame only).")
+    detector_turns: bool = opt(True, help="Still images: the detector also sees the whole image turned a quarter "
+                                          "each way, for people lying across it (on the floor, in bed, after a "
+                                          "fall); two more detector regions a photo. Video follows a person "
+                                          "who lies down, and looks upright only.")
     keypoint_threshold: float = opt(0.1, min=0.0, max=1.0, help="Keypoints below this confidence are reported "
                                                                 "with confidence 0 (missing).")
     keep_fraction: float = opt(0.75, min=0.0, max=1.0, help="Video: a person already followed stays reported "

@@ -81,9 +81,10 @@ def _config(threads: int, **kw) -> Pose2DConfig:
 
 
 def matrix(samples: list[Sample], images: dict, keypoints: tuple[str, ...], detectors: tuple[str, ...],
-           threads: int, conditions: tuple[str, ...]) -> dict:
-    """Every combination under every condition (networks loaded once, shared by the combinations)."""
-    config = _config(threads)
+           threads: int, conditions: tuple[str, ...], overrides: dict | None = None) -> dict:
+    """Every combination under every condition (networks loaded once, shared by the combinations),
+    with ``overrides`` of the [pose2d] defaults."""
+    config = _config(threads, **(overrides or {}))
     kp_backends = {k: create_backend(k, "onnxruntime", replace(config, model=k)) for k in keypoints}
     det_backends = {d: create_backend(d, "onnxruntime", config) for d in detectors}
     rows: dict[str, dict] = {}
@@ -100,7 +101,7 @@ def matrix(samples: list[Sample], images: dict, keypoints: tuple[str, ...], dete
             detections, detect_ms = [], []
             for f in frames:
                 t = time.perf_counter()
-                detections.append(detector.detect(f))
+                detections.append(detector.detect(f, detector.regions(f.shape[1], f.shape[0], config.detector_turns)))
                 detect_ms.append((time.perf_counter() - t) * 1e3)
             for k in keypoints:
                 # the same steps as PoseEstimator2D.estimate, the detections shared by the keypoint networks
@@ -273,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", type=int, default=0, metavar="N", help="only the real-time check on N demo frames")
     p.add_argument("--video-repeats", type=int, default=1)
     p.add_argument("--pose2d", action="append", default=[], metavar="KEY=VALUE",
-                   help="with --video, and for the live rows of the videos: a [pose2d] setting other than "
-                        "the default (TOML value), repeatable")
+                   help="a [pose2d] setting other than the default (TOML value) for the photos, the live rows "
+                        "of the videos and --video; repeatable")
     args = p.parse_args(argv)
     load = os.getloadavg()[0]
     data = args.shared / "data"
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"samples": len(samples), "threads": args.threads, "cpus": os.cpu_count(), "load": load,
               "conditions": conditions,
               "matrix": matrix(samples, images, tuple(args.keypoints.split(",")), tuple(args.detectors.split(",")),
-                               args.threads, conditions)}
+                               args.threads, conditions, overrides)}
     if args.video_frames:
         videos = [data / "video" / "deepstream_Retail02_short.mp4", data / "video" / "mmdeploy_arm_wrestling.mp4"]
         result["video"] = video_counts(videos, args.video_frames, tuple(c for c in args.video_combos.split(",") if c),

@@ -53,7 +53,7 @@ from realtime.mocap import load_dataset  # noqa: E402
 from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
 from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES  # noqa: E402
 
-#: ``--roll-above-deg``: every lifter of this run (the Lifter's own default unless given).
+#: ``--roll-above-deg``, ``--elevations-deg``: every lifter of this run (the Lifter's own default unless given).
 LIFTER_OPTIONS: dict = {}
 
 
@@ -360,10 +360,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="stream passes (statistics are their medians)")
     p.add_argument("--roll-above-deg", type=float, default=None,
                    help="lifters' roll_above_deg (180 = never turn; default: the Lifter's)")
+    p.add_argument("--elevations-deg", type=float, nargs="+", default=None,
+                   help="lifters' elevations searched when the pitch is unknown (default: the Lifter's)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.roll_above_deg is not None:
         LIFTER_OPTIONS["roll_above_deg"] = args.roll_above_deg
+    if args.elevations_deg is not None:
+        LIFTER_OPTIONS["elevations_deg"] = args.elevations_deg
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     prior = PosePrior.load(args.prior)
     result = mocap_part(args, prior, log) if args.part in ("all", "mocap") else {}

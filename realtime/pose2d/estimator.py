@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from realtime.boxes import covered
 from realtime.config import Pose2DConfig
 from realtime.pose2d.crops import Crop, box_crop, warp
 from realtime.pose2d.detection import Detection, PersonDetector
@@ -43,6 +44,11 @@ SAME_PERSON = 0.5
 #: the keypoint networks learnt upright people (a person lying on the floor, crawling, upside down).
 TURN_ABOVE_DEG = 45.0
 TURN = float(np.radians(TURN_ABOVE_DEG))
+#: A person only a turned view found is dropped when more of their box than this is inside better-scored people,
+COVERED_BY_OTHERS = 0.5
+#: or when their score is below this many times ``person_score`` (on the shared photos, people lying
+#: across turned photos scored 0.43-0.80 with MoveNet Lightning, what else the turned views found 0.25-0.37).
+LYING_SCORE = 2.0
 
 
 #: Earlier name of the pipeline's one person type (``realtime.transport.schema.Person``), kept for
@@ -148,7 +154,7 @@ class PoseEstimator2D:
         if not frames:
             return []
         t0 = time.perf_counter()
-        regions = [self.detector.regions(f.shape[1], f.shape[0]) for f in frames]
+        regions = [self.detector.regions(f.shape[1], f.shape[0], self.config.detector_turns) for f in frames]
         detections = self.detector.detect_many(frames, regions)
         t1 = time.perf_counter()
         people = self.people_in_detections(frames, detections)
@@ -159,8 +165,8 @@ class PoseEstimator2D:
                              ) -> list[list[Person]]:
         """The rest of :meth:`estimate` after the detector: the best ``max_people`` detections of each
         frame through the keypoint network, people below ``person_score`` dropped, doubles removed."""
-        boxes = [[d.box for d in sorted(found, key=lambda d: -d.score)][: self.config.max_people]
-                 for found in detections]
+        ranked = [sorted(found, key=lambda d: (d.lying, -d.score))[: self.config.max_people] for found in detections]
+        boxes = [[d.box for d in found] for found in ranked]
         cameras = [self.camera()] * len(frames)
         people = self.keypoints_in_boxes(frames, boxes, cameras)
         # once more in crops turned along the body, the best score kept: people whose torso leans over
@@ -172,8 +178,10 @@ class PoseEstimator2D:
             again = self.keypoints_in_boxes(frames, [[boxes[i][k] for k, _ in t] for i, t in enumerate(turned)],
                                             cameras, [[a for _, a in t] for t in turned])
             keep_surer(people, [[k for k, _ in t] for t in turned], again)
-        return [deduplicate(sorted([p for p in found if p.score >= self.person_score], key=lambda p: -p.score))
-                for found in people]
+        return [deduplicate(confirm_lying(sorted([(p, d.lying) for p, d in zip(found, dets)
+                                                  if p.score >= self.person_score], key=lambda x: -x[0].score),
+                                          LYING_SCORE * self.person_score))
+                for found, dets in zip(people, ranked)]
 
     def estimate_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Person]:
         """Keypoints of the people in given boxes (keypoint-box sized, e.g. ground truth or another
@@ -300,6 +308,27 @@ def _image(image: "np.ndarray | str | Path", index: int) -> np.ndarray:
 
 def _has_belief_maps(spec: ModelSpec) -> bool:
     return spec.decoder in ("lsp_maps", "mpii_maps", "movenet")
+
+
+def confirm_lying(people: list[tuple[Person, bool]], min_score: float) -> list[Person]:
+    """``people`` (best first) with whether only a turned view of the image found them; those must lie
+    (torso over TURN_ABOVE_DEG from upright), score at least ``min_score`` and not lie mostly inside
+    better-scored people: a turned view also finds parts of upright people (an arm, the feet), patterns
+    across two of them and lamps."""
+    kept: list[Person] = []
+    for p, lying in people:
+        if lying and (abs(leans([p])[0]) <= TURN or p.score < min_score
+                      or covered(p.bbox, _grown([q.bbox for q in kept])) > COVERED_BY_OTHERS):
+            continue
+        kept.append(p)
+    return kept
+
+
+def _grown(boxes: list[np.ndarray], margin: float = 0.1) -> np.ndarray:
+    """Keypoint boxes grown by ``margin`` of their longer side each way (to the body's outline: feet, hands)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    pad = margin * (b[:, 2:] - b[:, :2]).max(axis=1, keepdims=True)
+    return np.concatenate([b[:, :2] - pad, b[:, 2:] + pad], axis=1)
 
 
 def deduplicate(people: list[Person]) -> list[Person]:

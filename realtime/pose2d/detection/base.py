@@ -16,7 +16,7 @@ is not a part of a large person found in the whole frame.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,16 +42,23 @@ class Detection:
     extent: np.ndarray
     #: (K, 3) x, y, confidence: keypoints the detector also gives (MultiPose: COCO-17), else None.
     keypoints: np.ndarray | None = field(default=None, compare=False)
+    #: Found only in a turned view of the frame (:data:`QUARTER_TURNS`): a person lying across the
+    #: image, to be confirmed by their keypoints (turned views also yield parts of upright people).
+    lying: bool = False
 
     def to_image(self, crop: Crop) -> "Detection":
-        """From a region's input pixels to image pixels."""
+        """From a region's input pixels to image pixels (a turned region's boxes stay upright: the
+        image box around the turned one, exact for quarter turns)."""
         def points(p: np.ndarray) -> np.ndarray:
             return crop.to_image(p.reshape(-1, 2))
+
+        def box(b: np.ndarray) -> np.ndarray:
+            corners = points(b[[0, 1, 2, 1, 2, 3, 0, 3]])
+            return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
         kp = None
         if self.keypoints is not None:
             kp = np.concatenate([points(self.keypoints[:, :2]), self.keypoints[:, 2:]], axis=1)
-        return Detection(self.score, points(self.box).reshape(4), points(self.centre).reshape(2),
-                         points(self.extent).reshape(4), kp)
+        return Detection(self.score, box(self.box), points(self.centre).reshape(2), box(self.extent), kp)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,11 @@ PART_SCALE = 0.3
 EDGE_MARGIN = 0.01
 #: Boxes overlapping more than this are one person (the detectors' own suppression threshold).
 NMS_IOU = 0.5
+#: The turns of the whole frame a still image's detector also sees (radians, clockwise on screen):
+#: detectors learnt from photos of mostly upright people and miss most people lying across the image
+#: (on the floor, in bed, after a fall); turned a quarter, they stand upright (tools/bench_2d.py's
+#: "turned" photos).
+QUARTER_TURNS = (np.pi / 2, -np.pi / 2)
 
 
 class PersonDetector:
@@ -120,9 +132,13 @@ class PersonDetector:
     def input_size(self) -> int:
         return self.spec.input_size[0]
 
-    def regions(self, width: int, height: int) -> list[Crop]:
-        """The whole frame, then the tiles (none when a tile would be smaller than the network input)."""
-        regions = [letterbox(width, height, self.input_size)]
+    def regions(self, width: int, height: int, turns: bool = False) -> list[Crop]:
+        """The whole frame (with ``turns``, also turned a quarter each way: still images), then the
+        tiles (none when a tile would be smaller than the network input)."""
+        whole = letterbox(width, height, self.input_size)
+        regions = [whole]
+        if turns:
+            regions += [replace(whole, angle=a) for a in QUARTER_TURNS]
         if self.tiles <= 1:
             return regions
         side = min(width, height) / (TILE_STEP * self.tiles + (1.0 - TILE_STEP))
@@ -176,15 +192,27 @@ class PersonDetector:
     def _merge(self, per_region: list[list[Detection]], regions: list[Crop], shape: tuple[int, int]) -> list[Detection]:
         h, w = shape
         whole: list[Detection] = []
+        turned: list[Detection] = []
         tiled: list[Detection] = []
         for crop, found in zip(regions, per_region):
-            if crop.side >= max(w, h):
-                whole += found
-            else:
+            if crop.side < max(w, h):
                 tiled += [d for d in found if _whole_in_tile(d, crop, w, h)]
+            elif crop.angle:
+                turned += [replace(d, lying=True) for d in found if _lying(d)]
+            else:
+                whole += found
         whole = self.suppress(whole)
         tiled = [d for d in tiled if not any(_part_of(d, big) for big in whole)]
-        return self.suppress(whole + tiled)
+        # a turned view's people lying across the image are kept beside the upright view's, even inside
+        # them (the upright view's box around someone lying is often poor and large): their keypoints
+        # decide (PoseEstimator2D drops those that stand upright, then the doubles)
+        return self.suppress(whole + tiled) + self.suppress(turned)
+
+
+def _lying(d: Detection) -> bool:
+    """A person found in a turned view lies across the image: their box is wider than tall there."""
+    x0, y0, x1, y1 = d.extent
+    return bool(x1 - x0 > y1 - y0)
 
 
 def _whole_in_tile(d: Detection, tile: Crop, width: int, height: int) -> bool:
