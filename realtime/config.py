@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime import networks
+from realtime.skeleton import UPRIGHT_LEAN_DEG
 
 #: The repository root (where config.toml, engines/ and tools/ live in a checkout).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +141,7 @@ class LiftingConfig:
     min_visible_joints: int = opt(6, min=2, max=14, help='Fewer visible joints than this gives "no 3D pose".')
     min_confidence: float = opt(0.05, min=0.0, max=1.0, help="Keypoints with confidence below this count as "
                                                              "missing; the others count fully (no weighting).")
-    roll_above_deg: float = opt(45.0, min=0.0, max=180.0, help="A person whose torso (hips to shoulders) "
+    roll_above_deg: float = opt(UPRIGHT_LEAN_DEG, min=0.0, max=180.0, help="A person whose torso (hips to shoulders) "
                                                                  "leans more than this many degrees from upright "
                                                                  "in the image is also lifted with the image "
                                                                  "turned to stand them up; 180 = never.")

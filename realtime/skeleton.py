@@ -77,6 +77,13 @@ def turn_matrix(angle):
     return np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)
 
 
+#: A torso leaning more than this from upright in the image (degrees) is a person lying, crawling or
+#: upside down: the 2D stage crops them turned along the body and the lifter lifts them turned (its
+#: ``[lifting] roll_above_deg`` defaults to it). Both the keypoint networks and the prior learnt
+#: upright people.
+UPRIGHT_LEAN_DEG = 45.0
+
+
 def torso_lean(keypoints, visible):
     """(N,) angle of each LSP-14 torso (mid-hips to mid-shoulders, over the visible ones) from upright
     in the image, radians, clockwise on screen (image y down); NaN without a visible hip and shoulder.

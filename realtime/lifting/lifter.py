@@ -39,7 +39,7 @@ import numpy as np
 
 from realtime.lifting.conventions import KeypointConvention
 from realtime.lifting.prior import ROOT_INDEX, PosePrior, rotate_y
-from realtime.skeleton import JOINTS3D, LSP14, torso_lean, turn_matrix
+from realtime.skeleton import JOINTS3D, LSP14, UPRIGHT_LEAN_DEG, torso_lean, turn_matrix
 
 if TYPE_CHECKING:
     from realtime.lifting.camera import Camera
@@ -154,7 +154,7 @@ class Lifter:
     def __init__(self, prior: PosePrior, rotations: int = 80, camera_pitch_deg: float | None = None,
                  elevations_deg: tuple[float, ...] | list[float] = DEFAULT_ELEVATIONS,
                  min_visible_joints: int = 6, min_confidence: float = 0.05, noise2d: float | None = None,
-                 convention: KeypointConvention | None = None, roll_above_deg: float = 45.0):
+                 convention: KeypointConvention | None = None, roll_above_deg: float = UPRIGHT_LEAN_DEG):
         if rotations < 1:
             raise ValueError(f"rotations: must be >= 1, got {rotations}")
         if not 2 <= min_visible_joints <= _N2D:

@@ -27,7 +27,7 @@ from realtime.pose2d.images import ImageError, check_frame, load_image
 from realtime.pose2d.keypoints import read_keypoints
 from realtime.pose2d.refine import BeliefRefiner
 from realtime.networks import REGISTRY, ModelSpec, names
-from realtime.skeleton import LSP14, torso_lean
+from realtime.skeleton import LSP14, UPRIGHT_LEAN_DEG, torso_lean
 from realtime.transport.schema import Person
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ SAME_JOINT = 0.1
 SAME_PERSON = 0.5
 #: A person whose torso leans more than this from upright (degrees) is cropped again along their body:
 #: the keypoint networks learnt upright people (a person lying on the floor, crawling, upside down).
-TURN_ABOVE_DEG = 45.0
+TURN_ABOVE_DEG = UPRIGHT_LEAN_DEG
 TURN = float(np.radians(TURN_ABOVE_DEG))
 #: A person only a turned view found is dropped when more of their box than this is inside better-scored people,
 COVERED_BY_OTHERS = 0.5
