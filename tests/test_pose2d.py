@@ -24,7 +24,7 @@ from realtime.skeleton import LSP14
 
 @pytest.fixture(scope="module")
 def est() -> PoseEstimator2D:
-    """The default networks (MultiPose detector, MoveNet Lightning) on ONNX Runtime."""
+    """The default networks (NanoDet detector, MoveNet Lightning) on ONNX Runtime."""
     e = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig())
     yield e
     e.close()
