@@ -6,6 +6,7 @@ import pytest
 
 import realtime
 from realtime.pose2d import ImageError, load_image
+from realtime.pose2d.estimator import PHOTO_BATCH
 from realtime.skeleton import JOINTS3D
 
 from pipeline import REPO
@@ -34,7 +35,8 @@ def test_a_list_of_photos_gives_every_person_in_3d(photos):
         height = p.joints3d[:, 1].max() - p.joints3d[:, 1].min()
         assert 0.5 < height < 2.5, f"a person {height:.2f} m tall"
         assert p.root is not None and p.root[2] < 0, "the root is not in front of the camera"
-    for path, found in list(zip(photos, results))[:4]:   # no state: alone, and from an array, the same
+    pairs = list(zip(photos, results))                   # the list goes in batches of PHOTO_BATCH:
+    for path, found in pairs[:2] + pairs[PHOTO_BATCH - 1:PHOTO_BATCH + 1]:   # alone, as an array, the same
         again = realtime.estimate(load_image(path))
         assert len(again) == len(found)
         for a, b in zip(again, found):
@@ -70,4 +72,6 @@ def test_bad_images_are_one_clear_error(tmp_path, small_video):
         realtime.estimate(str(small_video))
     with pytest.raises(ImageError):
         realtime.estimate(np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(ImageError, match=f"image {PHOTO_BATCH}:"):  # its place in the list, past the first batch
+        realtime.estimate([np.zeros((64, 64, 3), np.uint8)] * PHOTO_BATCH + [np.zeros((1, 1, 3), np.uint8)])
     assert realtime.estimate(np.zeros((240, 320, 3), np.uint8)) == []

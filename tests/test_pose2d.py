@@ -342,6 +342,26 @@ def test_estimate_is_stateless_on_a_list_of_photos(est, photos_dir):
             np.testing.assert_allclose(p.keypoints, r.keypoints, atol=1e-3)
 
 
+def test_a_long_list_of_photos_goes_through_in_batches(est, photos_dir):
+    """A folder given as a list is read and run PHOTO_BATCH images at a time (one detector call each):
+    in one batch a long list would hold every image and detector region in memory (40 photos: 4.7 GB)."""
+    from realtime.pose2d.estimator import PHOTO_BATCH
+
+    paths = sorted(photos_dir.glob("*.jpg"))[:PHOTO_BATCH + 2]
+    assert len(paths) == PHOTO_BATCH + 2
+    real = est.detector.backend
+    est.detector.backend = counting = _CountingBackend(real)
+    try:
+        found = est.estimate([str(p) for p in paths])
+    finally:
+        est.detector.backend = real
+    regions = [len(est.detector.regions(*load_image(p).shape[1::-1], est.config.detector_turns)) for p in paths]
+    assert counting.calls == [sum(regions[:PHOTO_BATCH]), sum(regions[PHOTO_BATCH:])]
+    assert len(found) == len(paths) and sum(map(len, found)) >= len(paths)
+    with pytest.raises(ImageError, match=f"image {PHOTO_BATCH + 1}"):    # errors name the image's place in the list
+        est.estimate([load_image(p) for p in paths[:PHOTO_BATCH + 1]] + [np.zeros((1, 1, 3), np.uint8)])
+
+
 def test_max_people_caps_the_batch(photos_dir):
     est = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(max_people=1))
     assert len(est.estimate(load_image(photos_dir / "p2.jpg"))) == 1
