@@ -18,8 +18,7 @@ import numpy as np
 from realtime.config import Config, load_config
 from realtime.lifting import Camera, LiftingSetup
 from realtime.pose2d import PoseEstimator2D
-from realtime.pose2d.estimator import PHOTO_BATCH
-from realtime.pose2d.images import check_frame, load_image
+from realtime.pose2d.estimator import photo_batches
 from realtime.transport.schema import Person
 
 if TYPE_CHECKING:
@@ -50,17 +49,13 @@ class PoseEstimator3D:
         return self.estimate_many([image])[0]
 
     def estimate_many(self, images: "Sequence[Image]") -> list[list[Person]]:
-        """:meth:`estimate` on several images, ``PHOTO_BATCH`` at a time (their people go through the 2D
-        networks together; files are read batch by batch, so a long list never sits in memory)."""
-        found: list[list[Person]] = []
-        for start in range(0, len(images), PHOTO_BATCH):
-            found += self._estimate_batch([load_image(im) if isinstance(im, (str, Path)) else
-                                           check_frame(im, f"image {start + i}")
-                                           for i, im in enumerate(images[start:start + PHOTO_BATCH])])
-        return found
+        """:meth:`estimate` on several images, ``photo_batches`` of them at a time (a batch's people go
+        through the 2D networks together; files are read batch by batch, so a long list never sits in
+        memory)."""
+        return [people for frames in photo_batches(images) for people in self._estimate_batch(frames)]
 
     def _estimate_batch(self, frames: list) -> list[list[Person]]:
-        found = self.pose2d.estimate_many(frames)
+        found = self.pose2d.estimate_many(frames)      # checked frames, one batch
         if self.pose2d.lifting is not None:   # lifted by the 2D stage's feedback, with the same lifter
             return found
         lifter = self.lifting.lifter(self.camera.pitch_deg)  # never the per-source pitch estimate: no state

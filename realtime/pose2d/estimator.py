@@ -151,18 +151,11 @@ class PoseEstimator2D:
         return self.estimate_many([image])[0]
 
     def estimate_many(self, images: Sequence["np.ndarray | str | Path"]) -> list[list[Person]]:
-        """:meth:`estimate` on several images: ``PHOTO_BATCH`` at a time, each batch with one detector
-        and one keypoint call (a whole folder in one batch would hold every image and every detector
-        region in memory at once: 40 photos took 4.7 GB)."""
-        people: list[list[Person]] = []
-        for start in range(0, len(images), PHOTO_BATCH):
-            people += self._estimate_batch([_image(im, start + i)
-                                            for i, im in enumerate(images[start:start + PHOTO_BATCH])])
-        return people
+        """:meth:`estimate` on several images, :func:`photo_batches` of them at a time, each batch
+        with one detector and one keypoint call."""
+        return [people for frames in photo_batches(images) for people in self._estimate_batch(frames)]
 
     def _estimate_batch(self, frames: list[np.ndarray]) -> list[list[Person]]:
-        if not frames:
-            return []
         t0 = time.perf_counter()
         regions = [self.detector.regions(f.shape[1], f.shape[0], self.config.detector_turns) for f in frames]
         detections = self.detector.detect_many(frames, regions)
@@ -310,6 +303,14 @@ def keypoint_box(keypoints: np.ndarray, confidence: np.ndarray, crop: Crop) -> n
     return np.concatenate([found.min(axis=0), found.max(axis=0)])
 
 
+def photo_batches(images: Sequence["np.ndarray | str | Path"]):
+    """The images as 8-bit BGR frames, ``PHOTO_BATCH`` at a time, files read batch by batch: in one
+    batch a folder would hold every image and every detector region in memory at once (40 photos
+    peaked at 4807 MB, tools/bench_photos.py). Errors name the image's place in the whole list."""
+    for start in range(0, len(images), PHOTO_BATCH):
+        yield [_image(im, start + i) for i, im in enumerate(images[start:start + PHOTO_BATCH])]
+
+
 def _image(image: "np.ndarray | str | Path", index: int) -> np.ndarray:
     if isinstance(image, (str, Path)):
         return load_image(image)
@@ -328,13 +329,13 @@ def confirm_lying(people: list[tuple[Person, bool]], min_score: float) -> list[P
     kept: list[Person] = []
     for p, lying in people:
         if lying and (abs(leans([p])[0]) <= TURN or p.score < min_score
-                      or covered(p.bbox, _grown([q.bbox for q in kept])) > COVERED_BY_OTHERS):
+                      or covered(p.bbox, _padded([q.bbox for q in kept])) > COVERED_BY_OTHERS):
             continue
         kept.append(p)
     return kept
 
 
-def _grown(boxes: list[np.ndarray], margin: float = 0.1) -> np.ndarray:
+def _padded(boxes: list[np.ndarray], margin: float = 0.1) -> np.ndarray:
     """Keypoint boxes grown by ``margin`` of their longer side each way (to the body's outline: feet, hands)."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     pad = margin * (b[:, 2:] - b[:, :2]).max(axis=1, keepdims=True)
