@@ -80,7 +80,11 @@ class SourceConfig:
 @dataclass(frozen=True)
 class Pose2DConfig:
     model: str = opt("movenet-lightning", choices=networks.names("keypoints"),
-                     help="2D keypoint network, run on one square crop per person and mapped to LSP-14.")
+                     help="2D keypoint network for video and live sources, run on one square crop per person "
+                          "and mapped to LSP-14.")
+    photo_model: str = opt("movenet-thunder", choices=networks.names("keypoints"),
+                           help="2D keypoint network for still images (realtime.estimate, `realtime estimate`), "
+                                "where no frame rate binds.")
     detector: str = opt("nanodet", choices=networks.names("detector"), help="Person detector.")
     backend: str = opt("auto", choices=("auto", "tensorrt", "torch", "onnxruntime"),
                        help='Inference backend: "auto" picks the fastest available, tensorrt > torch (CUDA) > '
@@ -127,6 +131,10 @@ class Pose2DConfig:
                                                  "own peaks: about 2).")
     refine_iterations: int = opt(1, min=1, max=5, help="Lift -> project -> fuse rounds.")
     refine_leave_one_out: bool = opt(False, help="Project each joint from a lift of the *other* joints.")
+
+    def for_photos(self) -> "Pose2DConfig":
+        """These settings for still images: the keypoint network is ``photo_model``."""
+        return dataclasses.replace(self, model=self.photo_model)
 
 
 @dataclass(frozen=True)

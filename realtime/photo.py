@@ -3,7 +3,8 @@
 Every call stands alone: the whole detector runs on each image and nothing is carried over between
 calls or between the images of one call, so a list of unrelated photos is safe. (Video, where people
 are followed from frame to frame, is ``realtime.pose2d.VideoFollower`` and the streaming runtime.)
-The 2D people come from :class:`realtime.pose2d.PoseEstimator2D`; each is then lifted with the
+The 2D people come from :class:`realtime.pose2d.PoseEstimator2D` with ``[pose2d] photo_model`` (no frame
+rate to keep, so the more accurate network by default); each is then lifted with the
 configured pose prior (``realtime.lifting.LiftingSetup``, the same as the runtime's lifting workers),
 and its root placed with the configured camera (``[source] focal_px``, ``[lifting] camera_pitch_deg``;
 unknown: 0.8 x the image width and a pitch searched per person).
@@ -34,7 +35,7 @@ class PoseEstimator3D:
         self.config = config if config is not None else load_config()
         self.lifting = lifting if lifting is not None else LiftingSetup.from_config(self.config.lifting)
         # with [pose2d] refine_3d the 2D stage's 3D feedback lifts each person already
-        self.pose2d = PoseEstimator2D.create(config=self.config.pose2d,
+        self.pose2d = PoseEstimator2D.create(config=self.config.pose2d.for_photos(),
                                              lifting=self.lifting if self.config.pose2d.refine_3d else None)
         self.camera = Camera(*self.config.camera_for(""))
 

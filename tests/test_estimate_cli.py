@@ -22,7 +22,7 @@ def test_json_with_lsp14_names(photos_dir):
     done = _estimate(str(photos_dir / "p2.jpg"), str(photos_dir / "p1.jpg"), "--json", "--backend", "onnxruntime")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["model"] == "movenet-lightning" and out["detector"] == "nanodet"
+    assert out["model"] == "movenet-thunder" and out["detector"] == "nanodet"   # [pose2d] photo_model
     assert out["backend"] == "onnxruntime"
     p2, p1 = out["images"]
     assert (p2["width"], p2["height"]) == (500, 422)

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import realtime
+from realtime.config import Config
+from realtime.photo import PoseEstimator3D
 from realtime.pose2d import ImageError, load_image
 from realtime.pose2d.estimator import PHOTO_BATCH
 from realtime.skeleton import JOINTS3D
@@ -44,6 +46,17 @@ def test_a_list_of_photos_gives_every_person_in_3d(photos):
             assert (a.joints3d is None) == (b.joints3d is None)
             if a.joints3d is not None:
                 assert np.allclose(a.joints3d, b.joints3d, atol=1e-4)
+
+
+def test_photos_run_the_photo_network_and_video_the_live_one():
+    """Still images use [pose2d] photo_model (no frame rate binds them), whatever model the video runs."""
+    config = Config().replace("pose2d", backend="onnxruntime")
+    assert (config.pose2d.model, config.pose2d.photo_model) == ("movenet-lightning", "movenet-thunder")
+    assert config.pose2d.for_photos().model == "movenet-thunder"
+    assert config.pose2d.for_photos().detector == config.pose2d.detector
+    with PoseEstimator3D(config.replace("pose2d", photo_model="blazepose-lite")) as estimator:
+        assert estimator.pose2d.model == "blazepose-lite"
+        assert len(estimator.estimate(np.zeros((64, 64, 3), np.uint8))) == 0
 
 
 def test_a_person_lying_across_the_photo_lies_in_3d(photos_dir):

@@ -68,7 +68,7 @@ def test_the_installed_wheel_estimates_photos_and_runs_a_video(installed, models
     assert out["lifting"] == "on" and len(out["images"][0]["people"]) == 2   # the packaged prior lifts them
     assert all(p["joints3d"] is not None for p in out["images"][0]["people"])
     built = Path(installed["env"]["XDG_CACHE_HOME"]) / "realtime-pose3d" / "engines" / "models"
-    assert (built / "movenet-lightning.onnx").exists()                      # built into the user's cache
+    assert (built / "movenet-thunder.onnx").exists()         # the photo network, built into the user's cache
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

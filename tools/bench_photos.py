@@ -4,7 +4,7 @@ A newcomer hands ``realtime.estimate`` a whole folder. Each run is a fresh proce
 per process), the shared photos repeated to ``N`` paths; it prints seconds, photos per second,
 people found and the process's peak resident memory.
 
-    python tools/bench_photos.py [--counts 8 40 120] [--json]
+    python tools/bench_photos.py [--counts 8 40 120] [--photo-model movenet-lightning movenet-thunder] [--json]
 """
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from realtime.config import load_config  # noqa: E402
+
 PHOTOS = REPO.parent / "shared" / "data" / "images" / "photos"
 
 #: What each child process runs: estimate on N paths, then report.
@@ -23,19 +27,23 @@ import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 import realtime
+from realtime.config import load_config
+model = {model!r}                                 # [pose2d] photo_model for this run (None: the configured one)
+estimate = (realtime.PoseEstimator3D(load_config().replace("pose2d", photo_model=model)).estimate if model
+            else realtime.estimate)
 paths = sorted(str(p) for p in Path({photos!r}).iterdir() if p.suffix.lower() in (".jpg", ".png"))
 paths = (paths * ({n} // len(paths) + 1))[:{n}]
-realtime.estimate(paths[:1])                      # networks loaded before the clock starts
+estimate(paths[:1])                               # networks loaded before the clock starts
 t = time.perf_counter()
-found = realtime.estimate(paths)
+found = estimate(paths)
 seconds = time.perf_counter() - t
 print(json.dumps({{"photos": {n}, "seconds": seconds, "people": sum(map(len, found)),
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
-def run(n: int, photos: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO), photos=str(photos), n=n)],
+def run(n: int, photos: Path, model: str | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO), photos=str(photos), n=n, model=model)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -44,15 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--counts", type=int, nargs="+", default=[8, 40, 120], help="list lengths, one process each")
     p.add_argument("--photos", type=Path, default=PHOTOS)
+    p.add_argument("--photo-model", nargs="+", default=[None], metavar="MODEL",
+                   help="[pose2d] photo_model of each run, side by side (default: the configured one)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    rows = [run(n, args.photos) for n in args.counts]
+    rows = [dict(run(n, args.photos, model), model=model or load_config().pose2d.photo_model)
+            for model in args.photo_model for n in args.counts]
     if args.json:
         print(json.dumps({"rows": rows}))
         return 0
-    print(f"{'photos':>7}{'seconds':>9}{'photos/s':>10}{'people':>8}{'peak MB':>9}")
+    print(f"{'photo_model':<20}{'photos':>7}{'seconds':>9}{'photos/s':>10}{'people':>8}{'peak MB':>9}")
     for r in rows:
-        print(f"{r['photos']:>7}{r['seconds']:>9.1f}{r['photos'] / r['seconds']:>10.2f}{r['people']:>8}"
+        print(f"{r['model']:<20}{r['photos']:>7}{r['seconds']:>9.1f}{r['photos'] / r['seconds']:>10.2f}{r['people']:>8}"
               f"{r['peak_rss_mb']:>9.0f}")
     return 0
 

@@ -1,7 +1,8 @@
 """Multi-person 2D pose: person detector, crops, batched keypoint network, belief-map decoding.
 
-Still images: ``PoseEstimator2D.create().estimate(image_or_path_or_list)`` (stateless). Video:
-``VideoFollower(estimator, sources=N)`` follows people between frames.
+Still images: ``PoseEstimator2D.create(config=Pose2DConfig().for_photos()).estimate(image_or_path_or_list)``
+(stateless; ``for_photos`` runs ``[pose2d] photo_model``, as ``realtime.estimate`` does). Video:
+``VideoFollower(estimator, sources=N)`` follows people between frames, with ``[pose2d] model``.
 
 Names are imported on first use, so ``realtime --help`` (which loads the ``estimate`` and ``models``
 subcommands from this package) does not pay for OpenCV and the pipeline.

@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(Pose2DConfig)}
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...), or directories of them")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--model", choices=choices["model"], help="2D keypoint network (default: [pose2d] model)")
+    p.add_argument("--model", choices=choices["photo_model"],
+                   help="2D keypoint network (default: [pose2d] photo_model)")
     p.add_argument("--detector", choices=choices["detector"], help="person detector (default: [pose2d] detector)")
     p.add_argument("--backend", choices=choices["backend"], help="inference backend (default: [pose2d] backend)")
     p.add_argument("--config", help="config.toml to read (default: the repository's)")
@@ -38,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
-        config = config.replace("pose2d", **{k: v for k, v in (("model", args.model), ("backend", args.backend),
-                                                              ("detector", args.detector)) if v})
-        pose2d = config.pose2d
+        chosen = {"photo_model": args.model, "backend": args.backend, "detector": args.detector}
+        config = config.replace("pose2d", **{k: v for k, v in chosen.items() if v})
         estimator3d, lift_note = (None, "disabled (--no-3d)") if args.no_3d else _estimator3d(config)
-        stage2d = estimator3d.pose2d if estimator3d is not None else PoseEstimator2D.create(config=pose2d)
+        stage2d = (estimator3d.pose2d if estimator3d is not None
+                   else PoseEstimator2D.create(config=config.pose2d.for_photos()))
     except (ConfigError, RuntimeError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             _draw_3d(args.draw_3d, path, lifted, len(images))
         results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
                         "people": entries, "timings_ms": {k: round(v, 2) for k, v in stage2d.last_timings.items()}})
-    summary = {"model": pose2d.model, "detector": pose2d.detector, "backend": stage2d.backend, "lifting": lift_note,
+    summary = {"model": stage2d.model, "detector": stage2d.config.detector, "backend": stage2d.backend,
+               "lifting": lift_note,
                "images": results}
     if args.json:
         print(json.dumps(summary))
