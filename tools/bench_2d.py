@@ -98,13 +98,15 @@ def matrix(samples: list[Sample], images: dict, keypoints: tuple[str, ...], dete
             gt_boxes[k] = pck(cs, preds, BODY12, 0.1)
         for d in detectors:
             detector = create_detector(d, det_backends[d], None, config.detector_tiles)
+            first = PoseEstimator2D(kp_backends[keypoints[0]], detector, REGISTRY[keypoints[0]],
+                                    replace(config, model=keypoints[0], detector=d))
             detections, detect_ms = [], []
             for f in frames:
                 t = time.perf_counter()
-                detections.append(detector.detect(f, detector.regions(f.shape[1], f.shape[0], config.detector_turns)))
+                detections += first.detect([f])
                 detect_ms.append((time.perf_counter() - t) * 1e3)
             for k in keypoints:
-                # the same steps as PoseEstimator2D.estimate, the detections shared by the keypoint networks
+                # PoseEstimator2D.estimate's two steps, the detections shared by the keypoint networks
                 est = PoseEstimator2D(kp_backends[k], detector, REGISTRY[k], replace(config, model=k, detector=d))
                 people, times = [], []
                 for f, dets, ms in zip(frames, detections, detect_ms):

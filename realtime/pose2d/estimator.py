@@ -157,12 +157,18 @@ class PoseEstimator2D:
 
     def _estimate_batch(self, frames: list[np.ndarray]) -> list[list[Person]]:
         t0 = time.perf_counter()
-        regions = [self.detector.regions(f.shape[1], f.shape[0], self.config.detector_turns) for f in frames]
-        detections = self.detector.detect_many(frames, regions)
+        detections = self.detect(frames)
         t1 = time.perf_counter()
         people = self.people_in_detections(frames, detections)
         self.last_timings["detect"] = (t1 - t0) * 1e3
         return people
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """The first step of :meth:`estimate` (8-bit BGR frames): the person detector's people in each
+        frame, looked for everywhere (the whole frame, its tiles and, with ``detector_turns``, the
+        frame turned a quarter each way)."""
+        regions = [self.detector.regions(f.shape[1], f.shape[0], self.config.detector_turns) for f in frames]
+        return self.detector.detect_many(frames, regions)
 
     def people_in_detections(self, frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]]
                              ) -> list[list[Person]]:
