@@ -473,3 +473,24 @@ def test_people_lying_in_the_image_are_lifted_lying(mocap_dir):
     assert np.median(pa_mpjpe(never.joints3d, lying)) > 2 * np.median(pa_mpjpe(out.joints3d, lying))
     with pytest.raises(ValueError, match="roll_above_deg"):
         Lifter(prior, roll_above_deg=200.0)
+
+
+def test_hypotheses_are_what_lift_chooses_from(annotated_dir):
+    """Lifter.hypotheses (the real-frame benchmark's diagnostic): its lowest-energy solution is the
+    lift, for a standing person (views x components) and for a person lying across the image (the
+    same again in each turned image); the best of them is closer to the 3D truth than the choice."""
+    from realtime.pose2d.annotated3d import EVAL_JOINTS, load_annotated3d
+
+    lifter = Lifter(PosePrior.load())
+    frames = {f.name.split(".")[0].split("_0")[0]: f for f in load_annotated3d(annotated_dir)}
+    for name, count in (("S1_Directions_1", 1), ("S5_SittingDown", 3)):
+        f = frames[name]
+        out = lifter.lift(f.keypoints2d[None], f.visible2d[None].astype(float))
+        joints, energy, elevation = lifter.hypotheses(f.keypoints2d, f.visible2d.astype(float))
+        views = 80 * len(lifter.elevations_deg)                  # rotations x elevations
+        assert len(joints) == len(energy) == len(elevation) == count * views * lifter.prior.n_components
+        best = int(np.argmin(energy))
+        np.testing.assert_allclose(level_to_camera(joints[best:best + 1], elevation[best:best + 1]),
+                                   level_to_camera(out.joints3d, out.elevation_deg), atol=1e-9)
+        errors = pa_mpjpe(level_to_camera(joints, elevation), np.repeat(f.joints3d[None], len(joints), 0), EVAL_JOINTS)
+        assert np.nanmin(errors) < errors[best]

@@ -285,6 +285,18 @@ def cross_fitted_conventions(frames: list[Frame3D], inputs: dict, mocap: np.ndar
     return own, models
 
 
+def _real_row(joints: np.ndarray, truth: np.ndarray, elevation: np.ndarray | None = None) -> dict:
+    """One row of the real-frame table: (N,16,3) predictions (NaN: none) against the (N,16,3) truth."""
+    ok = np.isfinite(joints).all((1, 2))
+    pa, mp = np.full((2, len(joints)), np.nan)
+    pa[ok] = pa_mpjpe(joints[ok], truth[ok], EVAL_JOINTS) * 1000
+    mp[ok] = mpjpe(joints[ok], truth[ok], EVAL_JOINTS, rescale=False) * 1000
+    return {"pa_mpjpe_mm": pa.tolist(), "mpjpe_mm": mp.tolist(),
+            "elevation_deg": [None] * len(joints) if elevation is None else elevation.tolist(),
+            "found": int(ok.sum()), "pa_mpjpe_mean_mm": float(np.nanmean(pa)) if ok.any() else None,
+            "mpjpe_mean_mm": float(np.nanmean(mp)) if ok.any() else None}
+
+
 def real_part(args, prior: PosePrior, log) -> dict:
     """3D error on the annotated real frames, from their ground-truth 2D and from each 2D model."""
     frames = load_annotated3d(args.annotated)
@@ -309,21 +321,25 @@ def real_part(args, prior: PosePrior, log) -> dict:
                                             None if models is None else models[name])
             if own is not None:                       # the lifted mocap joints where the dataset puts its own
                 joints = np.stack([c.apply(j) for c, j in zip(own, joints)])
-            ok = np.isfinite(joints).all((1, 2))
-            pa = np.full(len(frames), np.nan)
-            mp = np.full(len(frames), np.nan)
-            pa[ok] = pa_mpjpe(joints[ok], truth[ok], EVAL_JOINTS) * 1000
-            mp[ok] = mpjpe(joints[ok], truth[ok], EVAL_JOINTS, rescale=False) * 1000
-            rows[f"{name}, {mode}{label}"] = {"pa_mpjpe_mm": pa.tolist(), "mpjpe_mm": mp.tolist(),
-                                       "elevation_deg": elevation.tolist(), "found": int(ok.sum()),
-                                       "pa_mpjpe_mean_mm": float(np.nanmean(pa)) if ok.any() else None,
-                                       "mpjpe_mean_mm": float(np.nanmean(mp)) if ok.any() else None}
+            rows[f"{name}, {mode}{label}"] = _real_row(joints, truth, elevation)
+    # what the choice between the lifter's solutions costs: the best of them (an oracle), and their
+    # posterior mean (each weighted by exp(-energy)), the pitch searched
+    lifter = Lifter(prior)
+    for name, (kp, conf) in inputs.items():
+        best, mean = np.full((2, len(frames), 16, 3), np.nan)
+        for i in np.flatnonzero(np.isfinite(kp).all((1, 2))):
+            joints, energy, elevation = lifter.hypotheses(kp[i], conf[i])
+            joints = level_to_camera(joints, elevation)
+            ok = np.isfinite(energy) & np.isfinite(joints).all((1, 2))
+            if ok.any():
+                joints, energy = joints[ok], energy[ok]
+                best[i] = joints[np.argmin(pa_mpjpe(joints, np.repeat(truth[i : i + 1], len(joints), 0), EVAL_JOINTS))]
+                weights = np.exp(energy.min() - energy)
+                mean[i] = np.einsum("h,hlx->lx", weights / weights.sum(), joints)
+        rows[f"{name}, the best of the lifter's solutions (oracle)"] = _real_row(best, truth)
+        rows[f"{name}, the posterior mean of its solutions"] = _real_row(mean, truth)
     # the prior's own reach: its closest pose to each frame's 3D truth (no 2D, no depth ambiguity)
-    closest = prior.reconstruct(truth)
-    pa, mp = pa_mpjpe(closest, truth, EVAL_JOINTS) * 1000, mpjpe(closest, truth, EVAL_JOINTS, rescale=False) * 1000
-    rows["the prior's closest pose to the 3D truth (no lift)"] = {
-        "pa_mpjpe_mm": pa.tolist(), "mpjpe_mm": mp.tolist(), "elevation_deg": [None] * len(frames),
-        "found": len(frames), "pa_mpjpe_mean_mm": float(pa.mean()), "mpjpe_mean_mm": float(mp.mean())}
+    rows["the prior's closest pose to the 3D truth (no lift)"] = _real_row(prior.reconstruct(truth), truth)
     result = {"frames": [f.name for f in frames], "datasets": [f.dataset for f in frames],
               "joints": [JOINTS3D_NAMES[j] for j in EVAL_JOINTS], "rows": rows}
     if not args.json:
@@ -333,7 +349,7 @@ def real_part(args, prior: PosePrior, log) -> dict:
             cells = " ".join("   --  " if np.isnan(a) else f"{a:3.0f}/{m:3.0f}"
                              for a, m in zip(r["pa_mpjpe_mm"], r["mpjpe_mm"]))
             mean = "--" if r["pa_mpjpe_mean_mm"] is None else f"{r['pa_mpjpe_mean_mm']:.1f} / {r['mpjpe_mean_mm']:.1f}"
-            print(f"{name:<52}{cells}  mean {mean} ({r['found']}/{len(frames)})")
+            print(f"{name:<64}{cells}  mean {mean} ({r['found']}/{len(frames)})")
     return result
 
 

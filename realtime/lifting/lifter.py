@@ -282,11 +282,44 @@ class Lifter:
         with np.errstate(invalid="ignore"):
             turned = np.flatnonzero(out.valid & (np.abs(lean) > np.radians(self.roll_above_deg)))
         if len(turned):
-            # the torso's own angle and the nearest quarter turn: the torso is a noisy body axis (a
-            # crawling person's hips sit low), and lying people mostly lie along or across the view
-            for turn in (lean[turned], np.round(lean[turned] / (np.pi / 2)) * (np.pi / 2)):
+            for turn in _turns(lean[turned]):
                 self._lift_turned(out, energy, kp[turned], seen[turned], turn, turned)
         return out
+
+    def hypotheses(self, keypoints2d: np.ndarray, confidence: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every solution :meth:`lift` chooses from for ONE person: each (view, component), and for a
+        person leaning over ``roll_above_deg`` each of those in the image turned about them too. A
+        diagnostic of what the choice costs (``tools/bench_lifting.py --part real``), not a runtime
+        path. Returns (H,16,3) joints in metres (pelvis-relative, level frame, any turn undone), (H,)
+        negative log posteriors (:meth:`lift` keeps the lowest) and (H,) elevations in degrees."""
+        kp = np.asarray(keypoints2d, np.float64).reshape(1, _N2D, 2)
+        with np.errstate(invalid="ignore"):
+            seen = np.isfinite(kp).all(-1) & (np.asarray(confidence, np.float64).reshape(1, _N2D) >= self.min_confidence)
+        lean = torso_lean(kp, seen)
+        turns = [np.zeros(1)] + (_turns(lean) if abs(lean[0]) > np.radians(self.roll_above_deg) else [])
+        found = [self._hypotheses(kp, seen, turn) for turn in turns]
+        return tuple(np.concatenate(parts) for parts in zip(*found))  # type: ignore[return-value]
+
+    def _hypotheses(self, kp: np.ndarray, seen: np.ndarray, turn: np.ndarray):
+        """:meth:`hypotheses` in the image turned by ``-turn`` (1,) radians about the person."""
+        visible = np.where(seen[..., None], kp, 0.0)
+        if turn[0]:
+            visible = _turn_image(visible, visible.sum(1) / seen.sum(1)[:, None], -turn)
+        y0 = _normalised(visible, seen)[0]
+        energy = self._energy(y0, ~seen)[0].astype(np.float64)
+        view, comp = np.divmod(np.arange(len(energy)), self.prior.n_components)
+        design = self._a[view, comp] * np.repeat(seen[0], 2)[None, :, None]
+        z = np.linalg.solve(np.matmul(design.transpose(0, 2, 1), design) + self._ridge[comp],
+                            np.einsum("r,hrp->hp", y0[0], design)[..., None])[..., 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            coeff = z[:, 3:] / z[:, :1]
+        level = rotate_y(self.prior.means[comp] + np.einsum("hj,hmxj->hmx", coeff, self.prior.bases[comp]),
+                         self._theta[view])
+        joints = (level - level[:, ROOT_INDEX : ROOT_INDEX + 1]) * self.prior.metric_scale
+        if turn[0]:
+            joints = np.einsum("hxy,hly->hlx", _undo_turn(self._phi[view], np.full(len(view), turn[0])), joints)
+        return joints, np.where(z[:, 0] > 1e-6, energy, np.inf), np.degrees(self._phi[view])
 
     def _lift_turned(self, out: LiftResult, energy: np.ndarray, kp: np.ndarray, seen: np.ndarray,
                      lean: np.ndarray, rows: np.ndarray) -> None:
@@ -299,9 +332,7 @@ class Lifter:
         if not len(better):
             return
         b, dst, angle = better, rows[better], lean[better]
-        # the turn of the image is a turn of the camera frame about its optical axis (y up there)
-        phi = np.radians(alt.elevation_deg[b])
-        undo = np.swapaxes(_rot_x(phi), -1, -2) @ _rot_z(-angle) @ _rot_x(phi)
+        undo = _undo_turn(np.radians(alt.elevation_deg[b]), angle)
         out.joints3d[dst] = np.einsum("nxy,nly->nlx", undo, alt.joints3d[b])
         out.translation[dst] = _turn_image(alt.translation[b][:, None], centre[b], angle)[:, 0]
         out.reprojected2d[dst] = _turn_image(alt.reprojected2d[b], centre[b], angle)
@@ -321,12 +352,8 @@ class Lifter:
         if len(idx) == 0:
             return out, best_energy
         seen = seen[idx]
-        y = np.where(seen[..., None], kp[idx] * [1.0, -1.0], 0.0)
         n_vis = seen.sum(1)
-        centre = y.sum(1) / n_vis[:, None]
-        rms = np.sqrt((seen * ((y - centre[:, None]) ** 2).sum(-1)).sum(1) / n_vis)
-        rms = np.where(rms > 0, rms, 1.0)
-        y0 = np.where(seen[..., None], (y - centre[:, None]) / rms[:, None, None], 0.0).reshape(len(idx), -1)
+        y0, centre, rms = _normalised(kp[idx], seen)
 
         energy = self._energy(y0, ~seen)
         out.elevation_energy[idx] = energy.reshape(len(idx), len(self.elevations_deg), -1).min(-1)
@@ -371,6 +398,32 @@ class Lifter:
         out.roll_deg[idx[plausible]] = 0.0
         best_energy[idx] = energy[np.arange(len(idx)), best]
         return out, best_energy
+
+
+def _normalised(kp: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N,14,2) image keypoints (y down) as the lifter fits them: y up, centred on the visible joints'
+    mean and divided by their RMS spread, missing ones zero; (N,28), with the (N,2) centre (y up) and
+    (N,) spread that undo it."""
+    y = np.where(seen[..., None], kp * [1.0, -1.0], 0.0)
+    n_vis = seen.sum(1)
+    centre = y.sum(1) / n_vis[:, None]
+    rms = np.sqrt((seen * ((y - centre[:, None]) ** 2).sum(-1)).sum(1) / n_vis)
+    rms = np.where(rms > 0, rms, 1.0)
+    y0 = np.where(seen[..., None], (y - centre[:, None]) / rms[:, None, None], 0.0).reshape(len(kp), -1)
+    return y0, centre, rms
+
+
+def _turns(lean: np.ndarray) -> list[np.ndarray]:
+    """The turns a person leaning by ``lean`` (radians) is lifted again in: the torso's own angle and the
+    nearest quarter turn (the torso is a noisy body axis: a crawling person's hips sit low; and lying
+    people mostly lie along or across the view)."""
+    return [lean, np.round(lean / (np.pi / 2)) * (np.pi / 2)]
+
+
+def _undo_turn(phi: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(N,3,3): a pose lifted in the image turned by ``-angle`` back into the level frame of a camera
+    pitched by ``phi`` (the image's turn is a turn of the camera frame about its optical axis)."""
+    return np.swapaxes(_rot_x(phi), -1, -2) @ _rot_z(-angle) @ _rot_x(phi)
 
 
 def _empty_result(n: int, n_basis: int, n_elevations: int = 1) -> LiftResult:
