@@ -92,8 +92,8 @@ class Pose2DConfig:
     models_dir: str | None = opt(None, help="Local mirror of the upstream model files.")
     engines_dir: str | None = opt(None, help="Where converted models (ONNX, torch) and TensorRT engine caches "
                                              "are written.")
-    max_people: int = opt(10, min=1, max=64, help="Most people followed per frame (also the TensorRT optimisation "
-                                                  "profile's max batch).")
+    max_people: int = opt(64, min=1, max=256, help="Most people per photo or video frame (also the TensorRT "
+                                                   "optimisation profile's max batch).")
     detector_regions_per_frame: float = opt(
         0.3, min=0.001, max=64.0, help="Video: the detector's regions (the whole frame and its tiles), taken "
                                        "round-robin, this many per frame on average.")

@@ -148,3 +148,25 @@ def test_a_batch_cut_into_parts_gives_the_whole_batch_result(refs):
     with pytest.raises(RuntimeError, match="closed"):
         split.infer(crops[:2])
     whole.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_large_batch_runs_in_pieces_of_at_most_run_batch(refs, threads):
+    """A crowd (many photos' people in one batch) goes through ONNX Runtime RUN_BATCH crops at a time,
+    so its working memory stays that of a small batch; the result is every crop's own, in order."""
+    from realtime.pose2d.backends.onnxruntime import RUN_BATCH
+    from realtime.pose2d.models import INPUT_NAME
+
+    crop = refs["cpm"][0][:1]
+    crops = np.concatenate([crop, crop[:, ::-1], crop[:, :, ::-1]] * RUN_BATCH)[: 2 * RUN_BATCH + 3]
+    be = create_backend("cpm", "onnxruntime", Pose2DConfig(ort_threads=threads, ort_split_batch=True))
+    session = be._single if threads > 1 else be.session
+    sizes = []
+    run = session.run
+    session.run = lambda names, feed: sizes.append(len(feed[INPUT_NAME])) or run(names, feed)
+    (got,) = be.infer(crops).values()
+    assert sum(sizes) == len(crops) and max(sizes) <= RUN_BATCH
+    singles = {i: next(iter(be.infer(crops[i:i + 1]).values())) for i in (0, 1, 2)}
+    for i in range(len(crops)):
+        np.testing.assert_allclose(got[i:i + 1], singles[i % 3], atol=1e-4)
+    be.close()

@@ -57,7 +57,7 @@ def test_config_toml_documents_every_key_with_its_help_and_default():
 
 def test_a_config_toml_key_without_the_help_fails_the_check():
     """The check above can fail: a comment that drifts from the help is caught."""
-    drifted = DEFAULT_CONFIG.read_text().replace("# Most people followed per frame", "# Most people per frame")
+    drifted = DEFAULT_CONFIG.read_text().replace("# Most people per photo or video frame", "# Most people per frame")
     documented = _documented(drifted)
     comment, _, _ = documented[("pose2d", "max_people")]
     help_text = dict((f.name, f.metadata["help"]) for f in dataclasses.fields(Config().pose2d))["max_people"]

@@ -59,6 +59,21 @@ def test_photos_run_the_photo_network_and_video_the_live_one():
         assert len(estimator.estimate(np.zeros((64, 64, 3), np.uint8))) == 0
 
 
+def test_a_crowd_photo_gives_dozens_of_people(photos_dir):
+    """A crowd: 16 photos of 3-6 people tiled 4 x 4 into one image (64 people, 30-150 px tall). Every
+    person found is reported (up to [pose2d] max_people, 64), most of them with a 3D pose."""
+    import cv2
+
+    tiles = [cv2.resize(load_image(photos_dir / name), (320, 240))
+             for name in ("apink2.jpg", "p3.jpg", "ski.jpg", "handsup1.jpg")] * 4
+    crowd = np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, 16, 4)])
+    people = realtime.estimate(crowd)
+    assert len(people) >= 40
+    assert sum(p.joints3d is not None for p in people) >= 0.9 * len(people)
+    rows = [int(p.bbox[1] + p.bbox[3]) // 2 // 240 for p in people]   # which row of tiles each is in
+    assert all(rows.count(r) >= 8 for r in range(4))
+
+
 def test_a_person_lying_across_the_photo_lies_in_3d(photos_dir):
     """A photo turned a quarter (the person lying with the head to the right) gives the same person
     lying in 3D, head to the right, not squeezed into a standing pose; upright, the head is up."""

@@ -2,9 +2,10 @@
 
 A newcomer hands ``realtime.estimate`` a whole folder. Each run is a fresh process (peak memory is
 per process), the shared photos repeated to ``N`` paths; it prints seconds, photos per second,
-people found and the process's peak resident memory.
+people found and the process's peak resident memory. ``--crowd``: each of the N photos is instead a
+crowd, a 4 x 4 mosaic of the shared photos with several people (64 people, 30-150 px tall).
 
-    python tools/bench_photos.py [--counts 8 40 120] [--photo-model movenet-lightning movenet-thunder] [--json]
+    python tools/bench_photos.py [--counts 8 40 120] [--photo-model movenet-lightning movenet-thunder] [--crowd] [--json]
 """
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ model = {model!r}                                 # [pose2d] photo_model for thi
 estimate = (realtime.PoseEstimator3D(load_config().replace("pose2d", photo_model=model)).estimate if model
             else realtime.estimate)
 paths = sorted(str(p) for p in Path({photos!r}).iterdir() if p.suffix.lower() in (".jpg", ".png"))
+if {crowd!r}:                                     # a 4 x 4 mosaic of the photos with several people
+    import cv2, numpy as np
+    tiles = [cv2.resize(cv2.imread(str(Path({photos!r}) / name)), (320, 240))
+             for name in ("apink2.jpg", "p3.jpg", "ski.jpg", "handsup1.jpg")] * 4
+    paths = [np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, 16, 4)])]
 paths = (paths * ({n} // len(paths) + 1))[:{n}]
 estimate(paths[:1])                               # networks loaded before the clock starts
 t = time.perf_counter()
@@ -42,8 +48,9 @@ print(json.dumps({{"photos": {n}, "seconds": seconds, "people": sum(map(len, fou
 """
 
 
-def run(n: int, photos: Path, model: str | None = None) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO), photos=str(photos), n=n, model=model)],
+def run(n: int, photos: Path, model: str | None = None, crowd: bool = False) -> dict:
+    child = _CHILD.format(repo=str(REPO), photos=str(photos), n=n, model=model, crowd=crowd)
+    out = subprocess.run([sys.executable, "-c", child],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -54,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=Path, default=PHOTOS)
     p.add_argument("--photo-model", nargs="+", default=[None], metavar="MODEL",
                    help="[pose2d] photo_model of each run, side by side (default: the configured one)")
+    p.add_argument("--crowd", action="store_true", help="each photo a 4 x 4 mosaic of the shared photos (64 people)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    rows = [dict(run(n, args.photos, model), model=model or load_config().pose2d.photo_model)
+    rows = [dict(run(n, args.photos, model, args.crowd), model=model or load_config().pose2d.photo_model)
             for model in args.photo_model for n in args.counts]
     if args.json:
         print(json.dumps({"rows": rows}))

@@ -4,7 +4,9 @@ On a few CPU cores, sharing each layer's work of a small batch out over threads 
 intra-op parallelism) scales poorly: the layers of a 192x192 network are too small to split well.
 Cutting the batch into parts, one per thread, each run single-threaded, does better for batches of
 two or more crops (``[pose2d] ort_split_batch``); ``InferenceSession.run`` is thread-safe and
-releases the GIL, so the parts run truly in parallel.
+releases the GIL, so the parts run truly in parallel. A run holds at most ``RUN_BATCH`` crops:
+ONNX Runtime's working memory grows with the batch (a list of 8 crowd photos, 376 people, peaked at
+16.7 GB with MoveNet Thunder in one run per thread).
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ import onnxruntime as ort
 from realtime.config import Pose2DConfig
 from realtime.pose2d.backends import Backend
 from realtime.pose2d.models import INPUT_NAME, model_path
+
+#: Most crops in one ``InferenceSession.run``; larger batches run in pieces of about this size.
+RUN_BATCH = 16
 
 
 class OnnxRuntimeBackend(Backend):
@@ -29,7 +34,7 @@ class OnnxRuntimeBackend(Backend):
         self.session: ort.InferenceSession | None = self._session(threads)
         self._parts = threads if self.config.ort_split_batch and threads > 1 else 1
         self._single = self._session(1) if self._parts > 1 else None
-        self._pool = ThreadPoolExecutor(self._parts - 1, thread_name_prefix="ort") if self._parts > 1 else None
+        self._pool = ThreadPoolExecutor(self._parts, thread_name_prefix="ort") if self._parts > 1 else None
 
     def _session(self, threads: int) -> ort.InferenceSession:
         options = ort.SessionOptions()
@@ -46,12 +51,15 @@ class OnnxRuntimeBackend(Backend):
             raise RuntimeError(f"{self.model}: the onnxruntime backend is closed")
         batch = self.check_batch(batch)
         parts = min(self._parts, len(batch))
+        pieces = np.array_split(batch, max(parts, -(-len(batch) // RUN_BATCH)))
         if parts <= 1:
-            return dict(zip(self.output_names, self.session.run(self.output_names, {INPUT_NAME: batch})))
-        assert self._single is not None and self._pool is not None
-        pieces = np.array_split(batch, parts)
-        others = [self._pool.submit(self._single.run, self.output_names, {INPUT_NAME: p}) for p in pieces[1:]]
-        results = [self._single.run(self.output_names, {INPUT_NAME: pieces[0]})] + [f.result() for f in others]
+            results = [self.session.run(self.output_names, {INPUT_NAME: p}) for p in pieces]
+        else:
+            assert self._single is not None and self._pool is not None
+            single = self._single
+            results = list(self._pool.map(lambda p: single.run(self.output_names, {INPUT_NAME: p}), pieces))
+        if len(results) == 1:
+            return dict(zip(self.output_names, results[0]))
         return {name: np.concatenate([r[i] for r in results]) for i, name in enumerate(self.output_names)}
 
     def close(self) -> None:
