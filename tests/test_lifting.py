@@ -494,3 +494,24 @@ def test_hypotheses_are_what_lift_chooses_from(annotated_dir):
                                    level_to_camera(out.joints3d, out.elevation_deg), atol=1e-9)
         errors = pa_mpjpe(level_to_camera(joints, elevation), np.repeat(f.joints3d[None], len(joints), 0), EVAL_JOINTS)
         assert np.nanmin(errors) < errors[best]
+
+
+def test_held_out_clips_are_the_subjects_the_prior_never_saw(mocap_dir, tmp_path):
+    """The mocap benchmark scores subjects the prior was not trained on: on the shared CMU folder its
+    test split; a folder of other subjects whole, with unreadable clips skipped and named."""
+    import shutil
+
+    from realtime.lifting.evaluation import held_out
+    from realtime.mocap.dataset import SPLIT
+
+    prior = PosePrior.load()
+    shared = held_out(mocap_dir, prior)
+    assert shared.subjects == sorted((s for s, split in SPLIT.items() if split == "test"), key=lambda s: (len(s), s))
+    shutil.copy(mocap_dir / "bvh_cgspeed" / "07" / "07_01.bvh", tmp_path / "150_01.bvh")   # a training clip,
+    (tmp_path / "151_01.bvh").write_text("not a bvh")                                       # under a new subject
+    other = held_out(tmp_path, prior)
+    assert other.subjects == ["150"] and len(other.skipped) == 1 and "151_01.bvh" in other.skipped[0][1]
+    (tmp_path / "trained").mkdir()
+    shutil.copy(mocap_dir / "bvh_cgspeed" / "07" / "07_01.bvh", tmp_path / "trained" / "07_01.bvh")
+    with pytest.raises(ValueError, match="trained: no readable clips of subjects the prior was not trained on"):
+        held_out(tmp_path / "trained", prior)

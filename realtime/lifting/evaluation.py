@@ -1,4 +1,5 @@
-"""Synthetic 2D views of mocap poses and 3D error metrics, shared by training, benchmark and tests.
+"""Synthetic 2D views of mocap poses, held-out clips and 3D error metrics, shared by training,
+benchmark and tests.
 
 Poses are seen by random perspective cameras (azimuth all round, a pitch range, varied focal
 lengths and distances); the ground truth is returned in the same level camera frame the lifter
@@ -7,12 +8,17 @@ outputs (pelvis-relative, y up, rotated only about the vertical).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from realtime.lifting.prior import ROOT_INDEX, bone_sum_squares, rotate_y
 from realtime.skeleton import JOINTS3D, LSP14
+
+if TYPE_CHECKING:
+    from realtime.lifting.prior import PosePrior
+    from realtime.mocap.dataset import Dataset
 
 _N2D = len(LSP14)
 #: The 14 LSP joints (the first 14 of JOINTS3D): the mocap benchmark's scored set.
@@ -123,3 +129,20 @@ def level_to_camera(joints: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray
     out[..., 1] = c * joints[..., 1] - s * joints[..., 2]
     out[..., 2] = s * joints[..., 1] + c * joints[..., 2]
     return out
+
+
+def held_out(root: str | Path, prior: "PosePrior", fps: float | None = 10.0, progress: bool = False) -> "Dataset":
+    """The clips under ``root`` of subjects ``prior`` never saw: not among its training subjects
+    (``prior.info["subjects"]``; a prior without that record: CMU's fixed test split). On the shared
+    CMU folder these are its test subjects; a folder of other subjects is held out whole. Raises
+    ``ValueError`` naming the folder when none is readable."""
+    from realtime.mocap.dataset import Dataset, load_dataset
+
+    trained = prior.info.get("subjects")
+    whole = load_dataset(root, fps=fps, split=None if trained else "test", progress=progress)
+    seen = {s.lstrip("0").zfill(2) for s in trained or ()}
+    clips = [c for c in whole.clips if c.subject.lstrip("0").zfill(2) not in seen]
+    if not clips:
+        raise ValueError(f"{root}: no readable clips of subjects the prior was not trained on "
+                         f"({len(whole.clips)} clips read, {len(whole.skipped)} skipped)")
+    return Dataset(clips, whole.skipped)
