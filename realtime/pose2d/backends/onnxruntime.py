@@ -6,7 +6,7 @@ Cutting the batch into parts, one per thread, each run single-threaded, does bet
 two or more crops (``[pose2d] ort_split_batch``); ``InferenceSession.run`` is thread-safe and
 releases the GIL, so the parts run truly in parallel. A run holds at most ``RUN_BATCH`` crops:
 ONNX Runtime's working memory grows with the batch (a list of 8 crowd photos, 376 people, peaked at
-16.7 GB with MoveNet Thunder in one run per thread).
+16.5 GB with MoveNet Thunder in one run per thread: docs/benchmarks.md).
 """
 from __future__ import annotations
 
