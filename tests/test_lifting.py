@@ -515,3 +515,27 @@ def test_held_out_clips_are_the_subjects_the_prior_never_saw(mocap_dir, tmp_path
     shutil.copy(mocap_dir / "bvh_cgspeed" / "07" / "07_01.bvh", tmp_path / "trained" / "07_01.bvh")
     with pytest.raises(ValueError, match="trained: no readable clips of subjects the prior was not trained on"):
         held_out(tmp_path / "trained", prior)
+
+
+def test_the_evidence_adds_the_occam_term_of_each_view_and_component(prior):
+    """Lifter(evidence=True) chooses by the marginal likelihood: each (view, component)'s energy grows by
+    1/2 log det(I + B^T B / lambda_k), B the basis columns of its design over the visible joints,
+    computed here from the prior directly (all joints seen, and one missing)."""
+    rng = np.random.default_rng(3)
+    kp, conf = _pose_like(prior, rng)
+    map_lifter, evidence = Lifter(prior, rotations=12), Lifter(prior, rotations=12, evidence=True)
+    k = prior.n_components
+    for missing in (None, 3):
+        c = conf.copy()
+        if missing is not None:
+            c[missing] = 0.0
+        _, e_map, _ = map_lifter.hypotheses(kp, c)
+        _, e_ev, _ = evidence.hypotheses(kp, c)
+        seen = c >= 0.05
+        for h in (0, 7, 40, len(e_map) - 1):
+            view, comp = divmod(h, k)
+            proj = (_rot_x(np.array(map_lifter._phi[view])) @ _rot_y(np.array(map_lifter._theta[view])))[:2]
+            b = np.einsum("cx,lxj->lcj", proj, prior.bases[comp])[:14][seen].reshape(-1, prior.n_basis)
+            lam = prior.noise[comp] + prior.noise2d ** 2
+            occam = 0.5 * np.linalg.slogdet(np.eye(prior.n_basis) + b.T @ b / lam)[1]
+            assert e_ev[h] - e_map[h] == pytest.approx(occam, rel=1e-3, abs=1e-3)

@@ -53,7 +53,7 @@ from realtime.mocap import load_dataset  # noqa: E402
 from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
 from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES  # noqa: E402
 
-#: ``--roll-above-deg``, ``--elevations-deg``: every lifter of this run (the Lifter's own default unless given).
+#: ``--roll-above-deg``, ``--elevations-deg``, ``--evidence``: every lifter of this run (the Lifter's own default unless given).
 LIFTER_OPTIONS: dict = {}
 
 
@@ -383,8 +383,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="lifters' roll_above_deg (180 = never turn; default: the Lifter's)")
     p.add_argument("--elevations-deg", type=float, nargs="+", default=None,
                    help="lifters' elevations searched when the pitch is unknown (default: the Lifter's)")
+    p.add_argument("--evidence", action="store_true",
+                   help="lifters choose by the evidence (coefficients integrated out), not the MAP fit")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.evidence:
+        LIFTER_OPTIONS["evidence"] = True
     if args.roll_above_deg is not None:
         LIFTER_OPTIONS["roll_above_deg"] = args.roll_above_deg
     if args.elevations_deg is not None:

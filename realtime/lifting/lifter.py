@@ -62,10 +62,11 @@ class _Pattern:
     whiten: np.ndarray      # (R, Q, V*K) float32: the rows of A C (centred design)
     qinv: np.ndarray        # (R, R, V*K) float32: Q_mm^-1
     scale_row: np.ndarray   # (R, V*K) float32: the rows of A G^-1 e_0 (centred design)
+    occam: np.ndarray       # (V*K,) float32: the evidence's Occam term with these joints missing (0: off)
 
     @property
     def nbytes(self) -> int:
-        return self.whiten.nbytes + self.qinv.nbytes + self.scale_row.nbytes
+        return self.whiten.nbytes + self.qinv.nbytes + self.scale_row.nbytes + self.occam.nbytes
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ class Lifter:
     def __init__(self, prior: PosePrior, rotations: int = 80, camera_pitch_deg: float | None = None,
                  elevations_deg: tuple[float, ...] | list[float] = DEFAULT_ELEVATIONS,
                  min_visible_joints: int = 6, min_confidence: float = 0.05, noise2d: float | None = None,
-                 convention: KeypointConvention | None = None, roll_above_deg: float = UPRIGHT_LEAN_DEG):
+                 convention: KeypointConvention | None = None, roll_above_deg: float = UPRIGHT_LEAN_DEG,
+                 evidence: bool = False):
         if rotations < 1:
             raise ValueError(f"rotations: must be >= 1, got {rotations}")
         if not 2 <= min_visible_joints <= _N2D:
@@ -204,6 +206,12 @@ class Lifter:
         self._bases_by_k = prior.bases.reshape(k, -1, j)                    # (K,48,J)
         self._bases_flat = prior.bases.reshape(-1, j)                       # (K*16*3, J)
         self._lam_vk = np.tile(self._lam, n_views).astype(np.float32)
+        # The evidence (off by default: a study, docs/benchmarks.md): the coefficients integrated out
+        # rather than set to their best, which adds 1/2 log det(I + B^T B / lambda_k) per view and
+        # component, B the design's basis columns over the visible rows.
+        self.evidence = evidence
+        self._basis_rows = a[..., 3:].reshape(n_views * k, _ROWS, j) / np.sqrt(np.tile(self._lam, n_views))[:, None, None]
+        self._occam = self._occam_term(np.zeros(0, int)) if evidence else np.zeros(n_views * k, np.float32)
         self._log_weights_vk = np.tile(np.log(prior.weights), n_views).astype(np.float32)
         self._patterns: OrderedDict[int, _Pattern] = OrderedDict()
         self._hits = self._misses = self._cache_bytes = 0
@@ -211,6 +219,11 @@ class Lifter:
     def cache_info(self) -> dict[str, int]:
         """Missing-joint pattern cache: ``hits`` and ``misses`` so far, ``size`` (patterns held) and ``bytes``."""
         return {"hits": self._hits, "misses": self._misses, "size": len(self._patterns), "bytes": self._cache_bytes}
+
+    def _occam_term(self, rows: np.ndarray) -> np.ndarray:
+        """1/2 log det(I + B^T B / lambda) per view and component, without the missing ``rows``."""
+        b = np.delete(self._basis_rows, rows, axis=1)
+        return (0.5 * np.linalg.slogdet(np.eye(b.shape[-1]) + np.matmul(b.transpose(0, 2, 1), b))[1]).astype(np.float32)
 
     def _pattern(self, key: int, missing: np.ndarray) -> _Pattern:
         """Q_mm^-1 and the missing rows of A C and A G^-1 e_0 for one (14,) missing-joint mask (bits ``key``)."""
@@ -225,8 +238,9 @@ class Lifter:
         same_axis = rows[:, None] % 2 == rows[None] % 2                     # the centring's share of Q
         q = (np.eye(len(rows)) - same_axis / _N2D)[..., None] - np.einsum("rpv,spv->rsv", ac, ac)
         qinv = np.linalg.inv(q.transpose(2, 0, 1)).transpose(1, 2, 0)
+        occam = self._occam_term(rows) if self.evidence else self._occam
         pattern = self._patterns[key] = _Pattern(rows, ac.astype(np.float32), qinv.astype(np.float32),
-                                                  self._scale_row[rows])
+                                                  self._scale_row[rows], occam)
         self._cache_bytes += pattern.nbytes
         while self._cache_bytes > PATTERN_CACHE_BYTES and len(self._patterns) > 1:
             self._cache_bytes -= self._patterns.popitem(last=False)[1].nbytes
@@ -261,7 +275,8 @@ class Lifter:
                     s += np.einsum("rv,nrv->nv", pattern.scale_row, imputed)
                 s2lam = s * s * self._lam_vk
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    e = cost / (2 * s2lam) + n_vis[chunk] * np.log(s2lam) - self._log_weights_vk
+                    e = (cost / (2 * s2lam) + n_vis[chunk] * np.log(s2lam) - self._log_weights_vk
+                         + (self._occam if pattern is None else pattern.occam))
                 energy[chunk] = np.where(s > 1e-6, e, np.inf)
         return energy
 
