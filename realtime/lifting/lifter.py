@@ -62,11 +62,12 @@ class _Pattern:
     whiten: np.ndarray      # (R, Q, V*K) float32: the rows of A C (centred design)
     qinv: np.ndarray        # (R, R, V*K) float32: Q_mm^-1
     scale_row: np.ndarray   # (R, V*K) float32: the rows of A G^-1 e_0 (centred design)
-    occam: np.ndarray       # (V*K,) float32: the evidence's Occam term with these joints missing (0: off)
+    occam: np.ndarray | None  # (V*K,) float32: the evidence's Occam term with these joints missing (None: off)
 
     @property
     def nbytes(self) -> int:
-        return self.whiten.nbytes + self.qinv.nbytes + self.scale_row.nbytes + self.occam.nbytes
+        occam = 0 if self.occam is None else self.occam.nbytes
+        return self.whiten.nbytes + self.qinv.nbytes + self.scale_row.nbytes + occam
 
 
 @dataclass(frozen=True)
@@ -204,14 +205,14 @@ class Lifter:
         scale_row = np.matmul(centred, ginv[..., :1])[..., 0]               # A G^-1 e_0, (V,K,28)
         self._scale_row = np.ascontiguousarray(scale_row.transpose(2, 0, 1).reshape(_ROWS, -1), dtype=np.float32)
         self._bases_by_k = prior.bases.reshape(k, -1, j)                    # (K,48,J)
-        self._bases_flat = prior.bases.reshape(-1, j)                       # (K*16*3, J)
         self._lam_vk = np.tile(self._lam, n_views).astype(np.float32)
         # The evidence (off by default: a study, docs/benchmarks.md): the coefficients integrated out
         # rather than set to their best, which adds 1/2 log det(I + B^T B / lambda_k) per view and
         # component, B the design's basis columns over the visible rows.
         self.evidence = evidence
-        self._basis_rows = a[..., 3:].reshape(n_views * k, _ROWS, j) / np.sqrt(np.tile(self._lam, n_views))[:, None, None]
-        self._occam = self._occam_term(np.zeros(0, int)) if evidence else np.zeros(n_views * k, np.float32)
+        self._basis_rows = (a[..., 3:].reshape(n_views * k, _ROWS, j) / np.sqrt(np.tile(self._lam, n_views))[:, None, None]
+                            if evidence else None)
+        self._occam = self._occam_term(np.zeros(0, int)) if evidence else None
         self._log_weights_vk = np.tile(np.log(prior.weights), n_views).astype(np.float32)
         self._patterns: OrderedDict[int, _Pattern] = OrderedDict()
         self._hits = self._misses = self._cache_bytes = 0
@@ -222,6 +223,7 @@ class Lifter:
 
     def _occam_term(self, rows: np.ndarray) -> np.ndarray:
         """1/2 log det(I + B^T B / lambda) per view and component, without the missing ``rows``."""
+        assert self._basis_rows is not None
         b = np.delete(self._basis_rows, rows, axis=1)
         return (0.5 * np.linalg.slogdet(np.eye(b.shape[-1]) + np.matmul(b.transpose(0, 2, 1), b))[1]).astype(np.float32)
 
@@ -275,8 +277,9 @@ class Lifter:
                     s += np.einsum("rv,nrv->nv", pattern.scale_row, imputed)
                 s2lam = s * s * self._lam_vk
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    e = (cost / (2 * s2lam) + n_vis[chunk] * np.log(s2lam) - self._log_weights_vk
-                         + (self._occam if pattern is None else pattern.occam))
+                    e = cost / (2 * s2lam) + n_vis[chunk] * np.log(s2lam) - self._log_weights_vk
+                if self.evidence:
+                    e += self._occam if pattern is None else pattern.occam
                 energy[chunk] = np.where(s > 1e-6, e, np.inf)
         return energy
 
@@ -329,12 +332,17 @@ class Lifter:
                             np.einsum("r,hrp->hp", y0[0], design)[..., None])[..., 0]
         with np.errstate(divide="ignore", invalid="ignore"):
             coeff = z[:, 3:] / z[:, :1]
-        level = rotate_y(self.prior.means[comp] + np.einsum("hj,hmxj->hmx", coeff, self.prior.bases[comp]),
-                         self._theta[view])
+        level = self._level_pose(coeff, comp, view)
         joints = (level - level[:, ROOT_INDEX : ROOT_INDEX + 1]) * self.prior.metric_scale
         if turn[0]:
             joints = np.einsum("hxy,hly->hlx", _undo_turn(self._phi[view], np.full(len(view), turn[0])), joints)
         return joints, np.where(z[:, 0] > 1e-6, energy, np.inf), np.degrees(self._phi[view])
+
+    def _level_pose(self, coeff: np.ndarray, comp: np.ndarray, view: np.ndarray) -> np.ndarray:
+        """(N,16,3) poses in model units, level frame: component ``comp``'s mean plus its basis times
+        (N,J) ``coeff``, turned to ``view``'s rotation about the vertical."""
+        return rotate_y(self.prior.means[comp] + np.einsum("nj,nmxj->nmx", coeff, self.prior.bases[comp]),
+                        self._theta[view])
 
     def _lift_turned(self, out: LiftResult, energy: np.ndarray, kp: np.ndarray, seen: np.ndarray,
                      lean: np.ndarray, rows: np.ndarray) -> None:
@@ -393,9 +401,7 @@ class Lifter:
         unc[:, ROOT_INDEX] = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             coeff = bb / sb[:, None]
-        n_joints = len(JOINTS3D)
-        deform = (coeff @ self._bases_flat.T).reshape(len(idx), k, n_joints, 3)[np.arange(len(idx)), comp]
-        level = rotate_y(self.prior.means[comp] + deform, self._theta[view])   # model units
+        level = self._level_pose(coeff, comp, view)                           # model units
         cos_e, sin_e = np.cos(self._phi[view])[:, None], np.sin(self._phi[view])[:, None]
         points = np.einsum("lm,nmx->nlx", self._keypoint_map, level)            # the source's keypoints
         image = np.stack([points[..., 0], cos_e * points[..., 1] - sin_e * points[..., 2]], -1)
