@@ -98,7 +98,7 @@ class Pose2DConfig:
         0.3, min=0.001, max=64.0, help="Video: the detector's regions (the whole frame and its tiles), taken "
                                        "round-robin, this many per frame on average.")
     detector_budget_people: float = opt(
-        0.0, min=0.0, max=64.0, help="Video: with fewer people followed than this, the detector also gets the "
+        4.0, min=0.0, max=64.0, help="Video: with fewer people followed than this, the detector also gets the "
                                      "keypoint network's time of the missing ones (both costs measured as it "
                                      "runs), on top of detector_regions_per_frame; 0 = a fixed rate.")
     detector_async: bool = opt(True, help="Video: the detector's network runs on its own thread beside the "
@@ -110,6 +110,9 @@ class Pose2DConfig:
                                           "each way, for people lying across it (on the floor, in bed, after a "
                                           "fall); two more detector regions a photo. Video follows a person "
                                           "who lies down, and looks upright only.")
+    flip_test: bool = opt(True, help="Still images: each person's crop also runs mirrored and the two reads are "
+                                     "merged (the flip test): steadier joints for twice the keypoint network's "
+                                     "time a person. Video never does (its frame rate binds).")
     keypoint_threshold: float = opt(0.1, min=0.0, max=1.0, help="Keypoints below this confidence are reported "
                                                                 "with confidence 0 (missing).")
     keep_fraction: float = opt(0.75, min=0.0, max=1.0, help="Video: a person already followed stays reported "

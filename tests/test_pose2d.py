@@ -148,6 +148,20 @@ def test_letterbox_pads_with_zeros():
 
 # --- detectors -----------------------------------------------------------------------------------
 
+def test_weighted_nms_keeps_a_detection_with_a_degenerate_face_box():
+    """A zero-area face box (IoU 0/0 with itself) once emptied its own group and crashed the detector
+    on the degraded photos (tools/bench_2d.py); each detection now leads its group."""
+    from realtime.pose2d.detection.blazepose import SsdDetection, weighted_nms
+
+    flat = SsdDetection(0.9, np.array([10.0, 10.0, 10.0, 30.0]), np.zeros((4, 2)))
+    box = SsdDetection(0.8, np.array([50.0, 50.0, 70.0, 70.0]), np.ones((4, 2)))
+    near = SsdDetection(0.7, np.array([51.0, 50.0, 71.0, 70.0]), np.full((4, 2), 3.0))
+    kept = weighted_nms([box, flat, near])
+    assert [d.score for d in kept] == [0.9, 0.8]
+    np.testing.assert_allclose(kept[0].face, flat.face)
+    np.testing.assert_allclose(kept[1].keypoints, (0.8 * 1.0 + 0.7 * 3.0) / 1.5)
+
+
 def test_blazepose_anchor_layout():
     a = anchors()
     assert a.shape == (2254, 2)
@@ -280,6 +294,43 @@ def test_detectors_find_the_annotated_people(est, annotated):
 def test_movenet_on_the_annotated_people_with_ground_truth_boxes(est, annotated):
     preds = [est.estimate_in_boxes(load_image(s.image), s.box)[0].keypoints for s in annotated]
     assert pck(annotated, preds, BODY12, 0.1) >= 0.9
+
+
+def test_the_flip_test_reads_a_mirrored_photo_as_the_mirror_of_the_photo(est, lsp):
+    """The mirrored read is mapped back exactly (x -> size - 1 - x in crop pixels, left and right
+    swapped): on the LSP photos (small enough that no crop reads from an image pyramid, whose grid is
+    not mirror-symmetric) the merged keypoints of a mirrored photo are the photo's, mirrored. The
+    confidences (and so who is reported) stay one read's."""
+    from realtime.skeleton import FLIP2D
+
+    assert est.config.flip_test
+    one_read = dataclasses.replace(est, config=dataclasses.replace(est.config, flip_test=False))
+    for s in lsp:
+        image = load_image(s.image)
+        w = image.shape[1]
+        box = np.array([w - 1 - s.box[2], s.box[1], w - 1 - s.box[0], s.box[3]])
+        (person,), (mirrored,) = est.estimate_in_boxes(image, s.box), est.estimate_in_boxes(image[:, ::-1], box)
+        back = mirrored.keypoints[list(FLIP2D)]
+        back[:, 0] = w - 1 - back[:, 0]
+        np.testing.assert_allclose(back, person.keypoints, atol=1e-3)
+        single = one_read.estimate_in_boxes(image, s.box)[0]
+        assert np.array_equal(person.confidence, single.confidence) and person.score == single.score
+        assert not np.allclose(person.keypoints, single.keypoints)
+
+
+def test_the_flip_test_is_steadier_than_one_read(est, annotated):
+    """Both reads merged: PCK@0.1 on the annotated people, clean and blurred (sigma 2 px), above one read."""
+    one_read = dataclasses.replace(est, config=dataclasses.replace(est.config, flip_test=False))
+    scores = {}
+    for e in (est, one_read):
+        preds = []
+        for blur in (0.0, 2.0):
+            for s in annotated:
+                image = load_image(s.image)
+                image = cv2.GaussianBlur(image, (0, 0), blur) if blur else image
+                preds.append(e.estimate_in_boxes(image, s.box)[0].keypoints)
+        scores[e.config.flip_test] = pck(annotated + annotated, preds, BODY12, 0.1)
+    assert scores[True] > scores[False], scores
 
 
 def test_cpm_on_lsp_with_ground_truth_boxes(cpm, lsp):
@@ -446,9 +497,11 @@ class _RecordingDetector(PersonDetector):
 
 
 def _with_detector(est: PoseEstimator2D, detector: PersonDetector, **config) -> PoseEstimator2D:
-    """The estimator with another detector and settings; its followers detect synchronously unless
-    ``detector_async`` is given (the frame-by-frame schedules below are easiest to read that way)."""
+    """The estimator with another detector and settings; its followers detect synchronously and at a
+    fixed rate unless ``detector_async`` or ``detector_budget_people`` is given (the frame-by-frame
+    schedules below are easiest to read that way)."""
     config.setdefault("detector_async", False)
+    config.setdefault("detector_budget_people", 0.0)
     return dataclasses.replace(est, detector=detector, config=dataclasses.replace(est.config, **config))
 
 

@@ -206,6 +206,44 @@ def refine_study(samples: list[Sample], images: dict, model: str, threads: int) 
     return {"model": model, "runs": runs, "chosen": chosen}
 
 
+def flip_study(samples: list[Sample], images: dict, models: tuple[str, ...], threads: int) -> dict:
+    """The flip test (``[pose2d] flip_test``): PCK@0.1 (12 joints) on ground-truth boxes per half and
+    condition, one read against the two reads merged at each agreement distance (``MIRROR_AGREE``,
+    fraction of the crop's side; 10 = always averaged), the distance chosen on one half (mean over the
+    conditions) and reported on the other."""
+    import realtime.pose2d.estimator as estimator_module
+
+    agrees = (0.05, 0.1, 0.2, 10.0)
+    kept = estimator_module.MIRROR_AGREE
+    out: dict[str, dict] = {}
+    for model in models:
+        est = PoseEstimator2D.create(config=_config(threads, model=model))
+        runs: dict[str, dict] = {}
+        for label, flip, agree in [("off", False, kept)] + [(str(a), True, a) for a in agrees]:
+            estimator_module.MIRROR_AGREE = agree       # the module constant the estimator reads
+            e = replace(est, config=replace(est.config, flip_test=flip))
+            for condition in CONDITION_NAMES:
+                if condition == "turned":
+                    continue
+                cs, cims = degraded(samples, images, condition)
+                t = time.perf_counter()
+                preds = [e.estimate_in_boxes(cims[s.image], s.box)[0].keypoints for s in cs]
+                runs.setdefault(label, {})[condition] = {
+                    "ms_per_person": (time.perf_counter() - t) * 1e3 / len(cs),
+                    **{h: pck([s for s in cs if s.dataset in v], [p for s, p in zip(cs, preds) if s.dataset in v],
+                              BODY12, 0.1) for h, v in SPLITS.items()}}
+        estimator_module.MIRROR_AGREE = kept
+        est.close()
+        chosen = {}
+        for pick, report in (("lsp+mpii", "h36m+3dhp"), ("h36m+3dhp", "lsp+mpii")):
+            mean = lambda label, half: float(np.mean([r[half] for r in runs[label].values()]))  # noqa: E731
+            best = max(agrees, key=lambda a: (mean(str(a), pick), -a))
+            chosen[f"chosen on {pick}, reported on {report}"] = {
+                "agree": best, "off": mean("off", report), "flip": mean(str(best), report)}
+        out[model] = {"runs": runs, "chosen": chosen}
+    return out
+
+
 def realtime_study(path: Path, frames: int, repeats: int, overrides: dict) -> dict:
     """``VideoFollower.estimate`` on the first ``frames`` frames (decoded beforehand), default
     configuration on ONNX Runtime; ``repeats`` passes, the median pass by p50 reported."""
@@ -260,6 +298,18 @@ def refine_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def flip_table(result: dict) -> str:
+    lines = ["Flip test on ground-truth boxes, PCK@0.1 (12 joints) lsp+mpii / h36m+3dhp per condition"]
+    for model, r in result["flip"].items():
+        for label, v in r["runs"].items():
+            lines.append(f"{model:18s} {'one read' if label == 'off' else 'agree ' + label:11s} " + "  ".join(
+                f"{c} {x['lsp+mpii']:.3f}/{x['h36m+3dhp']:.3f}" for c, x in v.items())
+                + f"  ({np.mean([x['ms_per_person'] for x in v.values()]):.1f} ms/person)")
+        for name, v in r["chosen"].items():
+            lines.append(f"{model:18s} {name}: agree {v['agree']}, one read {v['off']:.3f} -> flip {v['flip']:.3f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -273,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated first frames: each video is followed from each for --video-frames")
     p.add_argument("--video-combos", default=",".join(VIDEO_COMBOS))
     p.add_argument("--refine", action="store_true", help="only the 3D-feedback study")
+    p.add_argument("--flip", action="store_true", help="only the flip-test study (the --keypoints networks)")
     p.add_argument("--video", type=int, default=0, metavar="N", help="only the real-time check on N demo frames")
     p.add_argument("--video-repeats", type=int, default=1)
     p.add_argument("--pose2d", action="append", default=[], metavar="KEY=VALUE",
@@ -296,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.refine:
         result = {"refine": refine_study(samples, images, Config().pose2d.model, args.threads)}
         print(json.dumps(result) if args.json else refine_table(result))
+        return 0
+    if args.flip:
+        result = {"flip": flip_study(samples, images, tuple(args.keypoints.split(",")), args.threads)}
+        print(json.dumps(result) if args.json else flip_table(result))
         return 0
     conditions = tuple(c for c in args.conditions.split(",") if c)
     result = {"samples": len(samples), "threads": args.threads, "cpus": os.cpu_count(), "load": load,

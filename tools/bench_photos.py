@@ -5,7 +5,8 @@ per process), the shared photos repeated to ``N`` paths; it prints seconds, phot
 people found and the process's peak resident memory. ``--crowd``: each of the N photos is instead a
 crowd, a 4 x 4 mosaic of the shared photos with several people (64 people, 30-150 px tall).
 
-    python tools/bench_photos.py [--counts 8 40 120] [--photo-model movenet-lightning movenet-thunder] [--crowd] [--json]
+    python tools/bench_photos.py [--counts 8 40 120] [--photo-model movenet-lightning movenet-thunder]
+                                 [--pose2d "flip_test=false" --pose2d ""] [--crowd] [--json]
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,7 +32,10 @@ sys.path.insert(0, {repo!r})
 import realtime
 from realtime.config import load_config
 model = {model!r}                                 # [pose2d] photo_model for this run (None: the configured one)
-estimate = (realtime.PoseEstimator3D(load_config().replace("pose2d", photo_model=model)).estimate if model
+overrides = {overrides!r}                         # other [pose2d] settings for this run
+if model:
+    overrides["photo_model"] = model
+estimate = (realtime.PoseEstimator3D(load_config().replace("pose2d", **overrides)).estimate if overrides
             else realtime.estimate)
 paths = sorted(str(p) for p in Path({photos!r}).iterdir() if p.suffix.lower() in (".jpg", ".png"))
 if {crowd!r}:                                     # a 4 x 4 mosaic of the photos with several people
@@ -48,8 +53,8 @@ print(json.dumps({{"photos": {n}, "seconds": seconds, "people": sum(map(len, fou
 """
 
 
-def run(n: int, photos: Path, model: str | None = None, crowd: bool = False) -> dict:
-    child = _CHILD.format(repo=str(REPO), photos=str(photos), n=n, model=model, crowd=crowd)
+def run(n: int, photos: Path, model: str | None = None, crowd: bool = False, overrides: dict | None = None) -> dict:
+    child = _CHILD.format(repo=str(REPO), photos=str(photos), n=n, model=model, crowd=crowd, overrides=overrides or {})
     out = subprocess.run([sys.executable, "-c", child],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -61,18 +66,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=Path, default=PHOTOS)
     p.add_argument("--photo-model", nargs="+", default=[None], metavar="MODEL",
                    help="[pose2d] photo_model of each run, side by side (default: the configured one)")
+    p.add_argument("--pose2d", action="append", default=None, metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="[pose2d] settings of one run (TOML values; \"\" = the configured ones); repeat for runs "
+                        "side by side")
     p.add_argument("--crowd", action="store_true", help="each photo a 4 x 4 mosaic of the shared photos (64 people)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    rows = [dict(run(n, args.photos, model, args.crowd), model=model or load_config().pose2d.photo_model)
-            for model in args.photo_model for n in args.counts]
+    variants = [{k.strip(): tomllib.loads(f"v = {v}")["v"] for k, v in (kv.split("=", 1) for kv in text.split(",") if kv)}
+                for text in (args.pose2d or [""])]
+    rows = [dict(run(n, args.photos, model, args.crowd, variant), model=model or load_config().pose2d.photo_model,
+                 pose2d=variant)
+            for model in args.photo_model for variant in variants for n in args.counts]
     if args.json:
         print(json.dumps({"rows": rows}))
         return 0
-    print(f"{'photo_model':<20}{'photos':>7}{'seconds':>9}{'photos/s':>10}{'people':>8}{'peak MB':>9}")
+    print(f"{'photo_model':<20}{'[pose2d]':<20}{'photos':>7}{'seconds':>9}{'photos/s':>10}{'people':>8}{'peak MB':>9}")
     for r in rows:
-        print(f"{r['model']:<20}{r['photos']:>7}{r['seconds']:>9.1f}{r['photos'] / r['seconds']:>10.2f}{r['people']:>8}"
-              f"{r['peak_rss_mb']:>9.0f}")
+        settings = ",".join(f"{k}={v}" for k, v in r["pose2d"].items()) or "-"
+        print(f"{r['model']:<20}{settings:<20}{r['photos']:>7}{r['seconds']:>9.1f}{r['photos'] / r['seconds']:>10.2f}"
+              f"{r['people']:>8}{r['peak_rss_mb']:>9.0f}")
     return 0
 
 

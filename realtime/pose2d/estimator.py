@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -24,7 +24,7 @@ from realtime.config import Pose2DConfig
 from realtime.pose2d.crops import Crop, box_crop, warp
 from realtime.pose2d.detection import Detection, PersonDetector
 from realtime.pose2d.images import ImageError, check_frame, load_image
-from realtime.pose2d.keypoints import read_keypoints
+from realtime.pose2d.keypoints import KeypointOutput, merge_mirrored, read_keypoints
 from realtime.pose2d.refine import BeliefRefiner
 from realtime.networks import REGISTRY, ModelSpec, names
 from realtime.skeleton import LSP14, UPRIGHT_LEAN_DEG, torso_lean
@@ -44,6 +44,8 @@ SAME_PERSON = 0.5
 #: the keypoint networks learnt upright people (a person lying on the floor, crawling, upside down).
 TURN_ABOVE_DEG = UPRIGHT_LEAN_DEG
 TURN = float(np.radians(TURN_ABOVE_DEG))
+#: The flip test's two reads of a joint agree within this fraction of the crop's side.
+MIRROR_AGREE = 0.1
 #: Still images go through the networks this many at a time (their detector regions in one batch).
 PHOTO_BATCH = 8
 #: A person only a turned view found is dropped when more of their box than this is inside better-scored people,
@@ -178,6 +180,7 @@ class PoseEstimator2D:
         boxes = [[d.box for d in found] for found in ranked]
         cameras = [self.camera()] * len(frames)
         people = self.keypoints_in_boxes(frames, boxes, cameras)
+        crop_of = {id(p): (b, 0.0) for found, frame_boxes in zip(people, boxes) for p, b in zip(found, frame_boxes)}
         # once more in crops turned along the body, the best score kept: people whose torso leans over
         # TURN_ABOVE_DEG by its angle, and people in a box wider than tall (lying across the image,
         # where the upright crop's keypoints may not show which way) both ways a quarter
@@ -186,16 +189,54 @@ class PoseEstimator2D:
         if any(turned):
             again = self.keypoints_in_boxes(frames, [[boxes[i][k] for k, _ in t] for i, t in enumerate(turned)],
                                             cameras, [[a for _, a in t] for t in turned])
+            crop_of.update({id(p): (boxes[i][k], a) for i, (t, found) in enumerate(zip(turned, again))
+                            for (k, a), p in zip(t, found)})
             keep_surer(people, [[k for k, _ in t] for t in turned], again)
-        return [deduplicate(confirm_lying(sorted([(p, d.lying) for p, d in zip(found, dets)
-                                                  if p.score >= self.person_score], key=lambda x: -x[0].score),
-                                          LYING_SCORE * self.person_score))
-                for found, dets in zip(people, ranked)]
+        final = [deduplicate(confirm_lying(sorted([(p, d.lying) for p, d in zip(found, dets)
+                                                   if p.score >= self.person_score], key=lambda x: -x[0].score),
+                                           LYING_SCORE * self.person_score))
+                 for found, dets in zip(people, ranked)]
+        if self._flip_test:
+            # who is there was decided by one read, as without the flip test
+            final = self.mirrored_read(frames, final, [[crop_of[id(p)] for p in found] for found in final])
+        return final
+
+    @property
+    def _flip_test(self) -> bool:
+        """The flip test is on (``flip_test``; with ``refine_3d`` the 3D feedback refines the keypoints instead)."""
+        return self.config.flip_test and not self.config.refine_3d
+
+    def mirrored_read(self, frames: Sequence[np.ndarray], people: Sequence[Sequence[Person]],
+                      crops: Sequence[Sequence[tuple[np.ndarray, float]]]) -> list[list[Person]]:
+        """The flip test on still images' people: each read again in their crop (``crops``: the
+        (box, angle) they were read in) mirrored, in one network batch, and the two reads merged
+        (:func:`merge_mirrored`): new people with steadier keypoints, the same confidences and score."""
+        size, scale = self.spec.input_size[0], self.spec.crop_scale
+        squares = [[box_crop(b, size, scale, a) for b, a in frame_crops] for frame_crops in crops]
+        every = [c for frame_squares in squares for c in frame_squares]
+        if not every:
+            return [list(found) for found in people]
+        batch = np.concatenate([warp(f, c)[:, :, ::-1] for f, c in zip(frames, squares) if c])
+        mirrored = read_keypoints(self.spec, self.keypoint_backend.infer(self.spec.normalise(batch)),
+                                  self.config.keypoint_threshold)
+        flat = [p for found in people for p in found]
+        upright = KeypointOutput(np.stack([c.to_crop(p.keypoints) for c, p in zip(every, flat)]),
+                                 np.stack([p.confidence for p in flat]))
+        merged = merge_mirrored(upright, mirrored, size, MIRROR_AGREE)
+        out = []
+        for c, p, k in zip(every, flat, merged.keypoints):
+            keypoints = c.to_image(k)
+            out.append(replace(p, keypoints2d=keypoints, bbox=keypoint_box(keypoints, p.confidence, c)))
+        starts = np.cumsum([0] + [len(found) for found in people])
+        return [out[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
     def estimate_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Person]:
         """Keypoints of the people in given boxes (keypoint-box sized, e.g. ground truth or another
         detector's), one per box, in box order, whatever their score."""
-        return self.keypoints_in_boxes([_image(image_bgr, 0)], [np.asarray(boxes, np.float64).reshape(-1, 4)])[0]
+        image = _image(image_bgr, 0)
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        people = self.keypoints_in_boxes([image], [boxes])
+        return (self.mirrored_read([image], people, [[(b, 0.0) for b in boxes]]) if self._flip_test else people)[0]
 
     def camera(self) -> "Camera":
         """The camera a still image is taken to come from: [lifting] camera_pitch_deg, focal unknown."""
@@ -224,8 +265,9 @@ class PoseEstimator2D:
             batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
             out = self.keypoint_backend.infer(self.spec.normalise(batch))
             t2 = time.perf_counter()
+            read = read_keypoints(self.spec, out, self.config.keypoint_threshold)
             owners = [i for i, frame_crops in enumerate(crops) for _ in frame_crops]
-            flat = self._read(out, every, owners, frames, cameras)
+            flat = self._read(read, every, owners, frames, cameras)
             start = 0
             for i, frame_crops in enumerate(crops):
                 people[i] = flat[start:start + len(frame_crops)]
@@ -237,12 +279,11 @@ class PoseEstimator2D:
                              "decode": (t3 - t2) * 1e3}
         return people
 
-    def _read(self, out: dict[str, np.ndarray], crops: list[Crop], owners: list[int],
+    def _read(self, read: KeypointOutput, crops: list[Crop], owners: list[int],
               frames: Sequence[np.ndarray], cameras: "Sequence[Camera | None] | None") -> list[Person]:
-        """People from the network's outputs (crop ``k`` from ``frames[owners[k]]``): keypoints refined
-        by the 3D feedback when it is on, and then lifted; the person's score stays the network's own
-        confidences (the image evidence, which the feedback must not inflate)."""
-        read = read_keypoints(self.spec, out, self.config.keypoint_threshold)
+        """People from the network's read of their crops (crop ``k`` from ``frames[owners[k]]``): keypoints
+        refined by the 3D feedback when it is on, and then lifted; the person's score stays the network's
+        own confidences (the image evidence, which the feedback must not inflate)."""
         points, confidence, evidence = read.keypoints, read.confidence, read.confidence
         if self.lifting is None or read.maps is None:
             return [person_in_crop(c, p, k, e) for c, p, k, e in zip(crops, points, confidence, evidence)]

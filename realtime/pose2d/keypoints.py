@@ -25,7 +25,7 @@ from realtime.pose2d.decode import decode_belief_maps, map_to_crop
 from realtime.pose2d.landmarks import COCO_TO_LSP, blazepose_to_lsp14, coco_to_lsp14
 from realtime.pose2d.movenet import decode_singlepose
 from realtime.networks import ModelSpec
-from realtime.skeleton import LSP14
+from realtime.skeleton import FLIP2D, LSP14
 
 #: MPII-16 index of each LSP-14 joint (EfficientPose's output order).
 MPII_ORDER = ("head_top", "neck", "r_shoulder", "r_elbow", "r_wrist", "thorax", "l_shoulder", "l_elbow", "l_wrist",
@@ -88,6 +88,30 @@ def _blazepose(spec: ModelSpec, out: dict[str, np.ndarray], threshold: float) ->
     confidence *= np.clip(flags, 0.0, 1.0).astype(np.float32)
     confidence[confidence < threshold] = 0.0
     return KeypointOutput(points, confidence)
+
+
+def merge_mirrored(upright: KeypointOutput, mirrored: KeypointOutput, crop_size: int, agree: float
+                   ) -> KeypointOutput:
+    """The flip test (as pose benchmarks score networks): the same crops read again mirrored, that read
+    mapped back (x mirrored, left and right swapped) and merged with the first. Why: a network's
+    errors on a crop and on its mirror image are partly independent, so where the two reads agree
+    (within ``agree`` x the crop's side) their confidence-weighted mean is steadier than either; a
+    joint they disagree on (a left-right mix-up) comes from the surer read. Where they disagree on
+    most joints they followed different people (a crop holding two, the mirrored read drawn to a
+    more salient neighbour): the upright read stays whole. Only positions change: the confidences,
+    and so who is reported, stay the upright read's (``upright`` may be keypoints alone)."""
+    back = mirrored.keypoints[:, FLIP2D].copy()
+    back[..., 0] = crop_size - 1 - back[..., 0]
+    back_conf = mirrored.confidence[:, FLIP2D]
+    conf = upright.confidence
+    both = (conf > 0) & (back_conf > 0)
+    close = both & (np.linalg.norm(upright.keypoints - back, axis=-1) <= agree * crop_size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (conf[..., None] * upright.keypoints + back_conf[..., None] * back) / (conf + back_conf)[..., None]
+    points = np.where(close[..., None], mean, np.where((both & (back_conf > conf))[..., None], back, upright.keypoints))
+    apart = close.sum(1) < 0.5 * both.sum(1)
+    points[apart] = upright.keypoints[apart]
+    return KeypointOutput(points, upright.confidence)
 
 
 READERS: dict[str, Callable[[ModelSpec, dict[str, np.ndarray], float], KeypointOutput]] = {

@@ -86,7 +86,8 @@ def weighted_nms(detections: list[SsdDetection], threshold: float = NMS_IOU) -> 
     kept = []
     while remaining:
         best = remaining[0]
-        overlap = iou_matrix(best.face, np.stack([d.face for d in remaining]))[0]
+        overlap = np.nan_to_num(iou_matrix(best.face, np.stack([d.face for d in remaining]))[0])
+        overlap[0] = 1.0        # the best leads its group, even with a degenerate (zero-area) face box
         group = [d for d, o in zip(remaining, overlap) if o > threshold]
         remaining = [d for d, o in zip(remaining, overlap) if o <= threshold]
         w = np.array([d.score for d in group])[:, None]
