@@ -186,7 +186,9 @@ def refine_study(samples: list[Sample], images: dict, model: str, threads: int) 
     weights = (0.0, 0.1, 0.2, 0.3, 0.5)
     runs: dict[str, dict] = {}
     for w in weights:
-        est = PoseEstimator2D.create(config=_config(threads, model=model, refine_3d=w > 0, refine_weight=w))
+        # the flip test off throughout: with refine_3d it is off anyway, so w = 0 is one read like the others
+        est = PoseEstimator2D.create(config=_config(threads, model=model, refine_3d=w > 0, refine_weight=w,
+                                                    flip_test=False))
         for condition in ("clean", "blur2"):
             cs, cims = degraded(samples, images, condition)
             t = time.perf_counter()
