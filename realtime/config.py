@@ -110,9 +110,9 @@ class Pose2DConfig:
                                           "each way, for people lying across it (on the floor, in bed, after a "
                                           "fall); two more detector regions a photo. Video follows a person "
                                           "who lies down, and looks upright only.")
-    flip_test: bool = opt(True, help="Still images: each person's crop also runs mirrored and the two reads are "
-                                     "merged (the flip test): steadier joints for twice the keypoint network's "
-                                     "time a person. Video never does (its frame rate binds).")
+    flip_test: bool = opt(True, help="Still images: each person found is read again in their crop mirrored and "
+                                     "the two reads' keypoints are merged (the flip test): steadier joints for one "
+                                     "more keypoint read a person. Video never does (its frame rate binds).")
     keypoint_threshold: float = opt(0.1, min=0.0, max=1.0, help="Keypoints below this confidence are reported "
                                                                 "with confidence 0 (missing).")
     keep_fraction: float = opt(0.75, min=0.0, max=1.0, help="Video: a person already followed stays reported "

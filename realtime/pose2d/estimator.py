@@ -210,12 +210,14 @@ class PoseEstimator2D:
                       crops: Sequence[Sequence[tuple[np.ndarray, float]]]) -> list[list[Person]]:
         """The flip test on still images' people: each read again in their crop (``crops``: the
         (box, angle) they were read in) mirrored, in one network batch, and the two reads merged
-        (:func:`merge_mirrored`): new people with steadier keypoints, the same confidences and score."""
+        (:func:`merge_mirrored`): new people with steadier keypoints, the same confidences and score.
+        Its time counts in ``last_timings["infer"]``."""
         size, scale = self.spec.input_size[0], self.spec.crop_scale
         squares = [[box_crop(b, size, scale, a) for b, a in frame_crops] for frame_crops in crops]
         every = [c for frame_squares in squares for c in frame_squares]
         if not every:
             return [list(found) for found in people]
+        t0 = time.perf_counter()
         batch = np.concatenate([warp(f, c)[:, :, ::-1] for f, c in zip(frames, squares) if c])
         mirrored = read_keypoints(self.spec, self.keypoint_backend.infer(self.spec.normalise(batch)),
                                   self.config.keypoint_threshold)
@@ -227,6 +229,7 @@ class PoseEstimator2D:
         for c, p, k in zip(every, flat, merged.keypoints):
             keypoints = c.to_image(k)
             out.append(replace(p, keypoints2d=keypoints, bbox=keypoint_box(keypoints, p.confidence, c)))
+        self.last_timings["infer"] = self.last_timings.get("infer", 0.0) + (time.perf_counter() - t0) * 1e3
         starts = np.cumsum([0] + [len(found) for found in people])
         return [out[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
@@ -265,9 +268,8 @@ class PoseEstimator2D:
             batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
             out = self.keypoint_backend.infer(self.spec.normalise(batch))
             t2 = time.perf_counter()
-            read = read_keypoints(self.spec, out, self.config.keypoint_threshold)
             owners = [i for i, frame_crops in enumerate(crops) for _ in frame_crops]
-            flat = self._read(read, every, owners, frames, cameras)
+            flat = self._read(out, every, owners, frames, cameras)
             start = 0
             for i, frame_crops in enumerate(crops):
                 people[i] = flat[start:start + len(frame_crops)]
@@ -279,11 +281,12 @@ class PoseEstimator2D:
                              "decode": (t3 - t2) * 1e3}
         return people
 
-    def _read(self, read: KeypointOutput, crops: list[Crop], owners: list[int],
+    def _read(self, out: dict[str, np.ndarray], crops: list[Crop], owners: list[int],
               frames: Sequence[np.ndarray], cameras: "Sequence[Camera | None] | None") -> list[Person]:
-        """People from the network's read of their crops (crop ``k`` from ``frames[owners[k]]``): keypoints
-        refined by the 3D feedback when it is on, and then lifted; the person's score stays the network's
-        own confidences (the image evidence, which the feedback must not inflate)."""
+        """People from the network's outputs (crop ``k`` from ``frames[owners[k]]``): keypoints refined
+        by the 3D feedback when it is on, and then lifted; the person's score stays the network's own
+        confidences (the image evidence, which the feedback must not inflate)."""
+        read = read_keypoints(self.spec, out, self.config.keypoint_threshold)
         points, confidence, evidence = read.keypoints, read.confidence, read.confidence
         if self.lifting is None or read.maps is None:
             return [person_in_crop(c, p, k, e) for c, p, k, e in zip(crops, points, confidence, evidence)]
