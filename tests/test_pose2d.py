@@ -568,8 +568,8 @@ def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(est, photos_d
     black = np.zeros_like(image)
     assert video.estimate(black) == [] and not video.lost        # one poor frame: still followed
     assert video.estimate(black) == [] and video.lost             # the second: dropped
-    assert video.detector_runs == 1
-    assert len(video.estimate(image)) == 2 and video.detector_runs == 2   # the detector looks where they were
+    assert video.detector_runs == 2                               # it looked around them after the first
+    assert len(video.estimate(image)) == 2 and video.detector_runs == 3   # and where they were
     assert not video.lost
 
 
@@ -589,7 +589,12 @@ def test_a_person_on_a_poor_frame_is_cropped_larger_next(est, photos_dir):
         assert ((a[2:] - a[:2]) > 1.2 * (b[2:] - b[:2])).all()
         np.testing.assert_allclose(a[2:] - a[:2], POOR_GROWTH * (b[2:] - b[:2]))
         np.testing.assert_allclose(a[:2] + a[2:], b[:2] + b[2:])
-    assert len(video.estimate(image)) == 2 and video.detector_runs == 1
+    # and the detector looks around each of them on the next frame (at rate 0.01 nowhere else)
+    regions = video.detector_regions(image.shape[1], image.shape[0])
+    assert len(regions) == 2
+    for a in after:
+        assert any((np.abs((a[:2] + a[2:]) / 2 - r.centre) <= r.side / 2).all() for r in regions)
+    assert len(video.estimate(image)) == 2 and video.detector_runs == 2
 
 
 def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos_dir):
