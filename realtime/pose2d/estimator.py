@@ -212,26 +212,23 @@ class PoseEstimator2D:
         (box, angle) they were read in) mirrored, in one network batch, and the two reads merged
         (:func:`merge_mirrored`): new people with steadier keypoints, the same confidences and score.
         Its time counts in ``last_timings["infer"]``."""
-        size, scale = self.spec.input_size[0], self.spec.crop_scale
-        squares = [[box_crop(b, size, scale, a) for b, a in frame_crops] for frame_crops in crops]
-        every = [c for frame_squares in squares for c in frame_squares]
-        if not every:
-            return [list(found) for found in people]
         t0 = time.perf_counter()
-        batch = np.concatenate([warp(f, c)[:, :, ::-1] for f, c in zip(frames, squares) if c])
-        mirrored = read_keypoints(self.spec, self.keypoint_backend.infer(self.spec.normalise(batch)),
+        squares, batch = self._crops(frames, [[b for b, _ in f] for f in crops], [[a for _, a in f] for f in crops])
+        if batch is None:
+            return [list(found) for found in people]
+        mirrored = read_keypoints(self.spec, self.keypoint_backend.infer(self.spec.normalise(batch[:, :, ::-1])),
                                   self.config.keypoint_threshold)
+        every = [c for frame_squares in squares for c in frame_squares]
         flat = [p for found in people for p in found]
         upright = KeypointOutput(np.stack([c.to_crop(p.keypoints) for c, p in zip(every, flat)]),
                                  np.stack([p.confidence for p in flat]))
-        merged = merge_mirrored(upright, mirrored, size, MIRROR_AGREE)
+        merged = merge_mirrored(upright, mirrored, self.spec.input_size[0], MIRROR_AGREE)
         out = []
         for c, p, k in zip(every, flat, merged.keypoints):
             keypoints = c.to_image(k)
             out.append(replace(p, keypoints2d=keypoints, bbox=keypoint_box(keypoints, p.confidence, c)))
         self.last_timings["infer"] = self.last_timings.get("infer", 0.0) + (time.perf_counter() - t0) * 1e3
-        starts = np.cumsum([0] + [len(found) for found in people])
-        return [out[a:b] for a, b in zip(starts[:-1], starts[1:])]
+        return _per_frame(out, squares)
 
     def estimate_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Person]:
         """Keypoints of the people in given boxes (keypoint-box sized, e.g. ground truth or another
@@ -255,31 +252,34 @@ class PoseEstimator2D:
         With the 3D feedback on, each frame's people are lifted with its camera's lifter
         (``cameras``, one per frame) and keep that lift as their 3D pose and root."""
         t0 = time.perf_counter()
-        size, scale = self.spec.input_size[0], self.spec.crop_scale
-        if angles is None:
-            angles = [[0.0] * len(frame_boxes) for frame_boxes in boxes]
-        crops = [[box_crop(b, size, scale, a) for b, a in zip(frame_boxes, frame_angles)]
-                 for frame_boxes, frame_angles in zip(boxes, angles)]
-        batches = [warp(f, c) for f, c in zip(frames, crops) if c]
+        crops, batch = self._crops(frames, boxes, angles)
         t1 = time.perf_counter()
-        every = [c for frame_crops in crops for c in frame_crops]
         people: list[list[Person]] = [[] for _ in frames]
-        if every:
-            batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
+        if batch is not None:
             out = self.keypoint_backend.infer(self.spec.normalise(batch))
             t2 = time.perf_counter()
             owners = [i for i, frame_crops in enumerate(crops) for _ in frame_crops]
-            flat = self._read(out, every, owners, frames, cameras)
-            start = 0
-            for i, frame_crops in enumerate(crops):
-                people[i] = flat[start:start + len(frame_crops)]
-                start += len(frame_crops)
+            people = _per_frame(self._read(out, [c for f in crops for c in f], owners, frames, cameras), crops)
         else:
             t2 = t1
         t3 = time.perf_counter()
         self.last_timings = {"detect": 0.0, "crop": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3,
                              "decode": (t3 - t2) * 1e3}
         return people
+
+    def _crops(self, frames: Sequence[np.ndarray], boxes: Sequence[Sequence[np.ndarray]],
+               angles: Sequence[Sequence[float]] | None) -> tuple[list[list[Crop]], np.ndarray | None]:
+        """Each frame's crops (``boxes`` turned by ``angles``, None = upright) and all of them as one
+        network batch (None when there are none)."""
+        size, scale = self.spec.input_size[0], self.spec.crop_scale
+        if angles is None:
+            angles = [[0.0] * len(frame_boxes) for frame_boxes in boxes]
+        crops = [[box_crop(b, size, scale, a) for b, a in zip(frame_boxes, frame_angles)]
+                 for frame_boxes, frame_angles in zip(boxes, angles)]
+        batches = [warp(f, c) for f, c in zip(frames, crops) if c]
+        if not batches:
+            return crops, None
+        return crops, batches[0] if len(batches) == 1 else np.concatenate(batches)
 
     def _read(self, out: dict[str, np.ndarray], crops: list[Crop], owners: list[int],
               frames: Sequence[np.ndarray], cameras: "Sequence[Camera | None] | None") -> list[Person]:
@@ -311,6 +311,12 @@ class PoseEstimator2D:
                     r.lift.assign_row(person, j, cameras[owner[k]] or self.camera(), w, h)
                 people[k] = person
         return people  # type: ignore[return-value]
+
+
+def _per_frame(flat: list[Person], crops: list[list[Crop]]) -> list[list[Person]]:
+    """One person per crop, in crop order, cut back into each frame's list."""
+    starts = np.cumsum([0] + [len(frame_crops) for frame_crops in crops])
+    return [flat[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
 
 def person_in_crop(crop: Crop, points: np.ndarray, confidence: np.ndarray, evidence: np.ndarray) -> Person:
