@@ -441,6 +441,18 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{path}: {e}") from None
 
 
+def parse_setting(item: str, where: str = "setting", form: str = "KEY=VALUE") -> tuple[str, Any]:
+    """``KEY=VALUE`` as a command-line flag gives it, the value in TOML syntax (strings need quotes):
+    (key, value), or a ConfigError naming ``where`` and the item."""
+    key, sep, value = item.partition("=")
+    if not (sep and key.strip()):
+        raise ConfigError(f"{where} {item!r}: expected {form}")
+    try:
+        return key.strip(), tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(f"{where} {item!r}: {value!r} is not a TOML value (strings need quotes)") from None
+
+
 # -- realtime config show -----------------------------------------------------------------------------------
 
 def add_arguments(p: Any) -> None:
@@ -459,14 +471,11 @@ def run(args: Any) -> int:
         in_file = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         flags: dict[str, dict[str, Any]] = {}
         for item in args.set:
-            key, sep, value = item.partition("=")
-            section, dot, name = key.strip().partition(".")
-            if not (sep and dot and section and name):
+            key, value = parse_setting(item, "--set", "SECTION.KEY=VALUE")
+            section, dot, name = key.partition(".")
+            if not (dot and section and name):
                 raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
-            try:
-                flags.setdefault(section, {})[name] = tomllib.loads(f"v = {value}")["v"]
-            except tomllib.TOMLDecodeError:
-                raise ConfigError(f"--set {item!r}: {value!r} is not a TOML value (strings need quotes)") from None
+            flags.setdefault(section, {})[name] = value
         for section, values in flags.items():
             if section not in {f.name for f in dataclasses.fields(Config)} or section == "camera":
                 raise ConfigError(f"--set [{section}]: unknown section")

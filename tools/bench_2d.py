@@ -34,7 +34,6 @@ import json
 import os
 import sys
 import time
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from realtime.capture import video_frames  # noqa: E402
-from realtime.config import Config, Pose2DConfig  # noqa: E402
+from realtime.config import Config, ConfigError, Pose2DConfig, parse_setting  # noqa: E402
 from realtime.pose2d import PoseEstimator2D, VideoFollower, load_image  # noqa: E402
 from realtime.pose2d.backends import create_backend  # noqa: E402
 from realtime.pose2d.detection import create_detector  # noqa: E402
@@ -334,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     load = os.getloadavg()[0]
     data = args.shared / "data"
-    overrides = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (s.split("=", 1) for s in args.pose2d)}
+    try:
+        overrides = dict(parse_setting(s, "--pose2d") for s in args.pose2d)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     if args.video:
         r = realtime_study(data / "video" / "deepstream_Retail02_short.mp4", args.video, args.video_repeats, overrides)
         result = {"realtime": r, "cpus": os.cpu_count(), "load": load}

@@ -14,13 +14,12 @@ import argparse
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from realtime.config import load_config  # noqa: E402
+from realtime.config import ConfigError, load_config, parse_setting  # noqa: E402
 
 PHOTOS = REPO.parent / "shared" / "data" / "images" / "photos"
 
@@ -72,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crowd", action="store_true", help="each photo a 4 x 4 mosaic of the shared photos (64 people)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    variants = [{k.strip(): tomllib.loads(f"v = {v}")["v"] for k, v in (kv.split("=", 1) for kv in text.split(",") if kv)}
-                for text in (args.pose2d or [""])]
+    try:
+        variants = [dict(parse_setting(kv, "--pose2d") for kv in text.split(",") if kv) for text in (args.pose2d or [""])]
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     rows = [dict(run(n, args.photos, model, args.crowd, variant), model=model or load_config().pose2d.photo_model,
                  pose2d=variant)
             for model in args.photo_model for variant in variants for n in args.counts]
