@@ -512,13 +512,19 @@ def test_video_spreads_the_detector_regions_over_frames(est, demo_video):
     keypoints in between."""
     recording = _RecordingDetector(est.detector)
     video = VideoFollower(_with_detector(est, recording, detector_regions_per_frame=2.0, lost_frames=100))
+    reported = 0
     for frame in _frames(demo_video, 9):
-        assert len(video.estimate(frame)) >= 2
+        people = video.estimate(frame)
+        assert len(people) >= 2
+        reported += len(people)
     regions = recording.regions(1920, 1080)
     assert len(regions) == 9
     asked = recording.asked
     assert len(asked) == 9 and asked[0] == regions
     assert [frame for frame in asked[1:]] == [[regions[0], regions[k]] for k in range(1, 9)]
+    # the follower's count of its work: every region it asked for, a crop for every person reported
+    assert video.sources[0].regions_looked == 9 + 2 * 8
+    assert video.sources[0].crops_read >= reported
 
 
 def test_a_small_frame_gets_the_detector_every_few_frames_exactly(est, photos_dir):
@@ -575,8 +581,9 @@ def test_a_lost_person_is_dropped_after_lost_frames_and_looked_for(est, photos_d
 
 def test_a_person_on_a_poor_frame_is_cropped_larger_next(est, photos_dir):
     """The last keypoint box is what went wrong on a poor frame: the next crop is POOR_GROWTH times
-    larger about the same centre, and the people are found again in it."""
-    from realtime.pose2d.video import POOR_GROWTH
+    larger about the same centre, and the people are found again in it. The detector looks around
+    them on the next frame, at most once in LOOK_EVERY frames."""
+    from realtime.pose2d.video import LOOK_EVERY, POOR_GROWTH
 
     image = load_image(photos_dir / "p2.jpg")
     video = VideoFollower(_with_detector(est, est.detector, detector_regions_per_frame=0.01, lost_frames=3))
@@ -595,6 +602,15 @@ def test_a_person_on_a_poor_frame_is_cropped_larger_next(est, photos_dir):
     for a in after:
         assert any((np.abs((a[:2] + a[2:]) / 2 - r.centre) <= r.side / 2).all() for r in regions)
     assert len(video.estimate(image)) == 2 and video.detector_runs == 2
+    # a poor frame again within LOOK_EVERY frames of the look gets none (and at 0.01 nothing else is due)
+    black = np.zeros_like(image)
+    assert video.estimate(black) == []
+    assert video.detector_regions(image.shape[1], image.shape[0]) == []
+    # found for LOOK_EVERY frames, their next poor frame gets its look
+    for _ in range(LOOK_EVERY):
+        assert len(video.estimate(image)) == 2
+    assert video.estimate(black) == []
+    assert len(video.detector_regions(image.shape[1], image.shape[0])) == 2
 
 
 def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos_dir):

@@ -160,7 +160,7 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
         d, k = name.split(" ")[0].split("+")
         est = PoseEstimator2D.create(config=_config(threads, **{"model": k, "detector": d, **overrides}))
         for path, clip in clips.items():
-            counts, times, runs_per_start = [], [], []
+            counts, times, runs_per_start, crops, regions = [], [], [], 0, 0
             for start in starts:
                 video = VideoFollower(est)
                 counts.append([])
@@ -169,12 +169,17 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
                     counts[-1].append(len(video.estimate(frame)))
                     times.append((time.perf_counter() - t) * 1e3)
                 runs_per_start.append(video.detector_runs)
+                crops += video.sources[0].crops_read
+                regions += video.sources[0].regions_looked
                 video.close()
             out.setdefault(name, {})[path.name] = {
                 "frames": frames, "starts": list(starts),
                 "people_per_frame": float(np.mean([np.mean(c) for c in counts])),
                 "people_per_frame_by_start": [float(np.mean(c)) for c in counts],
-                "ms_p50": float(np.median(times)), "detector_runs": runs_per_start}
+                "ms_p50": float(np.median(times)), "detector_runs": runs_per_start,
+                # the work a frame costs: keypoint crops and detector regions (the first frame's too)
+                "crops_per_frame": crops / (frames * len(starts)),
+                "regions_per_frame": regions / (frames * len(starts))}
         est.close()
         print(f"  video: {name} done", file=sys.stderr, flush=True)
     return out
@@ -284,7 +289,8 @@ def matrix_table(result: dict) -> str:
         for name, per in result["video"].items():
             lines.append(f"{name:62s} " + "  ".join(
                 f"{v}: {r['people_per_frame']:.2f} ({len(r['starts'])} x {r['frames']} frames from "
-                f"{','.join(map(str, r['starts']))}; {r['ms_p50']:.0f} ms p50)" for v, r in per.items()))
+                f"{','.join(map(str, r['starts']))}; {r['ms_p50']:.0f} ms p50; {r['crops_per_frame']:.2f} crops, "
+                f"{r['regions_per_frame']:.2f} detector regions a frame)" for v, r in per.items()))
     return "\n".join(lines)
 
 

@@ -9,8 +9,8 @@ first frame of a video looks everywhere at once. Hysteresis keeps people: a new 
 ``person_score``, a followed one only ``keep_fraction`` of it, and a followed person below that is
 dropped only after ``lost_frames`` poor frames in a row (a turn or a passer-by in front must not lose
 them), cropped larger after each poor frame; the detector looks around them on the frame after
-their first poor one (its box replaces the keypoint box that went wrong) and around where they were
-once they are dropped.
+their first poor one (its box replaces the keypoint box that went wrong; at most once in
+``LOOK_EVERY`` frames a person) and around where they were once they are dropped.
 
 One follower holds the state of every source it follows and shares its estimator's networks:
 :meth:`VideoFollower.estimate_sources` puts one frame of each source through ONE detector call and
@@ -56,6 +56,12 @@ LOST_REGION = 2.0
 #: on the shared videos, 4 starts each (tools/bench_2d.py, docs/benchmarks.md): 1.5 found more people
 #: on both than 1 (keep the box) and 1.25; 2 lost small people on the 1080p demo.
 POOR_GROWTH = 1.5
+#: The detector looks around a followed person on their first poor frame at most once in this many
+#: frames: a person whose score hovers at the threshold (small, at the back) has a poor frame every few
+#: frames, and each look is a whole detector region (~55 ms of CPU). On the shared videos once in 10
+#: finds as many people as every time, with fewer regions; once in 30 lost people on the shop video
+#: (tools/bench_2d.py's video rows, docs/benchmarks.md).
+LOOK_EVERY = 10
 
 
 @dataclass
@@ -72,6 +78,11 @@ class _Track:
     #: The crop's turn (radians, clockwise): a person leaning over ``TURN_ABOVE_DEG`` in the last frame
     #: (lying, crawling) is cropped along their torso, as the keypoint networks learnt people upright.
     angle: float = 0.0
+    #: Frames since the detector last looked around this person for a poor frame (LOOK_EVERY or more:
+    #: their next first poor frame gets a look).
+    since_look: int = LOOK_EVERY
+    #: The detector looks around this person in the next frame (their first poor frame was this one).
+    look: bool = False
 
 
 @dataclass
@@ -84,6 +95,11 @@ class _Source:
     #: Boxes of the people dropped in the last frame: the detector looks there next.
     lost_boxes: list[np.ndarray] = field(default_factory=list)
     detector_runs: int = 0
+    #: The work done so far (kept across resets, like ``detector_runs``): keypoint crops read (people
+    #: followed, new detections, people on a poor frame, upright checks of turned crops) and detector
+    #: regions looked at. Per frame, what a frame costs: each crop and each region is a network input.
+    crops_read: int = 0
+    regions_looked: int = 0
     last_timings: dict[str, float] = field(default_factory=dict)
     #: Changes on every reset: detections still running for an older generation are dropped.
     generation: int = 0
@@ -156,7 +172,8 @@ class VideoFollower:
         """Forget a source's previous frames (all sources with None): its next frame runs the whole detector."""
         for i in range(len(self.sources)) if source is None else [source]:
             old = self.sources[i]
-            self.sources[i] = _Source(detector_runs=old.detector_runs, generation=old.generation + 1)
+            self.sources[i] = _Source(detector_runs=old.detector_runs, crops_read=old.crops_read,
+                                      regions_looked=old.regions_looked, generation=old.generation + 1)
 
     def seed(self, boxes: np.ndarray, score: float = 1.0, source: int = 0) -> None:
         """Start following people in given boxes (e.g. from an external detector) from the next frame."""
@@ -204,7 +221,8 @@ class VideoFollower:
         every tile, ``turn`` the source's turns so far), plus a region around each person lost in the
         last frame and around each person on their first poor frame (their crop from the last
         keypoint box went wrong; the detector's box, which replaces it, is a fresh start: on the
-        shared shop video this found 5 % more people a frame, mostly small ones at the back).
+        shared shop video this found 5 % more people a frame, mostly small ones at the back), at most
+        once in ``LOOK_EVERY`` frames a person.
         The whole frame every other turn: medium and large people (most of them) are found soon, the
         tiles (for small people) take turns in between; on the demo video this found 4 % more people
         a frame than plain round-robin at the same cost (tools/bench_2d.py)."""
@@ -218,7 +236,7 @@ class VideoFollower:
         cycle = _whole_between_tiles(regions)
         due = [cycle[(start + k) % len(cycle)] for k in range(min(end - start, len(cycle)))]
         due = list({id(r): r for r in due}.values())     # the whole frame once, even when it comes twice
-        around = s.lost_boxes + [t.box for t in s.tracks if t.misses == 1]
+        around = s.lost_boxes + [t.box for t in s.tracks if t.look]
         return due + [_around(box, width, height, detector.input_size) for box in around]
 
     # -- estimation -----------------------------------------------------------------------------------
@@ -241,6 +259,7 @@ class VideoFollower:
         for i in ready:
             if self.sources[i].frame:                      # the first frame looks everywhere, outside the cycle
                 self.sources[i].turn += rates[i]
+            self.sources[i].regions_looked += len(regions[i])
         detections = self._collect()                       # the last frames' detections (asynchronous)
         now = [i for i in ready if regions[i] and (not self.asynchronous or self.sources[i].frame == 0)]
         later = [i for i in ready if regions[i] and i not in now]
@@ -267,6 +286,8 @@ class VideoFollower:
         upright = [crop_people[len(candidates[i]):] for i, crop_people in zip(order, found)]
         found = [crop_people[:len(candidates[i])] for i, crop_people in zip(order, found)]
         keep_surer(found, turned, upright)
+        for i, t in zip(order, turned):
+            self.sources[i].crops_read += len(candidates[i]) + len(t)
         crop, infer = est.last_timings.get("crop", 0.0), est.last_timings.get("infer", 0.0)
         self.costs.add("crop_ms", infer, sum(len(c) + len(t) for c, t in zip(candidates.values(), turned)))
         people: list[list[Person]] = [[] for _ in frames]
@@ -315,19 +336,22 @@ class VideoFollower:
         found, poor = [], []
         for person, track in zip(found_people, candidates):
             if person.score >= threshold * (config.keep_fraction if track.confirmed else 1.0):
-                found.append((person, track.box))
+                found.append((person, track.box, track.since_look + 1))
             elif track.confirmed:
-                poor.append(_Track(_grown(track.box), track.score, track.misses + 1, angle=track.angle))
+                look = track.misses == 0 and track.since_look >= LOOK_EVERY
+                poor.append(_Track(_grown(track.box), track.score, track.misses + 1, angle=track.angle,
+                                   since_look=0 if look else track.since_look + 1, look=look))
         found.sort(key=lambda pb: -pb[0].score)
-        kept = deduplicate([p for p, _ in found])
-        found = [(p, b) for p, b in found if any(p is k for k in kept)]
-        poor = [t for t in poor if not any(_inside(t.box, p.bbox) for p, _ in found)]
+        kept = deduplicate([p for p, _, _ in found])
+        found = [f for f in found if any(f[0] is k for k in kept)]
+        poor = [t for t in poor if not any(_inside(t.box, p.bbox) for p, _, _ in found)]
         s.lost_boxes = [t.box for t in poor if t.misses >= config.lost_frames]
-        turns = leans([p for p, _ in found])
-        s.tracks = ([_Track(_next_box(p.bbox, box), p.score, angle=float(lean) if abs(lean) > TURN else 0.0)
-                     for (p, box), lean in zip(found, turns)]
+        turns = leans([p for p, _, _ in found])
+        s.tracks = ([_Track(_next_box(p.bbox, box), p.score, angle=float(lean) if abs(lean) > TURN else 0.0,
+                            since_look=since)
+                     for (p, box, since), lean in zip(found, turns)]
                     + [t for t in poor if t.misses < config.lost_frames])
-        return [p for p, _ in found]
+        return [p for p, _, _ in found]
 
 
 def _whole_between_tiles(regions: list[Crop]) -> list[Crop]:
@@ -350,7 +374,8 @@ def _merge(tracked: list[_Track], detections: list[Detection]) -> list[_Track]:
             merged.append(_Track(np.asarray(d.box, np.float64), d.score, confirmed=False))
         elif merged[same[0]].misses:
             t = merged[same[0]]
-            merged[same[0]] = _Track(np.asarray(d.box, np.float64), t.score, t.misses, t.confirmed, t.angle)
+            merged[same[0]] = _Track(np.asarray(d.box, np.float64), t.score, t.misses, t.confirmed, t.angle,
+                                     t.since_look)
     return merged
 
 
