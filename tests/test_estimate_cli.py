@@ -58,7 +58,7 @@ def test_bad_files_are_reported_and_skipped(photos_dir, tmp_path):
 def test_text_output_with_another_model(photos_dir):
     done = _estimate(str(photos_dir / "p1.jpg"), "--model", "blazepose-lite", "--backend", "onnxruntime", "--no-3d")
     assert done.returncode == 0, done.stderr
-    assert "model blazepose-lite" in done.stdout and "1 people" in done.stdout
+    assert "model blazepose-lite" in done.stdout and "1 person" in done.stdout
     for name in LSP14:
         assert f"    {name} " in done.stdout
 

@@ -173,7 +173,8 @@ def _print_text(summary: dict) -> None:
         if "error" in r:
             print(f"{r['image']}: error: {r['error']}")
             continue
-        print(f"{r['image']}: {r['width']}x{r['height']}, {len(r['people'])} people")
+        n = len(r["people"])
+        print(f"{r['image']}: {r['width']}x{r['height']}, {n} {'person' if n == 1 else 'people'}")
         for i, p in enumerate(r["people"]):
             box = ", ".join(f"{v:.0f}" for v in p["bbox"])
             print(f"  person {i}: score {p['score']:.2f}, box ({box})")
