@@ -7,10 +7,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``realtime.estimate`` and ``realtime.PoseEstimator3D`` (``realtime.photo``), imported on first
-    use so that ``import realtime`` stays light for the processes that need neither."""
+    """``realtime.estimate`` and ``realtime.PoseEstimator3D`` (still images, ``realtime.photo``),
+    ``realtime.estimate_video`` and ``realtime.VideoEstimator3D`` (video, ``realtime.video``),
+    imported on first use so that ``import realtime`` stays light for the processes that need none."""
     if name in ("estimate", "PoseEstimator3D"):
         from realtime import photo
 
         return getattr(photo, name)
+    if name in ("estimate_video", "VideoEstimator3D"):
+        from realtime import video
+
+        return getattr(video, name)
     raise AttributeError(f"module 'realtime' has no attribute {name!r}")

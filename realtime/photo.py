@@ -2,7 +2,7 @@
 
 Every call stands alone: the whole detector runs on each image and nothing is carried over between
 calls or between the images of one call, so a list of unrelated photos is safe. (Video, where people
-are followed from frame to frame, is ``realtime.pose2d.VideoFollower`` and the streaming runtime.)
+are followed from frame to frame, is ``realtime.video`` in one process and the streaming runtime.)
 The 2D people come from :class:`realtime.pose2d.PoseEstimator2D` with ``[pose2d] photo_model`` (no frame
 rate to keep, so the more accurate network by default); each is then lifted with the
 configured pose prior (``realtime.lifting.LiftingSetup``, the same as the runtime's lifting workers),

@@ -1,0 +1,121 @@
+"""Video in 3D in one process (VIDEO mode, like MediaPipe's): people followed, tracked and smoothed.
+
+``realtime run`` does this as separate processes streaming to consumers; this is the same chain in
+the caller's process, for a Python user with frames in hand (a file, their own camera loop, a
+notebook):
+
+* the 2D stage follows people between frames (``realtime.pose2d.VideoFollower``, ``[pose2d] model``:
+  the video network, the detector's regions spread over frames);
+* each person is lifted (``realtime.lifting.LiftingSetup``, the lifting workers' setup: an unknown
+  camera pitch is searched and then estimated once for the video);
+* the tracker gives confirmed people a stable ``track_id`` and the 3D joints of each track are
+  smoothed (``realtime.tracking``, ``[tracking]`` and ``[filter]``), as the publisher does.
+
+State belongs to one video: use one :class:`VideoEstimator3D` per video (or call :meth:`reset`),
+and give each frame its time, which must not go backwards. Still images are ``realtime.estimate``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from realtime.config import Config, load_config
+from realtime.lifting import Camera, LiftingSetup
+from realtime.pose2d import PoseEstimator2D, VideoFollower
+from realtime.tracking import TrackFilter, Tracker
+from realtime.transport.schema import Person
+
+
+class VideoEstimator3D:
+    """The people of one video's frames in 3D, with stable track ids; build once per video."""
+
+    def __init__(self, config: Config | None = None, lifting: LiftingSetup | None = None) -> None:
+        """``config``: the whole configuration (None = the defaults); ``lifting``: one already loaded
+        from its ``[lifting]`` (None = load it)."""
+        self.config = config if config is not None else load_config()
+        self.lifting = lifting if lifting is not None else LiftingSetup.from_config(self.config.lifting)
+        # with [pose2d] refine_3d the 2D stage's 3D feedback lifts each person already
+        self.pose2d = PoseEstimator2D.create(config=self.config.pose2d,
+                                             lifting=self.lifting if self.config.pose2d.refine_3d else None)
+        self.camera = Camera(*self.config.camera_for(""))
+        self.follower = VideoFollower(self.pose2d, cameras=[self.camera])
+        self.tracker = Tracker(self.config.tracking)
+        self.filter = TrackFilter(self.config.filter)
+        self._video = 0
+
+    def estimate(self, frame: np.ndarray, t_seconds: float) -> list[Person]:
+        """The people of the video's next frame (a BGR array like OpenCV's) at time ``t_seconds``,
+        best score first: ``keypoints2d``, ``confidence``, ``bbox``, ``score``; ``joints3d``,
+        ``uncertainty`` and ``root`` when lifted (else None); ``track_id`` once the tracker has
+        confirmed the person (``[tracking] confirm_frames``; -1 before), the same id from frame to
+        frame, and then smoothed ``joints3d`` and ``root``. A frame too small to hold a person gives
+        [] and leaves the state alone; a malformed one raises ``realtime.pose2d.ImageError``."""
+        people = self.follower.estimate(frame)
+        if people and self.pose2d.lifting is None:
+            h, w = np.asarray(frame).shape[:2]
+            out = self.lifting.lift(f"video{self._video}", self.camera.pitch_deg,
+                                    np.stack([p.keypoints2d for p in people]),
+                                    np.stack([p.confidence for p in people]))
+            out.assign(people, self.camera, int(w), int(h))
+        ids = self.tracker.update(t_seconds, people)
+        for person, track_id in zip(people, ids):
+            if track_id is None:
+                continue
+            person.track_id = track_id
+            if person.joints3d is not None:
+                person.joints3d, person.root = self.filter.update(track_id, float(t_seconds), person.joints3d,
+                                                                  person.root)
+        self.filter.forget(self.tracker.active_ids)
+        return people
+
+    def reset(self) -> None:
+        """Start a new video: nobody followed or tracked, the camera pitch estimated afresh."""
+        self.follower.reset()
+        self.tracker = Tracker(self.config.tracking)
+        self.filter = TrackFilter(self.config.filter)
+        self._video += 1
+
+    def close(self) -> None:
+        self.follower.close()
+        self.pose2d.close()
+
+    def __enter__(self) -> "VideoEstimator3D":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def estimate_video(path: str | Path, config: Config | None = None, limit: int = 0
+                   ) -> Iterator[tuple[float, list[Person]]]:
+    """Every frame of a video file, in order, as (time in seconds, people): :meth:`VideoEstimator3D.estimate`
+    with the file's own timestamps, no frame dropped (offline: as fast as this machine goes, where
+    ``realtime run`` keeps up with a camera by dropping frames). ``limit``: at most this many frames
+    (0 = all). A file OpenCV cannot open raises ``realtime.capture.SourceError``."""
+    from realtime.capture.source import IMAGE_SUFFIXES, SourceError
+
+    if not Path(path).is_file():
+        raise SourceError(f"{path}: no such video file")
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES:   # OpenCV would open it as a video of one frame
+        raise SourceError(f"{path}: a still image, not a video: use realtime.estimate({str(path)!r})")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SourceError(f"{path}: not a video OpenCV can open")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    try:
+        with VideoEstimator3D(config) as video:
+            count = 0
+            while not limit or count < limit:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+                # a container without timestamps reports 0 for every frame: count at its frame rate
+                t = msec / 1e3 if msec > 0 or count == 0 else count / fps
+                yield t, video.estimate(frame, t)
+                count += 1
+    finally:
+        cap.release()
