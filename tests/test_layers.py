@@ -15,7 +15,7 @@ LAYERS = [
     {"transport"},
     {"capture", "mocap", "lifting", "rig"},
     {"pose2d"},
-    {"tracking", "record", "client", "photo"},
+    {"tracking", "record", "client", "photo", "video"},
     {"outputs", "export", "viewer"},
     {"runtime"},
     {"cli", "__main__"},
