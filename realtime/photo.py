@@ -59,11 +59,8 @@ class PoseEstimator3D:
         found = self.pose2d.estimate_many(frames)      # checked frames, one batch
         if self.pose2d.lifting is not None:   # lifted by the 2D stage's feedback, with the same lifter
             return found
-        lifter = self.lifting.lifter(self.camera.pitch_deg)  # never the per-source pitch estimate: no state
-        for frame, people in zip(frames, found):
-            if people:
-                out = lifter.lift(np.stack([p.keypoints2d for p in people]), np.stack([p.confidence for p in people]))
-                out.assign(people, self.camera, int(frame.shape[1]), int(frame.shape[0]))
+        for frame, people in zip(frames, found):   # no source: no pitch estimate carried between photos
+            self.lifting.lift_people(people, self.camera, int(frame.shape[1]), int(frame.shape[0]))
         return found
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from realtime.config import Config, load_config
 from realtime.lifting import Camera, LiftingSetup
 from realtime.pose2d import PoseEstimator2D, VideoFollower
-from realtime.tracking import TrackFilter, Tracker
+from realtime.tracking import TrackFilter, Tracker, track_people
 from realtime.transport.schema import Person
 
 
@@ -54,21 +54,10 @@ class VideoEstimator3D:
         frame, and then smoothed ``joints3d`` and ``root``. A frame too small to hold a person gives
         [] and leaves the state alone; a malformed one raises ``realtime.pose2d.ImageError``."""
         people = self.follower.estimate(frame)
-        if people and self.pose2d.lifting is None:
+        if self.pose2d.lifting is None:    # else the 2D stage's 3D feedback lifted them already
             h, w = np.asarray(frame).shape[:2]
-            out = self.lifting.lift(f"video{self._video}", self.camera.pitch_deg,
-                                    np.stack([p.keypoints2d for p in people]),
-                                    np.stack([p.confidence for p in people]))
-            out.assign(people, self.camera, int(w), int(h))
-        ids = self.tracker.update(t_seconds, people)
-        for person, track_id in zip(people, ids):
-            if track_id is None:
-                continue
-            person.track_id = track_id
-            if person.joints3d is not None:
-                person.joints3d, person.root = self.filter.update(track_id, float(t_seconds), person.joints3d,
-                                                                  person.root)
-        self.filter.forget(self.tracker.active_ids)
+            self.lifting.lift_people(people, self.camera, int(w), int(h), f"video{self._video}")
+        track_people(self.tracker, self.filter, t_seconds, people)
         return people
 
     def reset(self) -> None:

@@ -10,6 +10,7 @@ lifted again (the lift travels with the person to the worker).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from realtime.lifting.lifter import Lifter, LiftResult
 from realtime.lifting.pitch import PitchEstimator
 from realtime.lifting.prior import DEFAULT_PRIOR, PosePrior, PriorError
 from realtime.skeleton import LSP14
+
+if TYPE_CHECKING:
+    from realtime.lifting.camera import Camera
 
 
 @dataclass
@@ -53,6 +57,21 @@ class LiftingSetup:
                                                  roll_above_deg=c.roll_above_deg)
             lifter.lift(np.zeros((1, len(LSP14), 2)), np.ones((1, len(LSP14))))  # the first call is the slow one
         return lifter
+
+    def lift_people(self, people: Sequence[Any], camera: "Camera", width: int, height: int,
+                    source: str | None = None) -> None:
+        """Each of one frame's ``people`` (``realtime.transport.schema.Person``) lifted, in place: 3D
+        pose, per-joint uncertainty and root placed with ``camera`` in a ``width`` x ``height`` image.
+        ``source``: the video they come from, whose pitch (when ``camera``'s is unknown) is estimated
+        once from its people (:meth:`lift`); None = a still image, its pitch searched per person and
+        nothing remembered."""
+        if not people:
+            return
+        keypoints = np.stack([p.keypoints2d for p in people])
+        confidence = np.stack([p.confidence for p in people])
+        out = (self.lifter(camera.pitch_deg).lift(keypoints, confidence) if source is None
+               else self.lift(source, camera.pitch_deg, keypoints, confidence))
+        out.assign(people, camera, width, height)
 
     def lift(self, source: str, pitch_deg: float | None, keypoints2d: np.ndarray, confidence: np.ndarray) -> LiftResult:
         """Lift one frame's people of a source. An unknown pitch is searched per person until

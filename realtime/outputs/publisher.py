@@ -33,6 +33,7 @@ from realtime.record import Recorder
 from realtime.outputs.preview import PREVIEW_REQUEST, PreviewRelay
 from realtime.outputs.reorder import Reorder
 from realtime.stats import LatencyWindow, stage_latencies
+from realtime.tracking import track_people
 from realtime.transport import schema
 from realtime.transport.messages import KIND_EOS, PeopleMessage
 
@@ -140,15 +141,7 @@ class Publisher:
         self._last_seq[source] = m.seq
         t = m.t_capture
         people = m.people
-        ids = self.trackers[source].update(t, people)
-        filt = self.filters[source]
-        for p, track_id in zip(people, ids):
-            if track_id is None:
-                continue
-            p.track_id = track_id
-            if p.joints3d is not None:
-                p.joints3d, p.root = filt.update(track_id, t, p.joints3d, p.root)
-        filt.forget(self.trackers[source].active_ids)
+        track_people(self.trackers[source], self.filters[source], t, people)
         stages = dict(m.stages)
         stages["track"] = time.time()
         frame = schema.Frame(source=source, seq=m.seq, t_capture=t, t_publish=time.time(), people=people,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import zmq
 
 from realtime.lifting import Camera, LiftingSetup
@@ -66,10 +65,5 @@ def main(child: Child) -> int:
 def lift_frame(lifting: LiftingSetup, message: PeopleMessage) -> None:
     """Each person's 3D pose, per-joint uncertainty and root, in place, with the lifter for the
     message's camera pitch and the root placed with its camera."""
-    people = message.people
-    if not people:
-        return
-    camera = Camera(message.focal_px, message.pitch_deg)
-    out = lifting.lift(message.source, camera.pitch_deg, np.stack([p.keypoints2d for p in people]),
-                       np.stack([p.confidence for p in people]))
-    out.assign(people, camera, message.width, message.height)
+    lifting.lift_people(message.people, Camera(message.focal_px, message.pitch_deg), message.width,
+                        message.height, message.source)

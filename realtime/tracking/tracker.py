@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, fields
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -33,6 +33,9 @@ from realtime.boxes import iou_matrix
 from realtime.skeleton import LSP14
 from realtime.tracking.ids import TrackIds
 from realtime.transport.schema import Person
+
+if TYPE_CHECKING:
+    from realtime.tracking.filters import TrackFilter
 
 log = logging.getLogger(__name__)
 
@@ -357,3 +360,18 @@ def _signature(kp: np.ndarray, conf: np.ndarray) -> np.ndarray:
     torso_ok &= torso >= 1.0
     limbs = _length(kp[:, _SIG_A] - kp[:, _SIG_B]) / np.maximum(torso, 1.0)[:, None]
     return np.where(seen[:, _SIG_A] & seen[:, _SIG_B] & torso_ok[:, None], limbs, np.nan)
+
+
+def track_people(tracker: Tracker, track_filter: "TrackFilter", t_seconds: float, people: Sequence[Person]) -> None:
+    """One frame's people through the tracker and the track filter, in place: a confirmed person gets
+    their ``track_id`` and, when lifted, their track's smoothed ``joints3d`` and ``root``; the filter
+    forgets tracks no longer alive. What the publisher does to every frame it publishes (and
+    ``realtime.video`` in one process)."""
+    ids = tracker.update(t_seconds, people)
+    for person, track_id in zip(people, ids):
+        if track_id is None:
+            continue
+        person.track_id = track_id
+        if person.joints3d is not None:
+            person.joints3d, person.root = track_filter.update(track_id, t_seconds, person.joints3d, person.root)
+    track_filter.forget(tracker.active_ids)
