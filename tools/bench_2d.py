@@ -151,8 +151,9 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
     out: dict[str, dict] = {}
     default = Config().pose2d
     label = ", ".join(f"{k} = {v}" for k, v in (live or {}).items()) or "default"
+    live_pair = f"{(live or {}).get('detector', default.detector)}+{(live or {}).get('model', default.model)}"
     runs = ([(c, dict(detector_regions_per_frame=64.0)) for c in combos]
-            + [(f"{default.detector}+{default.model} ({label}, live)", dict(live or {}))])
+            + [(f"{live_pair} ({label}, live)", dict(live or {}))])
     clips = {path: [CONDITIONS[condition](f) for f in video_frames(path, max(starts) + frames)] for path in videos}
     for path, clip in clips.items():
         if len(clip) < max(starts) + frames:
@@ -175,7 +176,7 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
                 regions += video.sources[0].regions_looked
                 video.close()
             out.setdefault(name, {})[path.name] = {
-                "frames": frames, "starts": list(starts), "condition": condition,
+                "frames": frames, "starts": list(starts),
                 "people_per_frame": float(np.mean([np.mean(c) for c in counts])),
                 "people_per_frame_by_start": [float(np.mean(c)) for c in counts],
                 "ms_p50": float(np.median(times)), "detector_runs": runs_per_start,
@@ -286,9 +287,8 @@ def matrix_table(result: dict) -> str:
             f"{row[c]['recall']:6.2f} {row[c]['pck']:4.2f} {row[c]['pck_gt_boxes']:5.2f} {row[c]['ms_p50']:5.0f}"
             for c in conds))
     if "video" in result:
-        condition = next(iter(next(iter(result["video"].values()), {}).values()), {}).get("condition", "clean")
-        lines.append(f"\nPeople per frame on the shared videos ({condition}; mean over the starts; detector on "
-                     "every frame unless live)")
+        lines.append(f"\nPeople per frame on the shared videos ({result['video_condition']}; mean over the starts; "
+                     "detector on every frame unless live)")
         for name, per in result["video"].items():
             lines.append(f"{name:62s} " + "  ".join(
                 f"{v}: {r['people_per_frame']:.2f} ({len(r['starts'])} x {r['frames']} frames from "
@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         result["video"] = video_counts(videos, args.video_frames, tuple(c for c in args.video_combos.split(",") if c),
                                        args.threads, tuple(int(v) for v in args.video_starts.split(",")), overrides,
                                        args.video_condition)
+        result["video_condition"] = args.video_condition
     result["load_after"] = os.getloadavg()[0]
     print(json.dumps(result) if args.json else matrix_table(result))
     return 0
