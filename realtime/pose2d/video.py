@@ -79,10 +79,14 @@ class _Track:
     #: (lying, crawling) is cropped along their torso, as the keypoint networks learnt people upright.
     angle: float = 0.0
     #: Frames since the detector last looked around this person for a poor frame (LOOK_EVERY or more:
-    #: their next first poor frame gets a look).
+    #: their next first poor frame gets a look; 0 on that first poor frame: the look is next frame).
     since_look: int = LOOK_EVERY
-    #: The detector looks around this person in the next frame (their first poor frame was this one).
-    look: bool = False
+
+    @property
+    def look(self) -> bool:
+        """The detector looks around this person in the next frame: this was their first poor frame
+        and a look was due."""
+        return self.misses == 1 and self.since_look == 0
 
 
 @dataclass
@@ -340,7 +344,7 @@ class VideoFollower:
             elif track.confirmed:
                 look = track.misses == 0 and track.since_look >= LOOK_EVERY
                 poor.append(_Track(_grown(track.box), track.score, track.misses + 1, angle=track.angle,
-                                   since_look=0 if look else track.since_look + 1, look=look))
+                                   since_look=0 if look else track.since_look + 1))
         found.sort(key=lambda pb: -pb[0].score)
         kept = deduplicate([p for p, _, _ in found])
         found = [f for f in found if any(f[0] is k for k in kept)]
