@@ -12,7 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("realtime.runtime.supervisor", "run the streaming pipeline on a source"),
     "replay": ("realtime.record.replay", "republish a recorded MCAP session"),
-    "estimate": ("realtime.pose2d.cli", "2D (and 3D) poses of the people in images"),
+    "estimate": ("realtime.pose2d.cli", "2D (and 3D) poses of the people in images or video files"),
     "models": ("realtime.pose2d.models", "fetch upstream model files and build ONNX/engines"),
     "export": ("realtime.export.cli", "export a recording to BVH, CSV or JSON"),
     "view": ("realtime.viewer.cli", "a live browser viewer of the stream (or of a recording)"),

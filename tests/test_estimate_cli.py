@@ -155,3 +155,37 @@ def test_a_directory_stands_for_its_images(photos_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     done = _estimate(str(tmp_path / "empty"))
     assert done.returncode == 1 and "no images" in done.stderr
+
+
+def test_a_video_prints_a_line_a_frame_with_track_ids(small_video, photos_dir, tmp_path):
+    """`realtime estimate clip.mp4` (VIDEO mode): a header line, then one JSON line per frame in order
+    with the file's times, people with track ids (-1 until confirmed, then the same person keeps
+    theirs) and 3D; --draw writes the frames drawn as a video. A missing video is one error line and
+    the others still run; images and videos in one call is a usage error."""
+    import cv2
+
+    frames = 12
+    drawn = tmp_path / "drawn.mp4"
+    done = _estimate(str(small_video), "--json", "--frames", str(frames), "--backend", "onnxruntime",
+                     "--draw", str(drawn))
+    assert done.returncode == 0, done.stderr
+    header, *lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert header["video"] == str(small_video) and header["model"] == "movenet-lightning"  # [pose2d] model
+    assert [f["frame"] for f in lines] == list(range(frames))
+    times = [f["t"] for f in lines]
+    assert times[0] == 0 and all(0.02 < b - a < 0.05 for a, b in zip(times, times[1:]))   # 28 fps
+    ids = [p["id"] for f in lines for p in f["people"]]
+    assert all(len(f["people"]) >= 1 for f in lines) and max(ids) >= 1
+    last = {p["id"] for p in lines[-1]["people"] if p["id"] >= 0}
+    assert last and all(list(p["joints3d"]) == list(JOINTS3D) for f in lines for p in f["people"])
+    assert len(last & {p["id"] for p in lines[-2]["people"]}) >= 1       # ids carry over between frames
+    cap = cv2.VideoCapture(str(drawn))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == frames and cap.read()[1].shape == (256, 340, 3)
+    cap.release()
+
+    missing = tmp_path / "missing.mp4"
+    done = _estimate(str(missing), str(small_video), "--frames", "3", "--backend", "onnxruntime")
+    assert done.returncode == 1 and done.stderr.strip() == f"error: {missing}: no such video file"
+    assert done.stdout.splitlines()[-1] == f"{small_video}: 3 frames"
+    mixed = _estimate(str(small_video), str(photos_dir / "p1.jpg"))
+    assert mixed.returncode == 2 and "not both" in mixed.stderr

@@ -1,6 +1,8 @@
-"""``realtime estimate IMAGE [IMAGE ...]``: every person's 2D (and, with a pose prior, 3D) pose in still images.
+"""``realtime estimate FILE [FILE ...]``: every person's 2D (and, with a pose prior, 3D) pose in still
+images (IMAGE mode: each photo on its own) or in video files (VIDEO mode: people followed from frame
+to frame, given track ids, smoothed: ``realtime.estimate_video``; one JSON line per frame).
 
-A bad file gets one error line and the others still run; the exit status is 1 if any image failed.
+A bad file gets one error line and the others still run; the exit status is 1 if any file failed.
 """
 from __future__ import annotations
 
@@ -8,26 +10,27 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from pathlib import Path
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from realtime.config import Pose2DConfig
 
     choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(Pose2DConfig)}
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...), or directories of them")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("images", nargs="+", metavar="FILE", help="image files (jpg, png, ...) or directories of them; "
+                   "or video files (mp4, mov, ...), not both in one call")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text (videos: one JSON "
+                   "line per video, then one per frame)")
     p.add_argument("--model", choices=choices["photo_model"],
-                   help="2D keypoint network (default: [pose2d] photo_model)")
+                   help="2D keypoint network (default: [pose2d] photo_model for images, [pose2d] model for videos)")
     p.add_argument("--detector", choices=choices["detector"], help="person detector (default: [pose2d] detector)")
     p.add_argument("--backend", choices=choices["backend"], help="inference backend (default: [pose2d] backend)")
     p.add_argument("--config", help="config.toml to read (default: the repository's)")
     p.add_argument("--no-3d", action="store_true", help="skip 3D lifting even when a pose prior is available")
     p.add_argument("--draw", metavar="OUT", help="write each image with its people drawn: a file for one "
-                   "image (OUT.jpg/.png), a directory for several")
+                   "image (OUT.jpg/.png), a directory for several; for a video, OUT.mp4 (a directory for several)")
+    p.add_argument("--frames", type=int, default=0, metavar="N", help="videos: at most N frames of each (default: all)")
     p.add_argument("--draw-3d", metavar="OUT", help="write each image's 3D poses: OUT.html (interactive, "
                    "self-contained) or OUT.png/.jpg (a rendered view); a directory for several images (PNGs)")
 
@@ -37,10 +40,24 @@ def run(args: argparse.Namespace) -> int:
     from realtime.pose2d import ImageError, PoseEstimator2D, load_image
     from realtime.viewer.state import person_json
 
+    from realtime.capture.source import VIDEO_SUFFIXES
+
+    videos = [f for f in args.images if Path(f).suffix.lower() in VIDEO_SUFFIXES]
+    if videos and len(videos) < len(args.images):
+        print("error: give still images or videos, not both: a video's frames are printed as they come, "
+              "one line each", file=sys.stderr)
+        return 2
+    if args.frames < 0:
+        print(f"error: --frames {args.frames}: give a number of frames, or 0 for all", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
         chosen = {"photo_model": args.model, "backend": args.backend, "detector": args.detector}
+        if videos:
+            chosen["model"] = args.model
         config = config.replace("pose2d", **{k: v for k, v in chosen.items() if v})
+        if videos:
+            return _run_videos(args, videos, config)
         estimator3d, lift_note = (None, "disabled (--no-3d)") if args.no_3d else _estimator3d(config)
         stage2d = (estimator3d.pose2d if estimator3d is not None
                    else PoseEstimator2D.create(config=config.pose2d.for_photos()))
@@ -85,10 +102,88 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _run_videos(args: argparse.Namespace, videos: list[str], config: Any) -> int:
+    """Each video through ``realtime.video`` (the video network and follower, lifting, tracking):
+    a line a frame as it comes, so a long video shows progress and a pipe can read it live."""
+    from realtime.capture import SourceError
+    from realtime.lifting import LiftingSetup
+    from realtime.pose2d import ImageError
+    from realtime.video import VideoEstimator3D, timed_frames
+
+    lifting = LiftingSetup.from_config(config.lifting)
+    failed = 0
+    for path in videos:
+        try:
+            frames = timed_frames(path, args.frames)
+        except SourceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        writer = None
+        with VideoEstimator3D(config, lifting=lifting) as video:
+            stage = video.pose2d
+            header = {"video": path, "model": stage.model, "detector": stage.config.detector,
+                      "backend": stage.backend, "lifting": "on"}
+            print(json.dumps(header) if args.json else
+                  f"{path}: model {stage.model}, detector {stage.config.detector} on {stage.backend}; 3D lifting on",
+                  flush=True)
+            count, bad = 0, 0
+            try:
+                for n, (t, frame) in enumerate(frames):
+                    try:
+                        people = video.estimate(frame, t)
+                    except ImageError as e:     # one bad frame is counted, never ends the video
+                        bad += 1
+                        print(f"error: {path} frame {n}: {e}", file=sys.stderr)
+                        continue
+                    count += 1
+                    if args.draw:
+                        writer = writer or _video_writer(args.draw, path, frame, len(videos))
+                        writer.write(draw_tracked(frame, people))
+                    _print_frame(path, n, t, people, args.json, not args.no_3d)
+            finally:
+                if writer is not None:
+                    writer.release()
+        if not args.json:
+            print(f"{path}: {count} frames" + (f", {bad} unreadable" if bad else ""))
+        failed += bool(bad) or count == 0
+    return 1 if failed else 0
+
+
+def _print_frame(path: str, n: int, t: float, people: list, as_json: bool, with_3d: bool) -> None:
+    if as_json:
+        entries = [dict(_entry(p, with_3d), id=int(p.track_id)) for p in people]
+        print(json.dumps({"video": path, "frame": n, "t": round(t, 4), "people": entries}), flush=True)
+        return
+    ids = ", ".join(f"{p.track_id}" if p.track_id >= 0 else "new" for p in people)
+    print(f"  frame {n} ({t:.2f} s): {len(people)} {'person' if len(people) == 1 else 'people'}"
+          + (f" (ids {ids})" if people else ""), flush=True)
+
+
+def draw_tracked(frame: Any, people: list) -> Any:
+    """A video frame with its people drawn, each labelled and coloured by track id (so a person keeps
+    their colour; "new" before the tracker confirms them)."""
+    from realtime.pose2d.draw import draw_people
+
+    return draw_people(frame, people, [f"id {p.track_id}" if p.track_id >= 0 else "new" for p in people],
+                       keys=[max(int(p.track_id), 0) for p in people])
+
+
+def _video_writer(out: str, path: str, frame: Any, count: int) -> Any:
+    import cv2
+
+    target = _target(out, path, count, "_drawn.mp4")
+    cap = cv2.VideoCapture(path)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    cap.release()
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
+    if not writer.isOpened():
+        raise OSError(f"{target}: could not write a video there (use .mp4 or .avi)")
+    return writer
+
+
 def _expand(paths: list[str]) -> list[str]:
     """The image files named, a directory standing for the images directly inside it (by name)."""
-    from pathlib import Path
-
     from realtime.capture.source import IMAGE_SUFFIXES
 
     out = []
@@ -129,11 +224,9 @@ def _entry(p: Any, with_3d: bool) -> dict:
     return entry
 
 
-def _target(out: str, path: str, count: int, name: str) -> "Path":
+def _target(out: str, path: str, count: int, name: str) -> Path:
     """Where one image's picture goes: ``out`` itself for one image, ``out/<image stem><name>`` for
     several (or when ``out`` is a directory); its directory is made."""
-    from pathlib import Path
-
     target = Path(out)
     if count > 1 or target.is_dir():
         target.mkdir(parents=True, exist_ok=True)
@@ -153,8 +246,6 @@ def _draw(out: str, path: str, image: Any, people: list, count: int) -> None:
 
 
 def _draw_3d(out: str, path: str, people: list[dict], count: int) -> None:
-    from pathlib import Path
-
     import cv2
 
     from realtime.viewer.poses3d import render, write_html

@@ -14,14 +14,17 @@ PALETTE = ((0, 200, 255), (255, 120, 0), (80, 220, 80), (200, 80, 255), (0, 80, 
 _RIGHT = {i for i, n in enumerate(LSP14) if n.startswith("r_")}
 
 
-def draw_people(image: np.ndarray, people: Sequence, labels: Sequence[str] | None = None) -> np.ndarray:
+def draw_people(image: np.ndarray, people: Sequence, labels: Sequence[str] | None = None,
+                keys: Sequence[int] | None = None) -> np.ndarray:
     """A copy of the BGR ``image`` with each person's box, skeleton (the person's right side drawn
-    thicker) and score or label; joints reported missing are not drawn."""
+    thicker) and score or label; joints reported missing are not drawn. ``keys``: each person's
+    colour in the palette (default: their position; a video passes track ids, so that a person keeps
+    their colour from frame to frame)."""
     out = image.copy()
     scale = max(image.shape[:2]) / 1000.0
     thick = max(1, int(round(3 * scale)))
     for i, p in enumerate(people):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = PALETTE[(i if keys is None else keys[i]) % len(PALETTE)]
         x0, y0, x1, y1 = (int(round(v)) for v in p.bbox)
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, max(1, thick // 2))
         k = np.round(p.keypoints).astype(int)

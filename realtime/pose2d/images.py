@@ -37,8 +37,9 @@ def load_image(path: str | Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if image is None:
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            raise ImageError(f"{path}: a video, not an image: `realtime run --source {path}` streams its people "
-                             "(--no-pace --record out.mcap to keep every frame)")
+            raise ImageError(f"{path}: a video, not an image: realtime.estimate_video({str(path)!r}) (or "
+                             f"`realtime estimate {path}`) gives its people frame by frame, `realtime run "
+                             f"--source {path}` streams them")
         raise ImageError(f"{path}: not an image OpenCV can decode")
     try:
         return to_bgr8(image)
