@@ -124,6 +124,8 @@ class Pose2DConfig:
     ort_threads: int = opt(2, min=0, max=256, help="ONNX Runtime intra-op threads (0 = its default).")
     ort_split_batch: bool = opt(True, help="ONNX Runtime: a batch of several crops is cut into ort_threads parts "
                                            "run side by side, one thread each.")
+    cpu_int8: bool = opt(True, help="ONNX Runtime (CPU), video and live sources: networks with an int8 "
+                                     "calibration (the nanodet person detector) run as int8 models.")
     precision: str = opt("fp16", choices=("fp16", "fp32"), help='GPU precision for the tensorrt and torch '
                                                                 'backends: "fp16" or "fp32".')
     refine_3d: bool = opt(False, help="The paper's 3D -> 2D feedback, for networks with belief maps (cpm, "
@@ -136,8 +138,9 @@ class Pose2DConfig:
     refine_leave_one_out: bool = opt(False, help="Project each joint from a lift of the *other* joints.")
 
     def for_photos(self) -> "Pose2DConfig":
-        """These settings for still images: the keypoint network is ``photo_model``."""
-        return dataclasses.replace(self, model=self.photo_model)
+        """These settings for still images, where no frame rate binds: the keypoint network is
+        ``photo_model`` and the detector stays float32 (``cpu_int8`` is for video)."""
+        return dataclasses.replace(self, model=self.photo_model, cpu_int8=False)
 
 
 @dataclass(frozen=True)

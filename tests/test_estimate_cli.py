@@ -189,3 +189,15 @@ def test_a_video_prints_a_line_a_frame_with_track_ids(small_video, photos_dir, t
     assert done.stdout.splitlines()[-1] == f"{small_video}: 3 frames"
     mixed = _estimate(str(small_video), str(photos_dir / "p1.jpg"))
     assert mixed.returncode == 2 and "not both" in mixed.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly(small_video):
+    """`realtime estimate clip.mp4 --json | head -1`: the closed pipe ends the run with no traceback
+    and no error line (status 141, as a Unix tool killed by SIGPIPE)."""
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "estimate", str(small_video), "--json",
+                             "--backend", "onnxruntime"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert json.loads(proc.stdout.readline())["video"] == str(small_video)
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == ""

@@ -232,7 +232,7 @@ def test_tfjs_models_match_tensorflow_reference_outputs(models_dir, name, kind):
     ref = np.load(models_dir / "human-models" / "reference" / f"{name}.npz")
     pixels = _reference_input(spec, ref["input"])
     if kind == "onnx":
-        backend = create_backend(name, "onnxruntime", Pose2DConfig(models_dir=str(models_dir)))
+        backend = create_backend(name, "onnxruntime", Pose2DConfig(models_dir=str(models_dir), cpu_int8=False))
         out = backend.infer(spec.normalise(pixels[..., ::-1] if spec.bgr else pixels))
     else:
         import torch

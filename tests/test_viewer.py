@@ -399,6 +399,11 @@ def _count(sub: Subscriber, seconds: float, since: float = 0.0) -> tuple[int, in
 def test_the_report_of_the_live_recording_works_offline(live, tmp_path):
     """The run above, stopped: its recording as one HTML file that draws in a browser from disk (no
     network: every script is inside it), with a slider that moves the 3D skeletons through time."""
+    deadline = time.monotonic() + 60      # frames published (the browser tests above may not have run)
+    while (not any(float(f) > 0 for f in re.findall(r"publish=([\d.]+)", live.log))
+           and live.proc.poll() is None and time.monotonic() < deadline):
+        time.sleep(0.2)
+    time.sleep(2.0)                       # ... and some more, for the slider to move through
     assert live.stop() == 0, live.log[-3000:]
     report = tmp_path / "report.html"
     r = _realtime("export", str(live.recording), "--format", "html", "--output", str(report))

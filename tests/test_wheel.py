@@ -50,6 +50,7 @@ def test_the_wheel_holds_the_default_prior_and_config(installed):
 
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert "realtime/data/pose_prior.npz" in names and "realtime/data/config.toml" in names
+    assert "realtime/data/int8_nanodet.json" in names
     assert {f"realtime/viewer/static/{n}" for n in ("index.html", "viewer.js", "skeleton.js", "report.html",
                                                     "report.js", "poses3d.html", "viewer.css")} <= set(names)
     where = subprocess.run([str(installed["bin"] / "python"), "-c",

@@ -83,7 +83,8 @@ def matrix(samples: list[Sample], images: dict, keypoints: tuple[str, ...], dete
            threads: int, conditions: tuple[str, ...], overrides: dict | None = None) -> dict:
     """Every combination under every condition (networks loaded once, shared by the combinations),
     with ``overrides`` of the [pose2d] defaults."""
-    config = _config(threads, **(overrides or {}))
+    # still images keep the float32 detector (Pose2DConfig.for_photos); --pose2d cpu_int8=true for int8
+    config = _config(threads, **{"cpu_int8": False, **(overrides or {})})
     kp_backends = {k: create_backend(k, "onnxruntime", replace(config, model=k)) for k in keypoints}
     det_backends = {d: create_backend(d, "onnxruntime", config) for d in detectors}
     rows: dict[str, dict] = {}
@@ -152,7 +153,8 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
     default = Config().pose2d
     label = ", ".join(f"{k} = {v}" for k, v in (live or {}).items()) or "default"
     live_pair = f"{(live or {}).get('detector', default.detector)}+{(live or {}).get('model', default.model)}"
-    runs = ([(c, dict(detector_regions_per_frame=64.0)) for c in combos]
+    # the reference: the detector everywhere on every frame, in float32 (cpu_int8 off: the strongest)
+    runs = ([(c, dict(detector_regions_per_frame=64.0, cpu_int8=False)) for c in combos]
             + [(f"{live_pair} ({label}, live)", dict(live or {}))])
     clips = {path: [CONDITIONS[condition](f) for f in video_frames(path, max(starts) + frames)] for path in videos}
     for path, clip in clips.items():

@@ -36,11 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from realtime.capture.source import VIDEO_SUFFIXES
     from realtime.config import ConfigError, load_config
     from realtime.pose2d import ImageError, PoseEstimator2D, load_image
     from realtime.viewer.state import person_json
-
-    from realtime.capture.source import VIDEO_SUFFIXES
 
     videos = [f for f in args.images if Path(f).suffix.lower() in VIDEO_SUFFIXES]
     if videos and len(videos) < len(args.images):
@@ -61,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         estimator3d, lift_note = (None, "disabled (--no-3d)") if args.no_3d else _estimator3d(config)
         stage2d = (estimator3d.pose2d if estimator3d is not None
                    else PoseEstimator2D.create(config=config.pose2d.for_photos()))
+    except BrokenPipeError:
+        raise                   # the reader went away: realtime.cli ends quietly
     except (ConfigError, RuntimeError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,7 +3,8 @@
 The models themselves are listed once, in ``realtime/networks.py``. ``fetch`` gives a verified local copy
 of a model's upstream files (a .tflite, or a TF.js model.json with its weight shards): mirror
 first, then an earlier download, then the network. ``build`` converts it once into
-``<engines_dir>/models/<name>.onnx`` and ``<name>.pt`` (never committed). A stamp inside each built
+``<engines_dir>/models/<name>.onnx`` and ``<name>.pt`` (never committed), and, for the networks with a
+committed int8 calibration table, ``<name>-int8.onnx`` for the CPU backend (``realtime/pose2d/int8.py``). A stamp inside each built
 file records the source SHA-256 and converter version, so a changed upstream file or converter
 rebuilds, and a machine given only the built files (a GPU box) needs no upstream file.
 Also the ``realtime models fetch|build|list`` command.
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 #: Bump when the IR or an emitter changes what a built file contains: every built file is then rebuilt.
 CONVERTER_VERSION = 3
-KINDS = ("tflite", "onnx", "torch")
+KINDS = ("tflite", "onnx", "torch", "int8")
 INPUT_NAME = "image"
 
 
@@ -166,12 +167,21 @@ def built_stamp(path: Path) -> dict[str, str]:
         return {}
 
 
-def _is_current(path: Path, spec: ModelSpec) -> bool:
-    return path.exists() and built_stamp(path) == stamp(spec)
+def _is_current(path: Path, spec: ModelSpec, kind: str = "onnx") -> bool:
+    return path.exists() and built_stamp(path) == _expected_stamp(spec, kind)
+
+
+def _expected_stamp(spec: ModelSpec, kind: str) -> dict[str, str]:
+    """An int8 file also records the calibration table it was quantised with."""
+    if kind != "int8":
+        return stamp(spec)
+    from realtime.pose2d import int8
+    return {**stamp(spec), "int8_table_sha256": int8.table_sha256(spec.name) if int8.has_table(spec.name) else ""}
 
 
 def _built_path(name: str, kind: str, config: Pose2DConfig | None) -> Path:
-    return engines_dir(config) / "models" / f"{name}.{'onnx' if kind == 'onnx' else 'pt'}"
+    suffix = {"onnx": ".onnx", "torch": ".pt", "int8": "-int8.onnx"}[kind]
+    return engines_dir(config) / "models" / f"{name}{suffix}"
 
 
 def load_graph(name: str, config: Pose2DConfig | None = None) -> "Graph":
@@ -200,17 +210,29 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
     spec = model_spec(name)
     if not spec.convertible:
         raise ModelError(f"{name} is a reference model: run it in LiteRT, it is not converted")
-    unknown = [k for k in kinds if k not in ("onnx", "torch")]
+    unknown = [k for k in kinds if k not in ("onnx", "torch", "int8")]
     if unknown:
-        raise ModelError(f"cannot build kind {unknown[0]!r} (buildable: onnx, torch)")
-    todo = [k for k in kinds if force or not _is_current(_built_path(name, k, config), spec)]
+        raise ModelError(f"cannot build kind {unknown[0]!r} (buildable: onnx, torch, int8)")
+    if "int8" in kinds:
+        from realtime.pose2d import int8
+        if not int8.has_table(name):
+            raise ModelError(f"{name}: no int8 calibration table; int8 models exist for {', '.join(int8.CALIBRATED)}")
+        if "onnx" not in kinds:   # quantised from the float32 ONNX, built first when missing or stale
+            kinds = ("onnx", *kinds)
+    todo = [k for k in kinds if force or not _is_current(_built_path(name, k, config), spec, k)]
     paths = {k: _built_path(name, k, config) for k in kinds}
     if not todo:
         return paths
-    graph = load_graph(name, config)
+    graph = load_graph(name, config) if set(todo) - {"int8"} else None
     for kind in todo:
         path = paths[kind]
-        if kind == "onnx":
+        if kind == "int8":
+            from realtime.pose2d import int8
+            try:
+                int8.quantize(name, paths["onnx"], path, stamp(spec))
+            except int8.Int8Error as e:
+                raise ModelError(str(e)) from None
+        elif kind == "onnx":
             from realtime.pose2d import to_onnx
             to_onnx.save(graph, path, INPUT_NAME, list(spec.outputs), stamp(spec), doc=spec.description)
         else:
@@ -220,7 +242,8 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
 
 
 def model_path(name: str, kind: str = "onnx", config: Pose2DConfig | None = None) -> Path:
-    """The local file of ``kind`` ("onnx" | "tflite" | "torch") for model ``name``, fetching/building when missing."""
+    """The local file of ``kind`` ("onnx" | "tflite" | "torch" | "int8") for model ``name``, fetching/building
+    when missing."""
     if kind not in KINDS:
         raise ModelError(f"unknown model kind {kind!r}; one of {', '.join(KINDS)}")
     if kind == "tflite":
@@ -242,7 +265,7 @@ def _status(name: str, config: Pose2DConfig) -> str:
         "downloaded" if (engines_dir(config) / "models" / "upstream" / spec.file).exists() else "not fetched")
     if spec.role == "reference":
         return f"{source}; reference (LiteRT only)"
-    built = [k for k in ("onnx", "torch") if _built_path(name, k, config).exists()]
+    built = [k for k in ("onnx", "torch", "int8") if _built_path(name, k, config).exists()]
     return f"{source}; built: {', '.join(built) or 'none'}"
 
 
@@ -251,8 +274,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help=f"models (default: all of {', '.join(REGISTRY)}; "
                    "build skips the reference-only ones)")
     p.add_argument("--config", help="config.toml to read [pose2d] models_dir / engines_dir from")
-    p.add_argument("--kinds", default="onnx,torch",
-                   help="build: comma-separated kinds (onnx, torch); torch is skipped when PyTorch is absent")
+    p.add_argument("--kinds", default="onnx,torch,int8",
+                   help="build: comma-separated kinds (onnx, torch, int8); torch is skipped when PyTorch is "
+                   "absent, int8 for models without an int8 calibration table")
     p.add_argument("--force", action="store_true", help="build: rebuild even when current")
 
 
@@ -281,12 +305,19 @@ def run(args: argparse.Namespace) -> int:
                 if "torch" in kinds and not _torch_available():
                     tqdm.write(f"{name}: PyTorch is not installed; skipping the torch build", file=sys.stderr)
                     kinds = tuple(k for k in kinds if k != "torch")
+                if "int8" in kinds and not int8_table(name):
+                    kinds = tuple(k for k in kinds if k != "int8")
                 for kind, path in build(name, kinds, config, force=args.force).items():
                     tqdm.write(f"{name}: {kind} {path}")
         except ModelError as e:
             tqdm.write(f"error: {e}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
+
+
+def int8_table(name: str) -> bool:
+    from realtime.pose2d import int8
+    return int8.has_table(name)
 
 
 def _torch_available() -> bool:

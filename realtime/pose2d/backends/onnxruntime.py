@@ -7,9 +7,13 @@ two or more crops (``[pose2d] ort_split_batch``); ``InferenceSession.run`` is th
 releases the GIL, so the parts run truly in parallel. A run holds at most ``RUN_BATCH`` crops:
 ONNX Runtime's working memory grows with the batch (a list of 8 crowd photos, 376 people, peaked at
 16.5 GB with MoveNet Thunder in one run per thread: docs/benchmarks.md).
+
+With ``[pose2d] cpu_int8`` a network that has an int8 calibration (the NanoDet detector) runs its
+int8 model (``realtime/pose2d/int8.py``); where that cannot be built, the float32 one, with a warning.
 """
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -17,10 +21,11 @@ import onnxruntime as ort
 
 from realtime.config import Pose2DConfig
 from realtime.pose2d.backends import Backend
-from realtime.pose2d.models import INPUT_NAME, model_path
+from realtime.pose2d.models import INPUT_NAME, ModelError, model_path
 
 #: Most crops in one ``InferenceSession.run``; larger batches run in pieces of about this size.
 RUN_BATCH = 16
+log = logging.getLogger(__name__)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -29,12 +34,29 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model: str, config: Pose2DConfig | None = None):
         super().__init__(model, config)
-        self.path = model_path(model, "onnx", self.config)
+        self.path = self._int8_path() or model_path(model, "onnx", self.config)
         threads = self.config.ort_threads
         self.session: ort.InferenceSession | None = self._session(threads)
         self._parts = threads if self.config.ort_split_batch and threads > 1 else 1
         self._single = self._session(1) if self._parts > 1 else None
         self._pool = ThreadPoolExecutor(self._parts, thread_name_prefix="ort") if self._parts > 1 else None
+
+    @property
+    def int8(self) -> bool:
+        return self.path.name.endswith("-int8.onnx")
+
+    def _int8_path(self):
+        """The int8 model when configured and calibrated for this network; None otherwise, or (with a
+        warning) when it cannot be built here."""
+        from realtime.pose2d.int8 import has_table
+
+        if not (self.config.cpu_int8 and has_table(self.model)):
+            return None
+        try:
+            return model_path(self.model, "int8", self.config)
+        except ModelError as e:
+            log.warning("%s: running the float32 model: %s", self.model, e)
+            return None
 
     def _session(self, threads: int) -> ort.InferenceSession:
         options = ort.SessionOptions()
