@@ -217,9 +217,10 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
         from realtime.pose2d import int8
         if not int8.has_table(name):
             raise ModelError(f"{name}: no int8 calibration table; int8 models exist for {', '.join(int8.CALIBRATED)}")
-        if "onnx" not in kinds:   # quantised from the float32 ONNX, built first when missing or stale
-            kinds = ("onnx", *kinds)
-    todo = [k for k in kinds if force or not _is_current(_built_path(name, k, config), spec, k)]
+    asked = kinds
+    if "int8" in kinds and "onnx" not in kinds:   # quantised from the float32 ONNX: built first if stale
+        kinds = ("onnx", *kinds)
+    todo = [k for k in kinds if (force and k in asked) or not _is_current(_built_path(name, k, config), spec, k)]
     paths = {k: _built_path(name, k, config) for k in kinds}
     if not todo:
         return paths
@@ -305,10 +306,15 @@ def run(args: argparse.Namespace) -> int:
                 if "torch" in kinds and not _torch_available():
                     tqdm.write(f"{name}: PyTorch is not installed; skipping the torch build", file=sys.stderr)
                     kinds = tuple(k for k in kinds if k != "torch")
-                if "int8" in kinds and not int8_table(name):
-                    kinds = tuple(k for k in kinds if k != "int8")
+                int8 = "int8" in kinds and int8_table(name)
+                kinds = tuple(k for k in kinds if k != "int8")
                 for kind, path in build(name, kinds, config, force=args.force).items():
                     tqdm.write(f"{name}: {kind} {path}")
+                if int8:  # a speed-up only: without it the CPU backend runs the float32 model
+                    try:
+                        tqdm.write(f"{name}: int8 {build(name, ('int8',), config, force=args.force)['int8']}")
+                    except ModelError as e:
+                        tqdm.write(f"warning: {e} (the float32 model runs instead)", file=sys.stderr)
         except ModelError as e:
             tqdm.write(f"error: {e}", file=sys.stderr)
             failed += 1
