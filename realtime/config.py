@@ -124,8 +124,8 @@ class Pose2DConfig:
     ort_threads: int = opt(2, min=0, max=256, help="ONNX Runtime intra-op threads (0 = its default).")
     ort_split_batch: bool = opt(True, help="ONNX Runtime: a batch of several crops is cut into ort_threads parts "
                                            "run side by side, one thread each.")
-    cpu_int8: bool = opt(True, help="ONNX Runtime (CPU), video and live sources: networks with an int8 "
-                                     "calibration (the nanodet person detector) run as int8 models.")
+    cpu_int8: bool = opt(False, help="ONNX Runtime (CPU), video and live sources: networks with an int8 "
+                                      "calibration (the nanodet person detector) run as int8 models.")
     precision: str = opt("fp16", choices=("fp16", "fp32"), help='GPU precision for the tensorrt and torch '
                                                                 'backends: "fp16" or "fp32".')
     refine_3d: bool = opt(False, help="The paper's 3D -> 2D feedback, for networks with belief maps (cpm, "

@@ -71,7 +71,7 @@ def test_without_a_usable_int8_model_the_detector_runs_in_float32(models_dir, tm
     stale = tmp_path / "int8_nanodet.json"
     stale.write_text(json.dumps(table))
     monkeypatch.setattr(int8, "table_path", lambda name: stale)
-    config = Pose2DConfig(models_dir=str(models_dir), engines_dir=str(tmp_path / "engines"))
+    config = Pose2DConfig(models_dir=str(models_dir), engines_dir=str(tmp_path / "engines"), cpu_int8=True)
     with caplog.at_level("WARNING"), create_backend("nanodet", "onnxruntime", config) as backend:
         assert not backend.int8 and backend.path.name == "nanodet.onnx"
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
