@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
+from realtime.capture.source import timed_frames
 from realtime.config import Config, load_config
 from realtime.lifting import Camera, LiftingSetup
 from realtime.pose2d import PoseEstimator2D, VideoFollower
@@ -88,36 +88,3 @@ def estimate_video(path: str | Path, config: Config | None = None, limit: int = 
     with VideoEstimator3D(config) as video:
         for t, frame in frames:
             yield t, video.estimate(frame, t)
-
-
-def timed_frames(path: str | Path, limit: int = 0) -> Iterator[tuple[float, np.ndarray]]:
-    """(time in seconds, BGR frame) for every frame of a video file, at most ``limit`` (0 = all): the
-    file's own timestamps, or its frame rate's where the container has none. The file is checked
-    here, before the first frame is asked for: a missing file, a still image or a file OpenCV cannot
-    open raises ``realtime.capture.SourceError`` at once."""
-    from realtime.capture.source import IMAGE_SUFFIXES, SourceError
-
-    if not Path(path).is_file():
-        raise SourceError(f"{path}: no such video file")
-    if Path(path).suffix.lower() in IMAGE_SUFFIXES:   # OpenCV would open it as a video of one frame
-        raise SourceError(f"{path}: a still image, not a video: use realtime.estimate({str(path)!r})")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SourceError(f"{path}: not a video OpenCV can open")
-    return _read(cap, limit)
-
-
-def _read(cap: cv2.VideoCapture, limit: int) -> Iterator[tuple[float, np.ndarray]]:
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    try:
-        count = 0
-        while not limit or count < limit:
-            ok, frame = cap.read()
-            if not ok:
-                return
-            msec = cap.get(cv2.CAP_PROP_POS_MSEC)
-            # a container without timestamps reports 0 for every frame: count at its frame rate
-            yield (msec / 1e3 if msec > 0 or count == 0 else count / fps), frame
-            count += 1
-    finally:
-        cap.release()

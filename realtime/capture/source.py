@@ -8,6 +8,7 @@ and latency measured from ``t_capture`` includes any time capture itself fell be
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -60,17 +61,43 @@ def video_frames(path: str | Path, limit: int = 0) -> Iterator[np.ndarray]:
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     bar = tqdm(total=min(limit, total or limit) if limit else total, desc=Path(path).name, unit="frame",
                disable=None, leave=False)
+    with contextlib.closing(_timed(cap, limit)) as frames:
+        try:
+            for _, frame in frames:
+                yield frame
+                bar.update()
+        finally:
+            bar.close()
+
+
+def timed_frames(path: str | Path, limit: int = 0) -> Iterator[tuple[float, np.ndarray]]:
+    """(time in seconds, BGR frame) for every frame of a video file, at most ``limit`` (0 = all): the
+    file's own timestamps, or its frame rate's where the container has none (``realtime.estimate_video``
+    and ``realtime estimate clip.mp4``). The file is checked here, before the first frame is asked
+    for: a missing file, a still image or a file OpenCV cannot open raises :class:`SourceError` at once."""
+    if not Path(path).is_file():
+        raise SourceError(f"{path}: no such video file")
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES:   # OpenCV would open it as a video of one frame
+        raise SourceError(f"{path}: a still image, not a video: use realtime.estimate({str(path)!r})")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SourceError(f"{path}: not a video OpenCV can open")
+    return _timed(cap, limit)
+
+
+def _timed(cap: cv2.VideoCapture, limit: int) -> Iterator[tuple[float, np.ndarray]]:
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     try:
         count = 0
         while not limit or count < limit:
             ok, frame = cap.read()
             if not ok:
                 return
-            yield frame
+            msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+            # a container without timestamps reports 0 for every frame: count at its frame rate
+            yield (msec / 1e3 if msec > 0 or count == 0 else count / fps), frame
             count += 1
-            bar.update()
     finally:
-        bar.close()
         cap.release()
 
 

@@ -107,9 +107,10 @@ def _run_videos(args: argparse.Namespace, videos: list[str], config: Any) -> int
     """Each video through ``realtime.video`` (the video network and follower, lifting, tracking):
     a line a frame as it comes, so a long video shows progress and a pipe can read it live."""
     from realtime.capture import SourceError
+    from realtime.capture.source import timed_frames
     from realtime.lifting import LiftingSetup
     from realtime.pose2d import ImageError
-    from realtime.video import VideoEstimator3D, timed_frames
+    from realtime.video import VideoEstimator3D
 
     lifting = LiftingSetup.from_config(config.lifting)
     failed = 0

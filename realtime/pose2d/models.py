@@ -4,9 +4,9 @@ The models themselves are listed once, in ``realtime/networks.py``. ``fetch`` gi
 of a model's upstream files (a .tflite, or a TF.js model.json with its weight shards): mirror
 first, then an earlier download, then the network. ``build`` converts it once into
 ``<engines_dir>/models/<name>.onnx`` and ``<name>.pt`` (never committed), and, for the networks with a
-committed int8 calibration table, ``<name>-int8.onnx`` for the CPU backend (``realtime/pose2d/int8.py``). A stamp inside each built
-file records the source SHA-256 and converter version, so a changed upstream file or converter
-rebuilds, and a machine given only the built files (a GPU box) needs no upstream file.
+committed int8 calibration table, ``<name>-int8.onnx`` for the CPU backend (``realtime/pose2d/int8.py``).
+A stamp inside each built file records the source SHA-256 and converter version, so a changed
+upstream file or converter rebuilds, and a machine given only the built files (a GPU box) needs no upstream file.
 Also the ``realtime models fetch|build|list`` command.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from realtime.config import CHECKOUT, REPO_ROOT, ConfigError, Pose2DConfig, engines_root, load_config, resolve_path
 from realtime.networks import REGISTRY, ModelSpec
+from realtime.pose2d import int8
 
 if TYPE_CHECKING:
     from realtime.pose2d.tflite_ir import Graph
@@ -175,7 +176,6 @@ def _expected_stamp(spec: ModelSpec, kind: str) -> dict[str, str]:
     """An int8 file also records the calibration table it was quantised with."""
     if kind != "int8":
         return stamp(spec)
-    from realtime.pose2d import int8
     return {**stamp(spec), "int8_table_sha256": int8.table_sha256(spec.name) if int8.has_table(spec.name) else ""}
 
 
@@ -213,10 +213,8 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
     unknown = [k for k in kinds if k not in ("onnx", "torch", "int8")]
     if unknown:
         raise ModelError(f"cannot build kind {unknown[0]!r} (buildable: onnx, torch, int8)")
-    if "int8" in kinds:
-        from realtime.pose2d import int8
-        if not int8.has_table(name):
-            raise ModelError(f"{name}: no int8 calibration table; int8 models exist for {', '.join(int8.CALIBRATED)}")
+    if "int8" in kinds and not int8.has_table(name):
+        raise ModelError(f"{name}: no int8 calibration table; int8 models exist for {', '.join(int8.CALIBRATED)}")
     asked = kinds
     if "int8" in kinds and "onnx" not in kinds:   # quantised from the float32 ONNX: built first if stale
         kinds = ("onnx", *kinds)
@@ -228,7 +226,6 @@ def build(name: str, kinds: tuple[str, ...] = ("onnx", "torch"), config: Pose2DC
     for kind in todo:
         path = paths[kind]
         if kind == "int8":
-            from realtime.pose2d import int8
             try:
                 int8.quantize(name, paths["onnx"], path, stamp(spec))
             except int8.Int8Error as e:
@@ -306,11 +303,11 @@ def run(args: argparse.Namespace) -> int:
                 if "torch" in kinds and not _torch_available():
                     tqdm.write(f"{name}: PyTorch is not installed; skipping the torch build", file=sys.stderr)
                     kinds = tuple(k for k in kinds if k != "torch")
-                int8 = "int8" in kinds and int8_table(name)
+                quantised = "int8" in kinds and int8.has_table(name)
                 kinds = tuple(k for k in kinds if k != "int8")
                 for kind, path in build(name, kinds, config, force=args.force).items():
                     tqdm.write(f"{name}: {kind} {path}")
-                if int8:  # a speed-up only: without it the CPU backend runs the float32 model
+                if quantised:  # a speed-up only: without it the CPU backend runs the float32 model
                     try:
                         tqdm.write(f"{name}: int8 {build(name, ('int8',), config, force=args.force)['int8']}")
                     except ModelError as e:
@@ -319,11 +316,6 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {e}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
-
-
-def int8_table(name: str) -> bool:
-    from realtime.pose2d import int8
-    return int8.has_table(name)
 
 
 def _torch_available() -> bool:

@@ -21,6 +21,7 @@ import onnxruntime as ort
 
 from realtime.config import Pose2DConfig
 from realtime.pose2d.backends import Backend
+from realtime.pose2d.int8 import has_table
 from realtime.pose2d.models import INPUT_NAME, ModelError, model_path
 
 #: Most crops in one ``InferenceSession.run``; larger batches run in pieces of about this size.
@@ -48,8 +49,6 @@ class OnnxRuntimeBackend(Backend):
     def _int8_path(self):
         """The int8 model when configured and calibrated for this network; None otherwise, or (with a
         warning) when it cannot be built here."""
-        from realtime.pose2d.int8 import has_table
-
         if not (self.config.cpu_int8 and has_table(self.model)):
             return None
         try:
