@@ -24,9 +24,8 @@ from realtime.skeleton import LSP14
 
 @pytest.fixture(scope="module")
 def est() -> PoseEstimator2D:
-    """The default networks (NanoDet detector, MoveNet Lightning) on ONNX Runtime, the detector in
-    float32 as still images have it (its int8 build, video's default: tests/test_int8.py, test_video.py)."""
-    e = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig(cpu_int8=False))
+    """The default networks (NanoDet detector, MoveNet Lightning) on ONNX Runtime."""
+    e = PoseEstimator2D.create(backend="onnxruntime", config=Pose2DConfig())
     yield e
     e.close()
 
@@ -522,10 +521,9 @@ def test_video_spreads_the_detector_regions_over_frames(est, demo_video):
     assert len(regions) == 9
     asked = recording.asked
     assert len(asked) == 9 and asked[0] == regions
-    # the cycle (a look around a person on a poor frame may come on top: test_a_person_on_a_poor_frame...)
-    assert [[r for r in frame if r in regions] for frame in asked[1:]] == [[regions[0], regions[k]] for k in range(1, 9)]
+    assert [frame for frame in asked[1:]] == [[regions[0], regions[k]] for k in range(1, 9)]
     # the follower's count of its work: every region it asked for, a crop for every person reported
-    assert video.sources[0].regions_looked == sum(len(frame) for frame in asked) >= 9 + 2 * 8
+    assert video.sources[0].regions_looked == 9 + 2 * 8
     assert video.sources[0].crops_read >= reported
 
 

@@ -58,7 +58,7 @@ def calibrate(onnx_path: Path, inputs: Iterable[np.ndarray], input_name: str) ->
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = (({input_name: b[i:i + 1]} for b in inputs for i in range(len(b))))
+            self.batches = ({input_name: b[i:i + 1]} for b in inputs for i in range(len(b)))
 
         def get_next(self):
             return next(self.batches, None)
