@@ -61,6 +61,7 @@ def test_the_configured_prior_serves_every_part_and_each_person_is_lifted_once(c
     assert len(re.findall(rf"worker_started {re.escape(where)}", run.log)) == 2, run.log
     assert re.search(rf"publisher_started .*{re.escape(where)}", run.log), run.log
     assert bool(re.search(rf"inference_started .*{re.escape(where)}", run.log)) == refine, run.log
+    assert re.search(r"inference_started .*warm_up_s=[\d.]+", run.log), run.log   # networks ready before frame 1
     ratio = float(re.findall(r"lifts/person=([\d.]+)", run.log)[-1])
     assert ratio == 1.0 if refine else 0.5 <= ratio <= 1.0, run.log
 

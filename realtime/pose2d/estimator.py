@@ -132,6 +132,15 @@ class PoseEstimator2D:
                                                   c.refine_iterations, c.refine_leave_one_out)
         return self._refiners[pitch]
 
+    def warm_up(self, sources: int = 1, frame_size: tuple[int, int] = (1920, 1080)) -> None:
+        """Make both networks ready for the batches a stream of ``sources`` videos sends them (the
+        detector's first look at every region of a frame of ``frame_size``, the keypoints of
+        ``max_people`` a source, mirrored too with the flip test): on a GPU this captures their CUDA
+        graphs now rather than during a stream's first seconds."""
+        mirrored = 2 if self._flip_test else 1
+        self.keypoint_backend.warm_up(self.config.max_people * sources * mirrored)
+        self.detector.backend.warm_up(len(self.detector.regions(*frame_size)) * sources)
+
     def close(self) -> None:
         self.keypoint_backend.close()
         self.detector.backend.close()

@@ -36,8 +36,11 @@ def main(child: Child, *, sources: list[str]) -> int:
     estimator = PoseEstimator2D.create(config=cfg, lifting=lifting)
     follower = VideoFollower(estimator, sources=len(sources), cameras=cameras)
     lifted = estimator.lifting is not None      # the 3D feedback lifts every person: the workers need not
+    started = time.perf_counter()
+    estimator.warm_up(len(sources))             # before the first ask: a file starts playing at that ask
     child.event("inference_started", backend=estimator.backend, model=cfg.model, detector=cfg.detector,
-                sources=len(sources), prior=lifting.source if lifted else "-")
+                sources=len(sources), prior=lifting.source if lifted else "-",
+                warm_up_s=round(time.perf_counter() - started, 2))
     push = child.socket(zmq.PUSH, bind=child.endpoints.bind_address(child.endpoints.lift_in), hwm=4)
     dealers = [child.socket(zmq.DEALER, connect=ep, hwm=2, max_message=MAX_FRAME)
                for ep in child.endpoints.frames[:len(sources)]]

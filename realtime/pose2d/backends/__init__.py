@@ -56,6 +56,11 @@ class Backend:
         """(N,H,W,3) float32 NHWC RGB, normalised as ``model_spec(model).normalise`` does -> outputs by name."""
         raise NotImplementedError
 
+    def warm_up(self, max_batch: int = 1) -> None:
+        """Pay the first calls' one-off costs (allocations, kernel selection, graph capture) now, for
+        batches of up to ``max_batch``, so that the first frames of a stream are not the slow ones."""
+        self.infer(np.zeros((1, *self.input_shape), np.float32))
+
     def close(self) -> None:
         """Release the runtime's resources; the backend is unusable afterwards."""
 

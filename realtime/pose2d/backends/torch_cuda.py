@@ -8,7 +8,9 @@ Speed comes from four things, each cheap to keep:
   kernels with no layout transposes;
 - one CUDA graph per batch bucket (1, 2, 4, ... 64): a batch is padded up to the next bucket and the
   whole network replays as one launch, which removes the per-layer launch gaps that dominate small
-  batches; graphs are captured lazily, the first time a bucket is used;
+  batches; a graph is captured the first time its bucket is used, or up front by ``warm_up`` (the
+  runtime's inference process does this before it asks for its first frame: captures with cuDNN's
+  autotuning take long enough to stall a stream's first seconds);
 - pinned host buffers per bucket and asynchronous copies on the backend's own stream.
 Gradients are off with ``no_grad``, not ``inference_mode``: the graphs' static tensors are reused
 by later calls outside any such mode, which inference tensors do not allow.
@@ -101,6 +103,16 @@ class TorchBackend(Backend):
         if len(parts) == 1:
             return parts[0]
         return {k: np.concatenate([p[k] for p in parts]) for k in self.output_names}
+
+    def warm_up(self, max_batch: int = 1) -> None:
+        """Capture the graphs of every bucket up to the one holding ``max_batch`` crops (larger
+        batches run in chunks of the largest bucket); eager backends run one batch."""
+        if not self.bucketed:
+            return super().warm_up(max_batch)
+        top = bucket_for(min(max(max_batch, 1), self.buckets[-1]), self.buckets)
+        for size in self.buckets:
+            if size <= top:
+                self._bucket(np.zeros((size, *self.input_shape), np.float32))
 
     def _bucket(self, chunk: np.ndarray) -> dict[str, np.ndarray]:
         n, size = len(chunk), bucket_for(len(chunk), self.buckets)
