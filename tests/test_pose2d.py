@@ -649,6 +649,27 @@ def test_asynchronous_detections_join_the_next_frame(est, photos_dir, demo_video
     assert counts[0][0] == counts[0][1] and min(a for a, _ in counts) >= 2
 
 
+def test_asynchronous_detections_wait_for_their_source_s_next_frame(est, photos_dir):
+    """Several sources whose frames come one at a time (the runtime's inference process): what the
+    detector's thread found for a source that has no frame in the call that collects it joins that
+    source's next frame instead of being lost."""
+    image = load_image(photos_dir / "p2.jpg")
+    black = np.zeros_like(image)
+    whole_frame_only = create_detector(est.detector.name, est.detector.backend, tiles=1)
+    video = VideoFollower(_with_detector(est, whole_frame_only, detector_regions_per_frame=1.0, detector_async=True),
+                          sources=2)
+    assert video.estimate_sources([black, black]) == [[], []]         # frame 0 of each: nobody yet
+    video.estimate_sources([image, None])      # source 0's detection starts on the detector's thread
+    video.estimate_sources([None, image])      # ... and comes back here, where source 0 has no frame
+    found = video.estimate_sources([image, None])
+    assert len(found[0]) == 2 and video.sources[0].detector_runs == 2   # frame 0, then this one
+    assert len(video.estimate_sources([None, image])[1]) == 2
+    video.reset(1)                             # a reset drops what was waiting for the source
+    video.estimate_sources([image, None])
+    assert video.sources[1].waiting is None and video.estimate_sources([None, black]) == [[], []]
+    video.close()
+
+
 def test_a_detection_the_keypoint_network_rejects_is_not_a_lost_person(est, photos_dir):
     """A false detection on an empty part of the frame is dropped silently and does not bring the
     detector back."""

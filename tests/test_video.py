@@ -31,8 +31,11 @@ def arm_frames(small_video):
 def test_a_video_file_gives_tracked_people_in_3d(small_video):
     """The arm-wrestling video (two wrestlers at the table, people around): every frame in order with
     the file's times; the wrestlers keep one id each from their confirmation on; lifted people carry a
-    finite 3D pose."""
-    results = list(realtime.estimate_video(small_video, limit=FRAMES))
+    finite 3D pose. The detector's rate is fixed (``detector_budget_people`` 0): the default budget
+    follows measured times, so who is found, and whether a wrestler cut by the frame keeps their score
+    above the threshold, changed with the machine's load (a full-suite run lost one for some frames)."""
+    config = Config().replace("pose2d", detector_budget_people=0.0)
+    results = list(realtime.estimate_video(small_video, config, limit=FRAMES))
     assert len(results) == FRAMES
     times = [t for t, _ in results]
     assert times[0] == pytest.approx(0.0, abs=1e-6) and np.all(np.diff(times) > 0)

@@ -109,6 +109,10 @@ class _Source:
     generation: int = 0
     #: Turns of the detector's round-robin taken so far (fractional: the rate need not be whole).
     turn: float = 0.0
+    #: Detections of this source that came back from the detector's thread during a call without a
+    #: frame of it: they join its next frame. (The runtime's sources seldom have frames in the same
+    #: call; dropping these lost 60 % of the people of four sources on a GPU.)
+    waiting: list[Detection] | None = None
 
 
 @dataclass
@@ -265,11 +269,19 @@ class VideoFollower:
                 self.sources[i].turn += rates[i]
             self.sources[i].regions_looked += len(regions[i])
         detections = self._collect()                       # the last frames' detections (asynchronous)
+        for i in [i for i in detections if i not in ready]:
+            s = self.sources[i]
+            s.waiting = (s.waiting or []) + detections.pop(i)
+        for i in ready:
+            if self.sources[i].waiting is not None:
+                detections[i] = self.sources[i].waiting + detections.get(i, [])
+                self.sources[i].waiting = None
         now = [i for i in ready if regions[i] and (not self.asynchronous or self.sources[i].frame == 0)]
         later = [i for i in ready if regions[i] and i not in now]
         if now:
             t = time.perf_counter()
-            detections.update(zip(now, est.detector.detect_many([ready[i] for i in now], [regions[i] for i in now])))
+            for i, found in zip(now, est.detector.detect_many([ready[i] for i in now], [regions[i] for i in now])):
+                detections[i] = detections.get(i, []) + found
             self.costs.add("region_ms", (time.perf_counter() - t) * 1e3, sum(len(regions[i]) for i in now))
         if later:
             prepared = est.detector.prepare([ready[i] for i in later], [regions[i] for i in later])

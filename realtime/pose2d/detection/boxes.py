@@ -18,34 +18,37 @@ CENTERNET_STRIDE = 4
 CENTERNET_TOP_K = 100
 
 
-def nanodet_boxes(classes: np.ndarray, boxes: np.ndarray, stride: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """One level of NanoDet's outputs for a batch: person scores ``(N, C)`` and boxes ``(N, C, 4)``
-    (x0, y0, x1, y1, input pixels) of the ``C = (size / stride)^2`` cells. The box regression is
-    Generalised Focal Loss's: for each side a distribution over 0..10 strides, whose expectation
-    is the distance from the cell centre."""
+def nanodet_boxes(classes: np.ndarray, boxes: np.ndarray, stride: int, min_score: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One level of NanoDet's outputs for a batch (``C = (size / stride)^2`` cells a region): the
+    cells whose person score is at least ``min_score``, as their region's index, their score and
+    their box (x0, y0, x1, y1, input pixels). The box regression is Generalised Focal Loss's: for
+    each side a distribution over 0..10 strides, whose expectation is the distance from the cell
+    centre. Only the kept cells' distributions are computed: for all cells this was the largest part
+    of a still frame's detector time on a GPU (22 of 51 ms)."""
     n, cells, _ = boxes.shape
     side = int(round(np.sqrt(cells)))
-    logits = boxes.reshape(n, cells, 4, NANODET_BINS)
+    region, cell = np.nonzero(classes[..., PERSON] >= min_score)
+    logits = boxes[region, cell].reshape(-1, 4, NANODET_BINS)
     p = np.exp(logits - logits.max(axis=-1, keepdims=True))
     p /= p.sum(axis=-1, keepdims=True)
-    dist = (p * np.arange(NANODET_BINS, dtype=np.float32)).sum(-1) * stride        # (N, C, 4) l, t, r, b
-    ys, xs = np.divmod(np.arange(cells), side)
+    dist = (p * np.arange(NANODET_BINS, dtype=np.float32)).sum(-1) * stride        # (K, 4) l, t, r, b
+    ys, xs = np.divmod(cell, side)
     cx, cy = (xs + 0.5) * stride, (ys + 0.5) * stride
-    out = np.stack([cx - dist[..., 0], cy - dist[..., 1], cx + dist[..., 2], cy + dist[..., 3]], axis=-1)
-    return classes[..., PERSON], out
+    out = np.stack([cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]], axis=-1)
+    return region, classes[region, cell, PERSON], out
 
 
 class NanoDetDetector(PersonDetector):
 
     def decode(self, outputs: dict[str, np.ndarray], n: int) -> list[list[Detection]]:
-        scores, boxes = [], []
+        found: list[list[Detection]] = [[] for _ in range(n)]
         for stride in NANODET_STRIDES:
-            s, b = nanodet_boxes(outputs[f"classes_{stride}"], outputs[f"boxes_{stride}"], stride, self.input_size)
-            scores.append(s)
-            boxes.append(b)
-        score, box = np.concatenate(scores, axis=1), np.concatenate(boxes, axis=1)
-        return [[box_detection(score[i, k], box[i, k] - 0.5, self.spec.box_scale)
-                 for k in np.nonzero(score[i] >= self.min_score)[0]] for i in range(n)]
+            regions, scores, boxes = nanodet_boxes(outputs[f"classes_{stride}"], outputs[f"boxes_{stride}"], stride,
+                                                   self.min_score)
+            for i, score, box in zip(regions, scores, boxes):
+                found[i].append(box_detection(score, box - 0.5, self.spec.box_scale))
+        return found
 
 
 def centernet_detections(heatmaps: np.ndarray, sizes: np.ndarray, top_k: int = CENTERNET_TOP_K) -> np.ndarray:
