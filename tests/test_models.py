@@ -154,10 +154,12 @@ def test_unsupported_models_are_clear_errors(models_dir, tmp_path):
 
 
 def test_cli_build_and_list(models_dir):
-    built = subprocess.run([sys.executable, "-m", "realtime", "models", "build", "cpm", "--kinds", "onnx"],
-                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stderr
-    assert f"cpm: onnx {REPO_ROOT / 'engines' / 'models' / 'cpm.onnx'}" in built.stdout
+    # options before or after the names
+    for args in (["cpm", "--kinds", "onnx"], ["--force", "--kinds", "onnx", "cpm"]):
+        built = subprocess.run([sys.executable, "-m", "realtime", "models", "build", *args],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert built.returncode == 0, built.stderr
+        assert f"cpm: onnx {REPO_ROOT / 'engines' / 'models' / 'cpm.onnx'}" in built.stdout
     listed = subprocess.run([sys.executable, "-m", "realtime", "models", "list"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr

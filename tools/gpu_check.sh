@@ -87,7 +87,7 @@ fi
 WHAT=${1:-all}
 status=0
 if [[ -n "${REALTIME_MODELS_DIR:-}" ]]; then  # build the networks from the staged sources (seconds)
-    $PY -m realtime models --kinds onnx,torch build $MODELS 2>&1 | tee "$OUT/models_build.txt"
+    $PY -m realtime models build --kinds onnx,torch $MODELS 2>&1 | tee "$OUT/models_build.txt"
     [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "models build failed"; exit 1; }
 fi
 

@@ -268,14 +268,21 @@ def _status(name: str, config: Pose2DConfig) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("list", "fetch", "build"))
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"models (default: all of {', '.join(REGISTRY)}; "
-                   "build skips the reference-only ones)")
-    p.add_argument("--config", help="config.toml to read [pose2d] models_dir / engines_dir from")
-    p.add_argument("--kinds", default="onnx,torch,int8",
-                   help="build: comma-separated kinds (onnx, torch, int8); torch is skipped when PyTorch is "
-                   "absent, int8 for models without an int8 calibration table")
-    p.add_argument("--force", action="store_true", help="build: rebuild even when current")
+    """``realtime models list|fetch|build [NAME ...] [options]``: each action its own parser, so
+    options may come before or after the names (``build --force nanodet`` and ``build nanodet --force``)."""
+    actions = p.add_subparsers(dest="action", required=True, metavar="{list,fetch,build}")
+    for action, text in (("list", "the networks, their licences and what is built"),
+                         ("fetch", "copy or download each network's upstream files (SHA-256 checked)"),
+                         ("build", "build the ONNX, torch and int8 files from the upstream ones")):
+        a = actions.add_parser(action, help=text, description=text)
+        a.add_argument("names", nargs="*", metavar="NAME", help=f"models (default: all of {', '.join(REGISTRY)}; "
+                       "build skips the reference-only ones)")
+        a.add_argument("--config", help="config.toml to read [pose2d] models_dir / engines_dir from")
+        if action == "build":
+            a.add_argument("--kinds", default="onnx,torch,int8",
+                           help="comma-separated kinds (onnx, torch, int8); torch is skipped when PyTorch is "
+                           "absent, int8 for models without an int8 calibration table")
+            a.add_argument("--force", action="store_true", help="rebuild even when current")
 
 
 def run(args: argparse.Namespace) -> int:
