@@ -18,7 +18,7 @@ from realtime.pose2d.detection import PersonDetector, create_detector
 from realtime.pose2d.detection.blazepose import anchors
 from realtime.pose2d.evaluation import BODY12, Sample, load_annotated, pck
 from realtime.pose2d.landmarks import blazepose_to_lsp14
-from realtime.pose2d.estimator import leans
+from realtime.pose2d.estimator import cut_below, leans, reaches_bottom
 from realtime.skeleton import LSP14
 
 
@@ -793,6 +793,24 @@ def test_several_sources_share_one_batch(photos_dir, demo_video, small_video):
     assert together.sources[1].frame == before
     est.close()
     counting.close()
+
+
+def test_people_the_bottom_edge_cuts_are_read_as_if_their_body_went_on(est, photos_dir):
+    """A portrait cut at the chest (a webcam's head and shoulders): the keypoint network is unsure of
+    a head and shoulders filling its crop, and sure enough of the same person in a crop that goes on
+    below the image. Still images read both; video keeps following the person in that crop."""
+    assert np.allclose(cut_below(np.array([100.0, 50.0, 300.0, 200.0])), [0.0, 50.0, 400.0, 350.0])
+    image = load_image(photos_dir / "astronaut.png")
+    cut = np.ascontiguousarray(image[: int(image.shape[0] * 0.45)])
+    people = est.estimate(cut)
+    assert len(people) == 1
+    detection = est.detector.detect(cut)[0]
+    assert reaches_bottom(detection.extent, cut.shape[0])
+    alone = est.keypoints_in_boxes([cut], [[detection.box]])[0][0]
+    assert alone.score < est.person_score < people[0].score, (alone.score, people[0].score)
+    with VideoFollower(_with_detector(est, est.detector)) as video:
+        counts = [len(video.estimate(np.ascontiguousarray(np.roll(cut, 3 * t, axis=1)))) for t in range(12)]
+        assert counts == [1] * 12 and video.sources[0].tracks[0].below
 
 
 def test_people_lying_across_the_image_are_cropped_along_their_body(est, photos_dir):

@@ -22,9 +22,12 @@ hover at the threshold). ``--conditions ""`` skips the photos.
 weight, chosen on one half of the people and reported on the other (both ways round), clean and blurred.
 ``--video N``: only the real-time check of the default configuration on the first N frames of the
 1080p demo video (``VideoFollower.estimate`` p50/p95 and each phase).
+``--cut``: only people cut by the image's bottom edge (a webcam's head and shoulders): photos of one
+person with only the top of each kept, as still images and as short clips (``cut_study``).
 
     python tools/bench_2d.py [--json] [--threads 1] [--video-frames 150] [--video-starts 0,40,80,130]
     python tools/bench_2d.py --refine [--json]
+    python tools/bench_2d.py --cut [--json]
     python tools/bench_2d.py --video 300 [--video-repeats 3] [--pose2d detector_regions_per_frame=1.0 ...] [--json]
 """
 from __future__ import annotations
@@ -255,6 +258,52 @@ def flip_study(samples: list[Sample], images: dict, models: tuple[str, ...], thr
     return out
 
 
+#: Shared photos of one person (portraits and single athletes) for the cut study.
+CUT_PHOTOS = ("grace_hopper.jpg", "astronaut.png", "handsup1.jpg", "roger.png", "nadal.png", "singer.jpg", "golf.jpg")
+CUT_KEEP = (1.0, 0.6, 0.45, 0.35)
+CUT_FRAMES = 12
+
+
+def cut_study(photos: Path, overrides: dict, threads: int) -> dict:
+    """People the image's bottom edge cuts (a webcam's head and shoulders): each photo of one person
+    with only its top ``CUT_KEEP`` of the height kept. Still images (``PoseEstimator2D.estimate``,
+    the photo settings): is someone found. Video (``VideoFollower``, the video settings): a clip of
+    ``CUT_FRAMES`` frames, the cut photo shifted 3 px a frame, and the frames where someone is found.
+    No keypoint truth: the people are there, the question is whether they are found."""
+    still = PoseEstimator2D.create(config=_config(threads, **overrides).for_photos())
+    video = PoseEstimator2D.create(config=_config(threads, **overrides))
+    rows: dict[str, dict] = {}
+    for name in CUT_PHOTOS:
+        image = load_image(photos / name)
+        for keep in CUT_KEEP:
+            cut = np.ascontiguousarray(image[:int(image.shape[0] * keep)])
+            people = still.estimate(cut)
+            with VideoFollower(video) as follower:
+                frames = [len(follower.estimate(np.ascontiguousarray(np.roll(cut, 3 * t, axis=1))))
+                          for t in range(CUT_FRAMES)]
+            rows.setdefault(name, {})[str(keep)] = {"still": len(people), "still_score": max(
+                (p.score for p in people), default=0.0), "video_frames_found": sum(n > 0 for n in frames)}
+    still.close()
+    video.close()
+    total = {str(k): {"still": sum(r[str(k)]["still"] > 0 for r in rows.values()),
+                      "video_frames_found": sum(r[str(k)]["video_frames_found"] for r in rows.values())}
+             for k in CUT_KEEP}
+    return {"photos": len(CUT_PHOTOS), "frames": CUT_FRAMES, "rows": rows, "total": total}
+
+
+def cut_table(result: dict) -> str:
+    r = result["cut"]
+    lines = [f"people cut by the bottom edge: {r['photos']} photos of one person, the top of each kept; "
+             f"still: photos where someone is found; video: frames of {r['frames']} where someone is found",
+             f"{'photo':20s} " + " ".join(f"{'keep ' + k:>14s}" for k in map(str, CUT_KEEP))]
+    for name, row in r["rows"].items():
+        lines.append(f"{name:20s} " + " ".join(f"{row[str(k)]['still']:>3d} ({row[str(k)]['still_score']:.2f}) "
+                                                f"{row[str(k)]['video_frames_found']:>2d}" for k in CUT_KEEP))
+    lines.append(f"{'total':20s} " + " ".join(f"{r['total'][str(k)]['still']:>7d}    {r['total'][str(k)]['video_frames_found']:>3d}"
+                                              for k in CUT_KEEP))
+    return "\n".join(lines)
+
+
 def realtime_study(path: Path, frames: int, repeats: int, overrides: dict) -> dict:
     """``VideoFollower.estimate`` on the first ``frames`` frames (decoded beforehand), default
     configuration on ONNX Runtime; ``repeats`` passes, the median pass by p50 reported."""
@@ -339,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refine", action="store_true", help="only the 3D-feedback study")
     p.add_argument("--flip", action="store_true", help="only the flip-test study (the --keypoints networks)")
     p.add_argument("--video", type=int, default=0, metavar="N", help="only the real-time check on N demo frames")
+    p.add_argument("--cut", action="store_true", help="only the study of people cut by the image's bottom edge")
     p.add_argument("--video-repeats", type=int, default=1)
     p.add_argument("--pose2d", action="append", default=[], metavar="KEY=VALUE",
                    help="a [pose2d] setting other than the default (TOML value) for the photos, the live rows "
@@ -358,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['ms_p50']:.1f} ms, p95 {r['ms_p95']:.1f} ms (passes p50 {r['passes_ms_p50']}); phases p50 "
               + ", ".join(f"{k} {r[k + '_ms_p50']:.1f}" for k in ("detect", "crop", "infer", "decode"))
               + f"; detector runs {r['detector_runs']}; people/frame {r['people_per_frame']:.2f}; load {load:.1f}")
+        return 0
+    if args.cut:
+        result = {"cut": cut_study(data / "images" / "photos", overrides, args.threads)}
+        print(json.dumps(result) if args.json else cut_table(result))
         return 0
     samples = load_annotated(data / "images" / "annotated")
     images = {s.image: load_image(s.image) for s in samples}

@@ -46,6 +46,8 @@ TURN_ABOVE_DEG = UPRIGHT_LEAN_DEG
 TURN = float(np.radians(TURN_ABOVE_DEG))
 #: The flip test's two reads of a joint agree within this fraction of the crop's side.
 MIRROR_AGREE = 0.1
+#: A box this close to the image's bottom edge (a fraction of the image's height) reaches it.
+CUT_MARGIN = 0.01
 #: Still images go through the networks this many at a time (their detector regions in one batch).
 PHOTO_BATCH = 8
 #: A person only a turned view found is dropped when more of their box than this is inside better-scored people,
@@ -201,6 +203,14 @@ class PoseEstimator2D:
             crop_of.update({id(p): (boxes[i][k], a) for i, (t, found) in enumerate(zip(turned, again))
                             for (k, a), p in zip(t, found)})
             keep_surer(people, [[k for k, _ in t] for t in turned], again)
+        # once more as if their body went on below the image: people the image's bottom edge cuts
+        below = [[k for k, d in enumerate(dets) if reaches_bottom(d.extent, f.shape[0])] for dets, f in zip(ranked, frames)]
+        if any(below):
+            extended = [[cut_below(boxes[i][k]) for k in rows] for i, rows in enumerate(below)]
+            again = self.keypoints_in_boxes(frames, extended, cameras)
+            crop_of.update({id(p): (b, 0.0) for found, frame_boxes in zip(again, extended)
+                            for p, b in zip(found, frame_boxes)})
+            keep_surer(people, below, again)
         final = [deduplicate(confirm_lying(sorted([(p, d.lying) for p, d in zip(found, dets)
                                                    if p.score >= self.person_score], key=lambda x: -x[0].score),
                                            LYING_SCORE * self.person_score))
@@ -333,6 +343,22 @@ def person_in_crop(crop: Crop, points: np.ndarray, confidence: np.ndarray, evide
     keypoints = crop.to_image(points)
     return Person(keypoints2d=keypoints, confidence=confidence, score=float(evidence.mean()),
                   bbox=keypoint_box(keypoints, confidence, crop))
+
+
+def reaches_bottom(box: np.ndarray, height: int) -> bool:
+    """A box (a detector's extent, a followed person's box) reaching the image's bottom edge: the
+    person may be cut by it."""
+    return bool(box[3] >= height - 1 - CUT_MARGIN * height)
+
+
+def cut_below(box: np.ndarray) -> np.ndarray:
+    """The box to crop a person cut by the image's bottom edge in: as if their body went on below the
+    image, the same top, twice the height and the width. The keypoint networks learnt whole people
+    and read a head and shoulders filling their input poorly: on portraits cut at the chest MoveNet
+    Thunder's person score went from 0.04-0.23 in the detector's box to 0.22-0.49 in this one."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h, cx = x1 - x0, y1 - y0, (x0 + x1) / 2.0
+    return np.array([cx - w, y0, cx + w, y1 + h])
 
 
 def _turns(lean: float, box: np.ndarray) -> list[float]:

@@ -27,14 +27,14 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from realtime.pose2d.crops import Crop, letterbox
 from realtime.pose2d.detection import Detection
-from realtime.pose2d.estimator import TURN, deduplicate, keep_surer, leans
+from realtime.pose2d.estimator import TURN, cut_below, deduplicate, keep_surer, leans, reaches_bottom
 from realtime.pose2d.images import MIN_SIDE, to_bgr8
 from realtime.transport.schema import Person
 
@@ -81,6 +81,12 @@ class _Track:
     #: Frames since the detector last looked around this person for a poor frame (LOOK_EVERY or more:
     #: their next first poor frame gets a look; 0 on that first poor frame: the look is next frame).
     since_look: int = LOOK_EVERY
+    #: Read in a crop as if their body went on below the image (``cut_below``): the image's bottom edge
+    #: cuts them (a webcam's head and shoulders). Chosen by reading both crops when the box reaches
+    #: that edge and the person is new or on a poor frame; the surer read decides.
+    below: bool = False
+    #: A new detection whose box reaches the image's bottom edge: read both ways on its first frame.
+    edge: bool = False
 
     @property
     def look(self) -> bool:
@@ -289,23 +295,37 @@ class VideoFollower:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="detector")
             self._pending = _Pending(self._pool.submit(self._run_detector, prepared),
                                      [(i, self.sources[i].generation) for i in later])
-        candidates = {i: self._candidates(i, detections.get(i)) for i in ready}
+        candidates = {i: self._candidates(i, detections.get(i), f.shape[0]) for i, f in ready.items()}
         t1 = time.perf_counter()
         order = list(ready)
-        # a turned crop is checked against an upright one of the same box, in the same network call
-        # (the torso it was turned by can mislead)
+        # a turned crop is checked against an upright one of the same box, and a person the image's
+        # bottom edge may cut is read both as they are and as if their body went on below it, in the
+        # same network call (the torso a crop was turned by, or the edge, can mislead)
         turned = [[k for k, c in enumerate(candidates[i]) if c.angle] for i in order]
+        unsure = [[k for k, c in enumerate(candidates[i]) if not c.angle and (c.edge or (
+            c.misses and reaches_bottom(c.box, ready[i].shape[0])))] for i in order]
         found = est.keypoints_in_boxes([ready[i] for i in order],
-                                       [[c.box for c in candidates[i]] + [candidates[i][k].box for k in t]
-                                        for i, t in zip(order, turned)], [self.cameras[i] for i in order],
-                                       [[c.angle for c in candidates[i]] + [0.0] * len(t) for i, t in zip(order, turned)])
-        upright = [crop_people[len(candidates[i]):] for i, crop_people in zip(order, found)]
-        found = [crop_people[:len(candidates[i])] for i, crop_people in zip(order, found)]
+                                       [[_crop_box(c, ready[i].shape[0]) for c in candidates[i]]
+                                        + [candidates[i][k].box for k in t]
+                                        + [_crop_box(candidates[i][k], ready[i].shape[0], not candidates[i][k].below)
+                                           for k in u]
+                                        for i, t, u in zip(order, turned, unsure)], [self.cameras[i] for i in order],
+                                       [[c.angle for c in candidates[i]] + [0.0] * (len(t) + len(u))
+                                        for i, t, u in zip(order, turned, unsure)])
+        n = [len(candidates[i]) for i in order]
+        upright = [crop_people[m:m + len(t)] for m, t, crop_people in zip(n, turned, found)]
+        other = [crop_people[m + len(t):] for m, t, crop_people in zip(n, turned, found)]
+        found = [crop_people[:m] for m, crop_people in zip(n, found)]
         keep_surer(found, turned, upright)
-        for i, t in zip(order, turned):
-            self.sources[i].crops_read += len(candidates[i]) + len(t)
+        for i, u, crop_people, others in zip(order, unsure, found, other):
+            for k, person in zip(u, others):       # the other crop was surer: it is the crop from now on
+                c = candidates[i][k]
+                candidates[i][k] = replace(c, below=bool(c.below != (person.score > crop_people[k].score)))
+        keep_surer(found, unsure, other)
+        for i, t, u in zip(order, turned, unsure):
+            self.sources[i].crops_read += len(candidates[i]) + len(t) + len(u)
         crop, infer = est.last_timings.get("crop", 0.0), est.last_timings.get("infer", 0.0)
-        self.costs.add("crop_ms", infer, sum(len(c) + len(t) for c, t in zip(candidates.values(), turned)))
+        self.costs.add("crop_ms", infer, sum(m + len(t) + len(u) for m, t, u in zip(n, turned, unsure)))
         people: list[list[Person]] = [[] for _ in frames]
         for i, crop_people in zip(order, found):
             people[i] = self._people(i, candidates[i], crop_people)
@@ -333,12 +353,13 @@ class VideoFollower:
         return {i: dets for (i, generation), dets in zip(pending.owners, found)
                 if self.sources[i].generation == generation}
 
-    def _candidates(self, source: int, detections: list[Detection] | None) -> list[_Track]:
-        """Who to look at in this frame: the people followed from the last one and new detections."""
+    def _candidates(self, source: int, detections: list[Detection] | None, height: int) -> list[_Track]:
+        """Who to look at in this frame (``height`` pixels high): the people followed from the last
+        one and new detections."""
         s = self.sources[source]
         candidates = list(s.tracks)
         if detections is not None:
-            candidates = _merge(candidates, detections)
+            candidates = _merge(candidates, detections, height)
             s.detector_runs += 1
         s.frame += 1
         return sorted(candidates, key=lambda c: -c.score)[: self.estimator.config.max_people]
@@ -352,22 +373,22 @@ class VideoFollower:
         found, poor = [], []
         for person, track in zip(found_people, candidates):
             if person.score >= threshold * (config.keep_fraction if track.confirmed else 1.0):
-                found.append((person, track.box, track.since_look + 1))
+                found.append((person, track.box, track.since_look + 1, track.below))
             elif track.confirmed:
                 look = track.misses == 0 and track.since_look >= LOOK_EVERY
-                poor.append(_Track(_grown(track.box), track.score, track.misses + 1, angle=track.angle,
+                poor.append(_Track(_grown(track.box), track.score, track.misses + 1, angle=track.angle, below=track.below,
                                    since_look=0 if look else track.since_look + 1))
         found.sort(key=lambda pb: -pb[0].score)
-        kept = deduplicate([p for p, _, _ in found])
+        kept = deduplicate([p for p, *_ in found])
         found = [f for f in found if any(f[0] is k for k in kept)]
-        poor = [t for t in poor if not any(_inside(t.box, p.bbox) for p, _, _ in found)]
+        poor = [t for t in poor if not any(_inside(t.box, p.bbox) for p, *_ in found)]
         s.lost_boxes = [t.box for t in poor if t.misses >= config.lost_frames]
-        turns = leans([p for p, _, _ in found])
+        turns = leans([p for p, *_ in found])
         s.tracks = ([_Track(_next_box(p.bbox, box), p.score, angle=float(lean) if abs(lean) > TURN else 0.0,
-                            since_look=since)
-                     for (p, box, since), lean in zip(found, turns)]
+                            since_look=since, below=below and abs(lean) <= TURN)
+                     for (p, box, since, below), lean in zip(found, turns)]
                     + [t for t in poor if t.misses < config.lost_frames])
-        return [p for p, _, _ in found]
+        return [p for p, *_ in found]
 
 
 def _whole_between_tiles(regions: list[Crop]) -> list[Crop]:
@@ -379,20 +400,32 @@ def _whole_between_tiles(regions: list[Crop]) -> list[Crop]:
     return [r for tile in tiles for r in (whole, tile)]
 
 
-def _merge(tracked: list[_Track], detections: list[Detection]) -> list[_Track]:
+def _merge(tracked: list[_Track], detections: list[Detection], height: int) -> list[_Track]:
     """Tracked people keep their keypoint boxes (tighter than a detection's), except those on a poor
     streak, whose box the detection replaces (their last keypoint box is what went wrong); other
-    detections are new people."""
+    detections are new people (read both ways on their first frame when the image's bottom edge,
+    ``height``, may cut them)."""
     merged = list(tracked)
     for d in detections:
         same = [i for i, t in enumerate(merged[:len(tracked)]) if _same_place(d.box, d.centre, t.box)]
         if not same:
-            merged.append(_Track(np.asarray(d.box, np.float64), d.score, confirmed=False))
+            merged.append(_Track(np.asarray(d.box, np.float64), d.score, confirmed=False,
+                                 edge=reaches_bottom(d.extent, height)))
         elif merged[same[0]].misses:
             t = merged[same[0]]
             merged[same[0]] = _Track(np.asarray(d.box, np.float64), t.score, t.misses, t.confirmed, t.angle,
-                                     t.since_look)
+                                     t.since_look, t.below)
     return merged
+
+
+def _crop_box(track: _Track, height: int, below: bool | None = None) -> np.ndarray:
+    """The box a track's crop is made around: its box, or (``below``, default the track's own choice)
+    its box's part inside the image as if the body went on below it (``cut_below``)."""
+    if not (track.below if below is None else below):
+        return track.box
+    box = track.box.copy()
+    box[3] = min(box[3], height - 1.0)
+    return cut_below(box)
 
 
 def _grown(box: np.ndarray) -> np.ndarray:
