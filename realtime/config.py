@@ -101,6 +101,10 @@ class Pose2DConfig:
         4.0, min=0.0, max=64.0, help="Video: with fewer people followed than this, the detector also gets the "
                                      "keypoint network's time of the missing ones (both costs measured as it "
                                      "runs), on top of detector_regions_per_frame; 0 = a fixed rate.")
+    detector_budget_ms: float = opt(
+        5.0, min=0.0, max=1000.0, help="Video: the detector looks at as many regions a frame as this many "
+                                        "milliseconds of its measured time a region allow, when that is more "
+                                        "than detector_regions_per_frame; 0 = off.")
     detector_async: bool = opt(True, help="Video: the detector's network runs on its own thread beside the "
                                           "keypoint network; its people join the next frame.")
     detector_score: float | None = opt(None, min=0.0, max=1.0, help="Person detector score threshold.")

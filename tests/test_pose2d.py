@@ -498,10 +498,11 @@ class _RecordingDetector(PersonDetector):
 
 def _with_detector(est: PoseEstimator2D, detector: PersonDetector, **config) -> PoseEstimator2D:
     """The estimator with another detector and settings; its followers detect synchronously and at a
-    fixed rate unless ``detector_async`` or ``detector_budget_people`` is given (the frame-by-frame
+    fixed rate unless ``detector_async``, ``detector_budget_people`` or ``detector_budget_ms`` is given (the frame-by-frame
     schedules below are easiest to read that way)."""
     config.setdefault("detector_async", False)
     config.setdefault("detector_budget_people", 0.0)
+    config.setdefault("detector_budget_ms", 0.0)
     return dataclasses.replace(est, detector=detector, config=dataclasses.replace(est.config, **config))
 
 
@@ -647,6 +648,21 @@ def test_asynchronous_detections_join_the_next_frame(est, photos_dir, demo_video
             VideoFollower(_with_detector(est, est.detector)) as synchronous:
         counts = [(len(asynchronous.estimate(f)), len(synchronous.estimate(f))) for f in frames]
     assert counts[0][0] == counts[0][1] and min(a for a, _ in counts) >= 2
+
+
+def test_cheap_detector_regions_are_looked_at_more_often(est, demo_video):
+    """detector_budget_ms: as many regions a frame as that much measured region time allows, when more
+    than detector_regions_per_frame (a GPU's few-ms regions); a CPU's ~50 ms regions keep the rate."""
+    frames = _frames(demo_video, 6)
+    looked = {}
+    default = Pose2DConfig().detector_budget_ms
+    for budget in (0.0, default, 1000.0):
+        with VideoFollower(_with_detector(est, est.detector, detector_budget_ms=budget)) as video:
+            for f in frames:
+                video.estimate(f)
+            looked[budget] = video.sources[0].regions_looked - 9          # after frame 0's 9 regions
+            assert video.costs.region_ms > default / est.config.detector_regions_per_frame
+    assert looked[default] == looked[0.0] <= 5 * 2 and looked[1000.0] >= 5 * 8, looked
 
 
 def test_asynchronous_detections_wait_for_their_source_s_next_frame(est, photos_dir):

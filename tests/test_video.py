@@ -31,10 +31,10 @@ def arm_frames(small_video):
 def test_a_video_file_gives_tracked_people_in_3d(small_video):
     """The arm-wrestling video (two wrestlers at the table, people around): every frame in order with
     the file's times; the wrestlers keep one id each from their confirmation on; lifted people carry a
-    finite 3D pose. The detector's rate is fixed (``detector_budget_people`` 0): the default budget
-    follows measured times, so who is found, and whether a wrestler cut by the frame keeps their score
+    finite 3D pose. The detector's rate is fixed (``detector_budget_people`` and ``_ms`` 0): the
+    default budgets follow measured times, so who is found, and whether a wrestler cut by the frame keeps their score
     above the threshold, changed with the machine's load (a full-suite run lost one for some frames)."""
-    config = Config().replace("pose2d", detector_budget_people=0.0)
+    config = Config().replace("pose2d", detector_budget_people=0.0, detector_budget_ms=0.0)
     results = list(realtime.estimate_video(small_video, config, limit=FRAMES))
     assert len(results) == FRAMES
     times = [t for t, _ in results]
@@ -68,7 +68,7 @@ def test_tracked_3d_is_smoothed_and_reset_starts_afresh(arm_frames):
     """With [filter] on, a track's 3D joints move less from frame to frame than the same run's
     without it (the 2D stage made deterministic: detector on this thread, fixed rate); after reset()
     nobody is followed and new people get new ids."""
-    config = Config().replace("pose2d", detector_async=False, detector_budget_people=0.0)
+    config = Config().replace("pose2d", detector_async=False, detector_budget_people=0.0, detector_budget_ms=0.0)
     raw, plain = _jitter(config.replace("filter", enabled=False), arm_frames)
     plain.close()
     smooth, video = _jitter(config, arm_frames)

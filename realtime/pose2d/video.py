@@ -214,7 +214,8 @@ class VideoFollower:
         return self.sources[source].last_timings
 
     def detector_rate(self, source: int = 0) -> float:
-        """Detector regions for the source's next frame: ``detector_regions_per_frame``, plus, with
+        """Detector regions for the source's next frame: ``detector_regions_per_frame`` (or as many as
+        ``detector_budget_ms`` of measured region time allow, if more), plus, with
         ``detector_budget_people`` B and n people followed, (B - n) keypoint crops' time in regions.
 
         Why: a frame's cost is its people's keypoints plus the detector's regions. With a fixed rate a
@@ -223,6 +224,8 @@ class VideoFollower:
         costs about what B people cost and the fewer people, the sooner a newcomer is found."""
         config = self.estimator.config
         rate = config.detector_regions_per_frame
+        if config.detector_budget_ms and self.costs.region_ms:   # cheap regions (a GPU): more of them
+            rate = max(rate, config.detector_budget_ms / self.costs.region_ms)
         spare = config.detector_budget_people - len(self.sources[source].tracks)
         if spare > 0 and self.costs.crop_ms and self.costs.region_ms:
             rate += spare * self.costs.crop_ms / self.costs.region_ms
