@@ -299,8 +299,8 @@ def cut_table(result: dict) -> str:
     for name, row in r["rows"].items():
         lines.append(f"{name:20s} " + " ".join(f"{row[str(k)]['still']:>3d} ({row[str(k)]['still_score']:.2f}) "
                                                 f"{row[str(k)]['video_frames_found']:>2d}" for k in CUT_KEEP))
-    lines.append(f"{'total':20s} " + " ".join(f"{r['total'][str(k)]['still']:>7d}    {r['total'][str(k)]['video_frames_found']:>3d}"
-                                              for k in CUT_KEEP))
+    totals = [r["total"][str(k)] for k in CUT_KEEP]
+    lines.append(f"{'total':20s} " + " ".join(f"{t['still']:>7d}    {t['video_frames_found']:>3d}" for t in totals))
     return "\n".join(lines)
 
 

@@ -204,7 +204,8 @@ class PoseEstimator2D:
                             for (k, a), p in zip(t, found)})
             keep_surer(people, [[k for k, _ in t] for t in turned], again)
         # once more as if their body went on below the image: people the image's bottom edge cuts
-        below = [[k for k, d in enumerate(dets) if reaches_bottom(d.extent, f.shape[0])] for dets, f in zip(ranked, frames)]
+        below = [[k for k, d in enumerate(dets) if reaches_bottom(d.extent, f.shape[0])]
+                 for dets, f in zip(ranked, frames)]
         if any(below):
             extended = [[cut_below(boxes[i][k]) for k in rows] for i, rows in enumerate(below)]
             again = self.keypoints_in_boxes(frames, extended, cameras)

@@ -379,8 +379,8 @@ class VideoFollower:
                 found.append((person, track.box, track.since_look + 1, track.below))
             elif track.confirmed:
                 look = track.misses == 0 and track.since_look >= LOOK_EVERY
-                poor.append(_Track(_grown(track.box), track.score, track.misses + 1, angle=track.angle, below=track.below,
-                                   since_look=0 if look else track.since_look + 1))
+                poor.append(_Track(_grown(track.box), track.score, track.misses + 1, angle=track.angle,
+                                   since_look=0 if look else track.since_look + 1, below=track.below))
         found.sort(key=lambda pb: -pb[0].score)
         kept = deduplicate([p for p, *_ in found])
         found = [f for f in found if any(f[0] is k for k in kept)]
