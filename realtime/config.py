@@ -97,6 +97,10 @@ class Pose2DConfig:
     detector_regions_per_frame: float = opt(
         0.3, min=0.001, max=64.0, help="Video: the detector's regions (the whole frame and its tiles), taken "
                                        "round-robin, this many per frame on average.")
+    file_detector_regions_per_frame: float = opt(
+        1.0, min=0.001, max=64.0, help="Video files read offline (realtime.estimate_video, realtime estimate on a "
+                                       "video): detector_regions_per_frame there, where every frame is read and "
+                                       "no frame rate binds.")
     detector_budget_people: float = opt(
         4.0, min=0.0, max=64.0, help="Video: with fewer people followed than this, the detector also gets the "
                                      "keypoint network's time of the missing ones (both costs measured as it "
@@ -145,6 +149,14 @@ class Pose2DConfig:
         """These settings for still images, where no frame rate binds: the keypoint network is
         ``photo_model`` and the detector stays float32 (``cpu_int8`` is for video)."""
         return dataclasses.replace(self, model=self.photo_model, cpu_int8=False)
+
+    def for_files(self) -> "Pose2DConfig":
+        """These settings for a video file read offline, every frame in turn: the detector looks at
+        ``file_detector_regions_per_frame`` regions a frame and stays float32, as nothing is gained by
+        finding people later to keep up with a camera (a live source's rate is a CPU's frame-rate
+        trade-off). The keypoint network stays the video one (``model``)."""
+        return dataclasses.replace(self, detector_regions_per_frame=self.file_detector_regions_per_frame,
+                                   cpu_int8=False)
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,18 @@ from realtime.transport.schema import Person
 class VideoEstimator3D:
     """The people of one video's frames in 3D, with stable track ids; build once per video."""
 
-    def __init__(self, config: Config | None = None, lifting: LiftingSetup | None = None) -> None:
+    def __init__(self, config: Config | None = None, lifting: LiftingSetup | None = None,
+                 offline: bool = False) -> None:
         """``config``: the whole configuration (None = the defaults); ``lifting``: one already loaded
-        from its ``[lifting]`` (None = load it)."""
+        from its ``[lifting]`` (None = load it); ``offline``: the frames come from a file and each is
+        read in turn, however long it takes (``[pose2d] file_detector_regions_per_frame``: people are
+        found sooner); else they come live, from a camera the caller keeps up with (the detector's
+        regions spread as ``realtime run`` spreads them)."""
         self.config = config if config is not None else load_config()
         self.lifting = lifting if lifting is not None else LiftingSetup.from_config(self.config.lifting)
+        pose2d = self.config.pose2d.for_files() if offline else self.config.pose2d
         # with [pose2d] refine_3d the 2D stage's 3D feedback lifts each person already
-        self.pose2d = PoseEstimator2D.create(config=self.config.pose2d,
+        self.pose2d = PoseEstimator2D.create(config=pose2d,
                                              lifting=self.lifting if self.config.pose2d.refine_3d else None)
         self.camera = Camera(*self.config.camera_for(""))
         self.follower = VideoFollower(self.pose2d, cameras=[self.camera])
@@ -81,10 +86,10 @@ class VideoEstimator3D:
 def estimate_video(path: str | Path, config: Config | None = None, limit: int = 0
                    ) -> Iterator[tuple[float, list[Person]]]:
     """Every frame of a video file, in order, as (time in seconds, people): :meth:`VideoEstimator3D.estimate`
-    with the file's own timestamps, no frame dropped (offline: as fast as this machine goes, where
+    (``offline``) with the file's own timestamps, no frame dropped (as fast as this machine goes, where
     ``realtime run`` keeps up with a camera by dropping frames). ``limit``: at most this many frames
     (0 = all). A file OpenCV cannot open raises ``realtime.capture.SourceError``."""
     frames = timed_frames(path, limit)
-    with VideoEstimator3D(config) as video:
+    with VideoEstimator3D(config, offline=True) as video:
         for t, frame in frames:
             yield t, video.estimate(frame, t)

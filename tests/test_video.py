@@ -84,6 +84,29 @@ def test_tracked_3d_is_smoothed_and_reset_starts_afresh(arm_frames):
         assert people and all(p.track_id == -1 or p.track_id > max(raw) for p in people)
 
 
+def test_a_file_read_offline_looks_for_people_more_often_than_a_live_source(arm_frames):
+    """A file's frames are each read in turn (``offline``, as ``realtime.estimate_video`` and
+    ``realtime estimate`` read them): the detector looks at ``file_detector_regions_per_frame``
+    regions a frame, a live source at ``detector_regions_per_frame`` (budgets off: a fixed rate);
+    the detector stays float32 and the keypoint network is the video one either way."""
+    config = Config().replace("pose2d", detector_async=False, detector_budget_people=0.0, detector_budget_ms=0.0,
+                              cpu_int8=True)
+    looked = {}
+    for offline in (False, True):
+        with VideoEstimator3D(config, offline=offline) as video:
+            for i, frame in enumerate(arm_frames[:20]):
+                video.estimate(frame, i / 28.0)
+            s = video.follower.sources[0]
+            looked[offline] = s.regions_looked
+            rate = config.pose2d.file_detector_regions_per_frame if offline else config.pose2d.detector_regions_per_frame
+            assert s.turn == pytest.approx(19 * rate)          # the round-robin's turns after the first frame
+            assert video.pose2d.model == config.pose2d.model
+            assert video.pose2d.config.cpu_int8 is not offline
+    # the arm video is one region (the whole frame): offline it is looked at on every frame; live on
+    # every third or fourth, and around people lost or on a poor frame
+    assert looked[True] >= 20 > looked[False]
+
+
 def test_bad_input_to_the_video_api(tmp_path, photos_dir, arm_frames):
     with pytest.raises(SourceError, match="no such video"):
         next(realtime.estimate_video(tmp_path / "missing.mp4"))

@@ -14,7 +14,8 @@ people of ../shared/data/images/annotated, clean and degraded (Gaussian blur sig
 
 then people per frame on the shared videos: each combination in ``--video-combos`` with the detector
 on every frame (the proxy reference: the videos have no ground truth), and the default configuration
-as it runs live (``VideoFollower``, detector spread over frames); ``--video-starts`` follows each
+as it runs live (``VideoFollower``, detector spread over frames) and as a file is read offline
+(``realtime.estimate_video``: ``file_detector_regions_per_frame``); ``--video-starts`` follows each
 video from several first frames and averages (one start is at the mercy of a few people whose scores
 hover at the threshold). ``--conditions ""`` skips the photos.
 
@@ -157,8 +158,12 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
     label = ", ".join(f"{k} = {v}" for k, v in (live or {}).items()) or "default"
     live_pair = f"{(live or {}).get('detector', default.detector)}+{(live or {}).get('model', default.model)}"
     # the reference: the detector everywhere on every frame, in float32 (cpu_int8 off: the strongest)
+    # and as a video file is read offline (realtime.estimate_video: Pose2DConfig.for_files)
+    files = replace(default, **(live or {})).for_files()
     runs = ([(c, dict(detector_regions_per_frame=64.0, cpu_int8=False)) for c in combos]
-            + [(f"{live_pair} ({label}, live)", dict(live or {}))])
+            + [(f"{live_pair} ({label}, live)", dict(live or {})),
+               (f"{live_pair} ({label}, file read offline)",
+                {**(live or {}), "detector_regions_per_frame": files.detector_regions_per_frame, "cpu_int8": False})])
     clips = {path: [CONDITIONS[condition](f) for f in video_frames(path, max(starts) + frames)] for path in videos}
     for path, clip in clips.items():
         if len(clip) < max(starts) + frames:

@@ -122,7 +122,7 @@ def _run_videos(args: argparse.Namespace, videos: list[str], config: Any) -> int
             failed += 1
             continue
         writer = None
-        with VideoEstimator3D(config, lifting=lifting) as video:
+        with VideoEstimator3D(config, lifting=lifting, offline=True) as video:
             stage = video.pose2d
             header = {"video": path, "model": stage.model, "detector": stage.config.detector,
                       "backend": stage.backend, "lifting": "on"}
