@@ -99,8 +99,8 @@ class Pose2DConfig:
                                        "round-robin, this many per frame on average.")
     file_detector_regions_per_frame: float = opt(
         1.0, min=0.001, max=64.0, help="Video files read offline (realtime.estimate_video, realtime estimate on a "
-                                       "video): detector_regions_per_frame there, where every frame is read and "
-                                       "no frame rate binds.")
+                                       "video): detector_regions_per_frame there (if more), where every frame is read "
+                                       "and no frame rate binds.")
     detector_budget_people: float = opt(
         4.0, min=0.0, max=64.0, help="Video: with fewer people followed than this, the detector also gets the "
                                      "keypoint network's time of the missing ones (both costs measured as it "
@@ -155,8 +155,8 @@ class Pose2DConfig:
         ``file_detector_regions_per_frame`` regions a frame and stays float32, as nothing is gained by
         finding people later to keep up with a camera (a live source's rate is a CPU's frame-rate
         trade-off). The keypoint network stays the video one (``model``)."""
-        return dataclasses.replace(self, detector_regions_per_frame=self.file_detector_regions_per_frame,
-                                   cpu_int8=False)
+        rate = max(self.detector_regions_per_frame, self.file_detector_regions_per_frame)   # never fewer than live
+        return dataclasses.replace(self, detector_regions_per_frame=rate, cpu_int8=False)
 
 
 @dataclass(frozen=True)

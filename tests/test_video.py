@@ -105,6 +105,8 @@ def test_a_file_read_offline_looks_for_people_more_often_than_a_live_source(arm_
     # the arm video is one region (the whole frame): offline it is looked at on every frame; live on
     # every third or fourth, and around people lost or on a poor frame
     assert looked[True] >= 20 > looked[False]
+    # a live rate above the file one (a GPU's) is kept for files: offline never looks less
+    assert config.replace("pose2d", detector_regions_per_frame=4.0).pose2d.for_files().detector_regions_per_frame == 4.0
 
 
 def test_bad_input_to_the_video_api(tmp_path, photos_dir, arm_frames):
