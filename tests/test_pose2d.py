@@ -614,9 +614,10 @@ def test_a_person_on_a_poor_frame_is_cropped_larger_next(est, photos_dir):
     assert len(video.detector_regions(image.shape[1], image.shape[0])) == 2
 
 
-def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos_dir):
+def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos_dir, monkeypatch):
     """Hysteresis: on the same image, people the follower already follows are kept at a score that
-    new detections do not reach."""
+    new detections do not reach (detections the detector is sure of aside: none here)."""
+    monkeypatch.setattr("realtime.pose2d.video.SURE_DETECTION", 1.01)
     image = load_image(photos_dir / "p2.jpg")
     found = est.estimate(image)
     low = min(p.score for p in found)
@@ -625,6 +626,46 @@ def test_followed_people_need_only_keep_fraction_of_the_person_score(est, photos
     assert video.estimate(image) == []
     video.seed(np.stack([p.bbox for p in found]))
     assert len(video.estimate(image)) == 2
+
+
+def test_people_dropped_a_moment_ago_are_followed_again_where_the_detector_finds_them(est, photos_dir, monkeypatch):
+    """A followed person lost for lost_frames poor frames is dropped; whom the detector finds where they
+    were within RECENT_LOST frames is that person again, kept at keep_fraction of the person score
+    (here new people need more than the two people of the photo reach; the detector is sure of none
+    of them); later, a new person again."""
+    from realtime.pose2d.video import RECENT_LOST
+    monkeypatch.setattr("realtime.pose2d.video.SURE_DETECTION", 1.01)
+    image = load_image(photos_dir / "p2.jpg")
+    found = est.estimate(image)
+    low = min(p.score for p in found)
+    whole_frame_only = create_detector(est.detector.name, est.detector.backend, tiles=1)
+    video = VideoFollower(_with_detector(est, whole_frame_only, person_score=low / 0.9 + 1e-3, keep_fraction=0.85,
+                                         lost_frames=1, detector_regions_per_frame=1.0))
+    assert video.estimate(image) == []                                     # new people: the full score
+    video.seed(np.stack([p.bbox for p in found]))
+    assert len(video.estimate(image)) == 2
+    black = np.zeros_like(image)
+    assert video.estimate(black) == [] and video.lost                      # dropped ...
+    assert len(video.estimate(image)) == 2                                 # ... and found again
+    assert video.estimate(black) == [] and video.lost
+    for _ in range(RECENT_LOST + 1):
+        assert video.estimate(black) == []
+    assert video.estimate(image) == []                                     # too long ago: new people
+
+
+def test_new_people_the_detector_is_sure_of_need_only_keep_fraction_of_the_person_score(est, photos_dir,
+                                                                                         monkeypatch):
+    """A new detection scored at least SURE_DETECTION by the detector is held to keep_fraction of the
+    person score on its first frame, like a followed person; a less sure one to the whole of it."""
+    from realtime.pose2d.video import SURE_DETECTION
+    image = load_image(photos_dir / "p2.jpg")
+    scores = sorted(d.score for d in est.detector.detect(image))[-2:]
+    assert min(scores) >= SURE_DETECTION                         # the photo's two people: sure detections
+    low = min(p.score for p in est.estimate(image))
+    config = dict(person_score=low / 0.9 + 1e-3, keep_fraction=0.85, detector_regions_per_frame=0.01)
+    assert len(VideoFollower(_with_detector(est, est.detector, **config)).estimate(image)) == 2
+    monkeypatch.setattr("realtime.pose2d.video.SURE_DETECTION", max(scores) + 1e-3)
+    assert VideoFollower(_with_detector(est, est.detector, **config)).estimate(image) == []
 
 
 def test_asynchronous_detections_join_the_next_frame(est, photos_dir, demo_video):
