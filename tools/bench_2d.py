@@ -157,21 +157,20 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
     default = Config().pose2d
     label = ", ".join(f"{k} = {v}" for k, v in (live or {}).items()) or "default"
     live_pair = f"{(live or {}).get('detector', default.detector)}+{(live or {}).get('model', default.model)}"
-    # the reference: the detector everywhere on every frame, in float32 (cpu_int8 off: the strongest)
-    # and as a video file is read offline (realtime.estimate_video: Pose2DConfig.for_files)
-    files = replace(default, **(live or {})).for_files()
-    runs = ([(c, dict(detector_regions_per_frame=64.0, cpu_int8=False)) for c in combos]
-            + [(f"{live_pair} ({label}, live)", dict(live or {})),
-               (f"{live_pair} ({label}, file read offline)",
-                {**(live or {}), "detector_regions_per_frame": files.detector_regions_per_frame, "cpu_int8": False})])
+    # the reference: the detector everywhere on every frame, in float32 (cpu_int8 off: the strongest);
+    # then live, and as a video file is read offline (realtime.estimate_video: Pose2DConfig.for_files)
+    runs = ([(c, dict(detector_regions_per_frame=64.0, cpu_int8=False), False) for c in combos]
+            + [(f"{live_pair} ({label}, live)", dict(live or {}), False),
+               (f"{live_pair} ({label}, file read offline)", dict(live or {}), True)])
     clips = {path: [CONDITIONS[condition](f) for f in video_frames(path, max(starts) + frames)] for path in videos}
     for path, clip in clips.items():
         if len(clip) < max(starts) + frames:
             raise SystemExit(f"{path.name} has {len(clip)} frames: too few for starts {list(starts)} "
                              f"x {frames} frames")
-    for name, overrides in runs:
+    for name, overrides, offline in runs:
         d, k = name.split(" ")[0].split("+")
-        est = PoseEstimator2D.create(config=_config(threads, **{"model": k, "detector": d, **overrides}))
+        config = _config(threads, **{"model": k, "detector": d, **overrides})
+        est = PoseEstimator2D.create(config=config.for_files() if offline else config)
         for path, clip in clips.items():
             counts, times, runs_per_start, crops, regions = [], [], [], 0, 0
             for start in starts:

@@ -121,8 +121,6 @@ class _Source:
     tracks: list[_Track] = field(default_factory=list)
     #: Frames since the last reset (0 = the next frame is the first).
     frame: int = 0
-    #: Boxes of the people dropped in the last frame: the detector looks there next.
-    lost_boxes: list[np.ndarray] = field(default_factory=list)
     #: Boxes of people dropped in the last RECENT_LOST frames, with the frame: a detection there is them.
     recent_lost: list[tuple[np.ndarray, int]] = field(default_factory=list)
     detector_runs: int = 0
@@ -140,6 +138,11 @@ class _Source:
     #: frame of it: they join its next frame. (The runtime's sources seldom have frames in the same
     #: call; dropping these lost 60 % of the people of four sources on a GPU.)
     waiting: list[Detection] | None = None
+
+    @property
+    def lost_boxes(self) -> list[np.ndarray]:
+        """Boxes of the people dropped in the last frame: the detector looks there next."""
+        return [box for box, frame in self.recent_lost if frame == self.frame]
 
 
 @dataclass
@@ -215,7 +218,7 @@ class VideoFollower:
         s = self.sources[source]
         s.tracks = [_Track(np.asarray(b, np.float64), score) for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
         s.frame = max(s.frame, 1)
-        s.lost_boxes = []
+        s.recent_lost = []
 
     @property
     def detector_runs(self) -> int:
@@ -407,8 +410,7 @@ class VideoFollower:
         kept = deduplicate([p for p, *_ in found])
         found = [f for f in found if any(f[0] is k for k in kept)]
         poor = [t for t in poor if not any(_inside(t.box, p.bbox) for p, *_ in found)]
-        s.lost_boxes = [t.box for t in poor if t.misses >= config.lost_frames]
-        s.recent_lost += [(b, s.frame) for b in s.lost_boxes]
+        s.recent_lost += [(t.box, s.frame) for t in poor if t.misses >= config.lost_frames]
         turns = leans([p for p, *_ in found])
         s.tracks = ([_Track(_next_box(p.bbox, box), p.score, angle=float(lean) if abs(lean) > TURN else 0.0,
                             since_look=since, below=below and abs(lean) <= TURN)
