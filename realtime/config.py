@@ -73,7 +73,7 @@ class SourceConfig:
     stream_decode_threads: int = opt(1, min=0, max=64, help="Decoder threads for network streams "
                                                             "(RTSP/HTTP...; 0 = FFmpeg's default, one per core).")
     focal_px: float | None = opt(None, min=1.0, help="Camera focal length in pixels, used to place each person's "
-                                                     "root in metres.")
+                                                     "root in metres and to correct lifts for perspective.")
     name: str | None = opt(None, help='Source id used in topics ("frame/<name>").')
 
 
@@ -175,6 +175,9 @@ class LiftingConfig:
                                                                  "leans more than this many degrees from upright "
                                                                  "in the image is also lifted with the image "
                                                                  "turned to stand them up; 180 = never.")
+    perspective: bool = opt(True, help="Correct each lift for perspective with the source's focal length "
+                                       "(configured, or 0.8 x the image width) and the image centre: one "
+                                       "more lift per person.")
     pitch_estimate_people: int = opt(0, min=0, help="Unknown pitch: people of a source lifted with the "
                                                       "elevation search before its pitch is estimated once and "
                                                       "kept (0 = search every person).")

@@ -6,8 +6,8 @@ are followed from frame to frame, is ``realtime.video`` in one process and the s
 The 2D people come from :class:`realtime.pose2d.PoseEstimator2D` with ``[pose2d] photo_model`` (no frame
 rate to keep, so the more accurate network by default); each is then lifted with the
 configured pose prior (``realtime.lifting.LiftingSetup``, the same as the runtime's lifting workers),
-and its root placed with the configured camera (``[source] focal_px``, ``[lifting] camera_pitch_deg``;
-unknown: 0.8 x the image width and a pitch searched per person).
+corrected for perspective and its root placed with the configured camera (``[source] focal_px``,
+``[lifting] camera_pitch_deg``; unknown: 0.8 x the image width and a pitch searched per person).
 """
 from __future__ import annotations
 

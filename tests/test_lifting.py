@@ -156,6 +156,53 @@ def test_lifting_projected_poses_recovers_them(prior):
     assert np.median(mpjpe(out.joints3d, views.truth)) < 0.10
 
 
+def test_a_lift_given_the_camera_corrects_for_perspective(prior):
+    """Close cameras (focal 500-700 px, people 600-800 px tall: 1-2 m away, a webcam on a desk)
+    foreshorten a body far from weak perspective; the lift given the camera's focal length and principal point undoes most of it."""
+    poses = articulated_poses(300, np.random.default_rng(20))
+    views = random_views(poses, np.random.default_rng(21), elevation_deg=(20.0, 20.0), focal_px=(500.0, 700.0),
+                         height_px=(600.0, 800.0))
+    lifter = Lifter(prior, camera_pitch_deg=20.0)
+    weak = lifter.lift(views.keypoints2d, views.confidence)
+    full = lifter.lift(views.keypoints2d, views.confidence, **views.camera())
+    assert weak.valid.all() and full.valid.all()
+    weak_mm, full_mm = (np.mean(pa_mpjpe(o.joints3d, views.truth)) * 1000 for o in (weak, full))
+    assert full_mm < 0.9 * weak_mm, (weak_mm, full_mm)
+    # the reprojection is in the image's own perspective: closer to the keypoints than weak perspective gets
+    weak_px, full_px = (np.abs(o.reprojected2d - views.keypoints2d).mean() for o in (weak, full))
+    assert full_px < weak_px, (weak_px, full_px)
+    # a far camera (long lens) is nearly weak perspective: the correction costs nothing there
+    far = random_views(poses, np.random.default_rng(22), elevation_deg=(20.0, 20.0), focal_px=(20000.0, 20000.0))
+    a, b = lifter.lift(far.keypoints2d, far.confidence), lifter.lift(far.keypoints2d, far.confidence, **far.camera())
+    assert np.mean(pa_mpjpe(b.joints3d, far.truth)) < np.mean(pa_mpjpe(a.joints3d, far.truth)) + 0.001
+    with pytest.raises(ValueError, match="focal_px and centre_px"):
+        lifter.lift(views.keypoints2d, views.confidence, focal_px=500.0)
+    with pytest.raises(ValueError, match="positive"):
+        lifter.lift(views.keypoints2d, views.confidence, focal_px=0.0, centre_px=(960, 540))
+
+
+def test_the_runtime_lifts_with_its_sources_camera_unless_perspective_is_off(prior):
+    from realtime.lifting import LiftingSetup
+    from realtime.lifting.camera import Camera
+    from realtime.transport.schema import Person
+
+    views = random_views(articulated_poses(6, np.random.default_rng(23)), np.random.default_rng(24),
+                         elevation_deg=(10.0, 10.0), focal_px=(600.0, 600.0), height_px=(500.0, 500.0))
+
+    def people():
+        return [Person(keypoints2d=k, confidence=c, score=0.9) for k, c in zip(views.keypoints2d, views.confidence)]
+
+    lifter = Lifter(prior, rotations=24, camera_pitch_deg=10.0)
+    for perspective, camera, expected in ((True, Camera(600.0, 10.0), views.camera()),
+                                          (True, Camera(None, 10.0), {"focal_px": 0.8 * 1920, "centre_px": (960, 540)}),
+                                          (False, Camera(600.0, 10.0), {})):
+        setup = LiftingSetup(prior, LiftingConfig(rotations=24, perspective=perspective))
+        lifted = people()
+        setup.lift_people(lifted, camera, 1920, 1080)
+        truth = lifter.lift(views.keypoints2d, views.confidence, **expected)
+        assert np.allclose(np.stack([p.joints3d for p in lifted]), truth.joints3d, atol=1e-9)
+
+
 def test_bad_input_shapes_are_named(prior):
     lifter = Lifter(prior)
     with pytest.raises(ValueError, match="keypoints2d"):

@@ -9,7 +9,9 @@ camera), a single Gaussian (K=1,
 the paper's baseline; same basis size and 2D noise, trained on the same frames), 1-nearest
 neighbour (Chen & Ramanan) and an MLP (Martinez et al.) trained on the same training frames.
 Speed: poses/s on one core (OMP/OpenBLAS threads = 1) at batches 1, 16, 1024 and single-pose
-latency p50/p99, with known pitch and with the elevation search.
+latency p50/p99, with known pitch and with the elevation search. Every lift is given its camera's
+focal length and principal point (the perspective correction of ``Lifter.lift``, on in the runtime
+by ``[lifting] perspective``) unless ``--weak-perspective``.
 
 Real photos (``--part real``): the Human3.6M and MPI-INF-3DHP frames of ../shared/data/images/annotated
 (cameras and camera-frame 3D; ``realtime.pose2d.annotated3d`` writes the joint correspondence down),
@@ -39,6 +41,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from realtime.lifting import Lifter as _Lifter, LiftingSetup, PosePrior  # noqa: E402
 from realtime.lifting.baselines import MLPLifter, NearestNeighbourLifter  # noqa: E402
+from realtime.lifting.camera import Camera  # noqa: E402
 from realtime.pose2d.annotated3d import EVAL_JOINTS, Frame3D, load_annotated3d  # noqa: E402
 from realtime.lifting.evaluation import (add_noise, drop_joints, held_out, level_to_camera, mpjpe,  # noqa: E402
                                          pa_mpjpe, random_views)
@@ -59,6 +63,15 @@ LIFTER_OPTIONS: dict = {}
 
 def Lifter(prior, **kw) -> _Lifter:  # noqa: N802 - the class, with this run's options
     return _Lifter(prior, **LIFTER_OPTIONS, **kw)
+
+
+#: ``--weak-perspective`` clears it: lifts then get no camera, as with ``[lifting] perspective = false``.
+PERSPECTIVE = {"on": True}
+
+
+def lens(focal_px, centre_px) -> dict:
+    """``Lifter.lift``'s perspective arguments for this run (none with ``--weak-perspective``)."""
+    return {"focal_px": focal_px, "centre_px": centre_px} if PERSPECTIVE["on"] else {}
 
 CACHE = REPO / "engines" / "cache"
 DEMO_VIDEO = REPO.parent / "shared" / "data" / "video" / "deepstream_Retail02_short.mp4"
@@ -79,21 +92,23 @@ class KnownPitch:
         for pitch in np.unique(views.elevation_deg):
             sel = views.elevation_deg == pitch
             lifter = self.lifters.setdefault(pitch, Lifter(self.prior, camera_pitch_deg=float(pitch)))
-            joints[sel] = lifter.lift(views.keypoints2d[sel], views.confidence[sel]).joints3d
+            joints[sel] = lifter.lift(views.keypoints2d[sel], views.confidence[sel],
+                                      **lens(views.focal_px[sel], views.centre_px)).joints3d
         return joints
 
 
-def speed(lifter: Lifter, views, batches=(1, 16, 1024), budget_s: float = 3.0) -> dict:
+def speed(lifter: Lifter, views, batches=(1, 16, 1024), budget_s: float = 3.0, perspective: bool = False) -> dict:
     out = {}
     for batch in batches:
         take = np.arange(batch) % len(views.keypoints2d)        # a small test set repeated up to the batch
         kp, conf = views.keypoints2d[take], views.confidence[take]
-        lifter.lift(kp, conf)
+        camera = {"focal_px": views.focal_px[take], "centre_px": views.centre_px} if perspective else {}
+        lifter.lift(kp, conf, **camera)
         times = []
         start = time.perf_counter()
         while time.perf_counter() - start < budget_s or len(times) < 5:
             t = time.perf_counter()
-            lifter.lift(kp, conf)
+            lifter.lift(kp, conf, **camera)
             times.append(time.perf_counter() - t)
         times = np.array(times)
         out[f"batch{batch}_poses_per_s"] = float(batch / np.median(times))
@@ -164,8 +179,9 @@ def collect_stream(video: Path, n_frames: int, backend: str, out: Path | None) -
     return streams
 
 
-def stream_speed(frames: list, make_lifter, repeats: int) -> dict:
-    """ms per frame lifting a stream from a cold cache; each statistic is the median over repeats."""
+def stream_speed(frames: list, make_lifter, repeats: int, camera: dict | None = None) -> dict:
+    """ms per frame lifting a stream from a cold cache; each statistic is the median over repeats.
+    ``camera``: ``Lifter.lift``'s perspective arguments (none: weak perspective)."""
     runs = []
     for _ in range(repeats):
         lifter = make_lifter()
@@ -173,7 +189,7 @@ def stream_speed(frames: list, make_lifter, repeats: int) -> dict:
         for kp, conf in frames:
             if len(kp):
                 t = time.perf_counter()
-                lifter.lift(kp, conf)
+                lifter.lift(kp, conf, **(camera or {}))
                 times.append(time.perf_counter() - t)
         runs.append(np.array(times) * 1000)
     stat = lambda f: float(np.median([f(r) for r in runs]))  # noqa: E731
@@ -192,6 +208,10 @@ def stream_part(args, prior: PosePrior, log) -> dict:
     config = load_config().lifting
     cam_info = args.video.with_name(args.video.name.replace("_short.mp4", "_camInfo.yml"))
     pitch = camera_pitch_deg(cam_info) if cam_info.exists() else None
+    capture = cv2.VideoCapture(str(args.video))
+    width, height = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    capture.release()
+    camera = lens(Camera().focal_for(int(width)), (width / 2, height / 2))   # as the runtime lifts them
     modes = {
         "default config (80 rotations x 5 elevations)": (streams["people"],
                                                          lambda: LiftingSetup(prior, config).lifter(None)),
@@ -202,7 +222,9 @@ def stream_part(args, prior: PosePrior, log) -> dict:
                                                                  elevations_deg=ELEVATIONS_DEG)),
     }
     return {"video": str(args.video), "camera_pitch_deg": pitch,
-            "modes": {name: stream_speed(frames, make, args.repeats) for name, (frames, make) in modes.items()
+            "perspective": bool(camera),
+            "modes": {name: stream_speed(frames, make, args.repeats, None if "feedback" in name else camera)
+                      for name, (frames, make) in modes.items()
                       if frames and not (pitch is None and "pitch" in name)}}
 
 
@@ -257,7 +279,7 @@ def lift_frames(prior: PosePrior, frames: list[Frame3D], kp: np.ndarray, conf: n
         key = (pitch, None if convention is None else convention.matrix.tobytes())
         if key not in lifters:
             lifters[key] = Lifter(prior, camera_pitch_deg=pitch, convention=convention)
-        out = lifters[key].lift(kp[i : i + 1], conf[i : i + 1])
+        out = lifters[key].lift(kp[i : i + 1], conf[i : i + 1], **lens(np.mean(frame.focal_px), frame.centre_px))
         if out.valid[0]:
             joints[i] = level_to_camera(out.joints3d, out.elevation_deg)[0]
             elevation[i] = out.elevation_deg[0]
@@ -385,8 +407,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="lifters' elevations searched when the pitch is unknown (default: the Lifter's)")
     p.add_argument("--evidence", action="store_true",
                    help="lifters choose by the evidence (coefficients integrated out), not the MAP fit")
+    p.add_argument("--weak-perspective", action="store_true",
+                   help="lifts without the camera's focal length (weak perspective only, as with "
+                        "[lifting] perspective = false)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    PERSPECTIVE["on"] = not args.weak_perspective
     if args.evidence:
         LIFTER_OPTIONS["evidence"] = True
     if args.roll_above_deg is not None:
@@ -460,8 +486,10 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
     level = Lifter(prior, camera_pitch_deg=0.0)
     methods = {
         "mixture (known pitch)": KnownPitch(prior).lift,
-        "mixture (elevation search)": lambda v: searching.lift(v.keypoints2d, v.confidence).joints3d,
-        "mixture (pitch assumed 0)": lambda v: level.lift(v.keypoints2d, v.confidence).joints3d,
+        "mixture (elevation search)": lambda v: searching.lift(v.keypoints2d, v.confidence,
+                                                               **lens(v.focal_px, v.centre_px)).joints3d,
+        "mixture (pitch assumed 0)": lambda v: level.lift(v.keypoints2d, v.confidence,
+                                                          **lens(v.focal_px, v.centre_px)).joints3d,
     }
     if not args.no_baselines:
         methods.update({"single Gaussian (known pitch)": KnownPitch(single).lift,
@@ -487,6 +515,8 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
               "elevation search": speed(searching, views),
               "known pitch, 2 joints missing": speed(Lifter(prior, camera_pitch_deg=pitch),
                                                      conditions["missing2"], batches=(1, 1024))}
+    if PERSPECTIVE["on"]:
+        timing["known pitch, perspective"] = speed(Lifter(prior, camera_pitch_deg=pitch), views, perspective=True)
 
     result = {"prior": {"components": prior.n_components, "basis": prior.n_basis, "noise2d": prior.noise2d,
                         "rotations": 80, "elevations_searched": list(searching._phi[::80] * 180 / np.pi)},

@@ -43,12 +43,13 @@ NOISE2D_GRID = (0.02, 0.03, 0.04, 0.05)
 
 
 def lift_known_pitch(prior: PosePrior, views, noise2d: float) -> np.ndarray:
-    """Lift views whose camera pitch (a multiple of 5 degrees) is known; one lifter per pitch."""
+    """Lift views whose camera pitch (a multiple of 5 degrees) is known; one lifter per pitch, each
+    lift given its camera as the runtime gives it (``[lifting] perspective``)."""
     joints = np.empty_like(views.truth)
     for pitch in np.unique(views.elevation_deg):
         sel = views.elevation_deg == pitch
         out = Lifter(prior, camera_pitch_deg=float(pitch), noise2d=noise2d).lift(
-            views.keypoints2d[sel], views.confidence[sel])
+            views.keypoints2d[sel], views.confidence[sel], focal_px=views.focal_px[sel], centre_px=views.centre_px)
         joints[sel] = out.joints3d
     return joints
 

@@ -7,7 +7,7 @@ outputs (pelvis-relative, y up, rotated only about the vertical).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -40,6 +40,12 @@ class Views:
     truth: np.ndarray         # (N,16,3) m, pelvis-relative, level camera frame
     elevation_deg: np.ndarray  # (N,)
     height_px: np.ndarray     # (N,)
+    focal_px: np.ndarray      # (N,) the camera's focal length
+    centre_px: np.ndarray     # (2,) its principal point (the image centre)
+
+    def camera(self) -> dict[str, np.ndarray]:
+        """The cameras as ``Lifter.lift``'s perspective arguments."""
+        return {"focal_px": self.focal_px, "centre_px": self.centre_px}
 
 
 def random_views(poses: np.ndarray, rng: np.random.Generator, elevation_deg: tuple[float, float] = (-20.0, 40.0),
@@ -66,13 +72,14 @@ def random_views(poses: np.ndarray, rng: np.random.Generator, elevation_deg: tup
     u = image_size[0] / 2 + f[:, None] * (cam[..., 0] + offset[:, :1]) / depth
     v = image_size[1] / 2 - f[:, None] * (cam[..., 1] + offset[:, 1:]) / depth
     kp = np.stack([u, v], -1)[:, :_N2D]
-    return Views(kp, np.ones((n, _N2D)), level, np.degrees(phi), f * tall / dist)
+    return Views(kp, np.ones((n, _N2D)), level, np.degrees(phi), f * tall / dist, f,
+                 np.array(image_size, np.float64) / 2)
 
 
 def add_noise(views: Views, fraction: float, rng: np.random.Generator) -> Views:
     """Gaussian 2D noise with std ``fraction`` of each person's height in pixels."""
     noise = rng.normal(size=views.keypoints2d.shape) * (fraction * views.height_px)[:, None, None]
-    return Views(views.keypoints2d + noise, views.confidence, views.truth, views.elevation_deg, views.height_px)
+    return replace(views, keypoints2d=views.keypoints2d + noise)
 
 
 def drop_joints(views: Views, count: int, rng: np.random.Generator) -> Views:
@@ -84,7 +91,7 @@ def drop_joints(views: Views, count: int, rng: np.random.Generator) -> Views:
     rows = np.arange(n)[:, None]
     conf[rows, missing] = 0.0
     kp[rows, missing] = rng.uniform(-5000, 5000, (n, count, 2))
-    return Views(kp, conf, views.truth, views.elevation_deg, views.height_px)
+    return replace(views, keypoints2d=kp, confidence=conf)
 
 
 def _scale_to_truth(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -283,8 +283,18 @@ class Lifter:
                 energy[chunk] = np.where(s > 1e-6, e, np.inf)
         return energy
 
-    def lift(self, keypoints2d: np.ndarray, confidence: np.ndarray) -> LiftResult:
-        """Lift (N,14,2) pixel keypoints (image y down, LSP-14 order) with (N,14) confidences."""
+    def lift(self, keypoints2d: np.ndarray, confidence: np.ndarray, focal_px: float | np.ndarray | None = None,
+             centre_px: Sequence[float] | np.ndarray | None = None) -> LiftResult:
+        """Lift (N,14,2) pixel keypoints (image y down, LSP-14 order) with (N,14) confidences.
+
+        The model is weak perspective: every joint seen at the pelvis's depth. Given the camera's
+        ``focal_px`` (scalar or (N,)) and principal point ``centre_px`` ((2,) or (N,2) px), the lift
+        is corrected for perspective once: each keypoint moved towards or away from the principal
+        point by its lifted depth over the pelvis's (``focal / scale``), the way a weak-perspective
+        camera would have seen it, and lifted again. A limb reaching towards the camera looks longer
+        than weak perspective allows, and a person off the image centre is seen obliquely.
+        ``reprojected2d`` is then in the image's perspective too.
+        """
         kp = np.asarray(keypoints2d, dtype=np.float64)
         conf = np.asarray(confidence, dtype=np.float64)
         if kp.ndim != 3 or kp.shape[1:] != (_N2D, 2):
@@ -293,6 +303,27 @@ class Lifter:
             raise ValueError(f"confidence: expected shape {kp.shape[:2]}, got {conf.shape}")
         with np.errstate(invalid="ignore"):
             seen = np.isfinite(kp).all(-1) & (conf >= self.min_confidence) & (conf > 0)
+        if (focal_px is None) != (centre_px is None):
+            raise ValueError("focal_px and centre_px: give both (a perspective lift) or neither")
+        out = self._lift(kp, seen)
+        if focal_px is None:
+            return out
+        focal = np.broadcast_to(np.asarray(focal_px, np.float64), (len(kp),))
+        centre = np.broadcast_to(np.asarray(centre_px, np.float64), (len(kp), 2))[:, None]
+        if not (np.isfinite(focal).all() and (focal > 0).all() and np.isfinite(centre).all()):
+            raise ValueError("focal_px must be positive and centre_px finite")
+        weak = centre + (kp - centre) * _depth_ratio(out, focal)[..., None]
+        again = self._lift(weak, seen)
+        ratio = _depth_ratio(again, focal)[..., None]
+        again.reprojected2d[:] = centre + (again.reprojected2d - centre) / ratio
+        lost = np.flatnonzero(out.valid & ~again.valid)        # the first lift stands where the second failed
+        for name, value in vars(again).items():
+            if isinstance(value, np.ndarray):
+                value[lost] = getattr(out, name)[lost]
+        return again
+
+    def _lift(self, kp: np.ndarray, seen: np.ndarray) -> LiftResult:
+        """The weak-perspective lift of :meth:`lift`: upright, and turned for people leaning over."""
         out, energy = self._solve(kp, seen)
         if self.roll_above_deg >= 180.0:
             return out
@@ -419,6 +450,19 @@ class Lifter:
         out.roll_deg[idx[plausible]] = 0.0
         best_energy[idx] = energy[np.arange(len(idx)), best]
         return out, best_energy
+
+
+def _depth_ratio(out: LiftResult, focal: np.ndarray) -> np.ndarray:
+    """(N,14): each keypoint's depth from the camera over its pelvis's (``focal / scale``), from a lift
+    (1 where the person was not lifted), kept within 0.5..2: a weak-perspective guess of a body
+    reaching past the camera would otherwise flip it."""
+    camera = out.joints3d[:, :_N2D].copy()
+    phi = np.radians(out.elevation_deg)[:, None]
+    towards = np.sin(phi) * camera[..., 1] + np.cos(phi) * camera[..., 2]   # z of the camera's axes
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = 1.0 - towards / (focal / out.scale)[:, None]
+    ok = out.valid[:, None] & np.isfinite(ratio)
+    return np.where(ok, np.clip(ratio, 0.5, 2.0), 1.0)
 
 
 def _normalised(kp: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -69,23 +69,33 @@ class LiftingSetup:
             return
         keypoints = np.stack([p.keypoints2d for p in people])
         confidence = np.stack([p.confidence for p in people])
-        out = (self.lifter(camera.pitch_deg).lift(keypoints, confidence) if source is None
-               else self.lift(source, camera.pitch_deg, keypoints, confidence))
+        lens = self.lens(camera, width, height)
+        out = (self.lifter(camera.pitch_deg).lift(keypoints, confidence, **lens) if source is None
+               else self.lift(source, camera.pitch_deg, keypoints, confidence, **lens))
         out.assign(people, camera, width, height)
 
-    def lift(self, source: str, pitch_deg: float | None, keypoints2d: np.ndarray, confidence: np.ndarray) -> LiftResult:
+    def lens(self, camera: "Camera", width: int, height: int) -> dict[str, Any]:
+        """``Lifter.lift``'s perspective arguments for ``camera`` in a ``width`` x ``height`` image
+        (principal point: the centre), or none when ``[lifting] perspective`` is off."""
+        if not self.config.perspective:
+            return {}
+        return {"focal_px": camera.focal_for(width), "centre_px": (width / 2.0, height / 2.0)}
+
+    def lift(self, source: str, pitch_deg: float | None, keypoints2d: np.ndarray, confidence: np.ndarray,
+             **lens: Any) -> LiftResult:
         """Lift one frame's people of a source. An unknown pitch is searched per person until
         ``[lifting] pitch_estimate_people`` people of the source have been seen, then estimated once
-        (``realtime.lifting.pitch``) and used for the rest of the run (0 = always searched)."""
+        (``realtime.lifting.pitch``) and used for the rest of the run (0 = always searched).
+        ``lens``: the perspective arguments of ``Lifter.lift`` (:meth:`lens`)."""
         if pitch_deg is not None or self.config.pitch_estimate_people <= 0:
-            return self.lifter(pitch_deg).lift(keypoints2d, confidence)
+            return self.lifter(pitch_deg).lift(keypoints2d, confidence, **lens)
         estimator = self._pitches.get(source)
         if estimator is None:
             estimator = self._pitches[source] = PitchEstimator(tuple(sorted(self.config.elevations_deg)),
                                                                self.config.pitch_estimate_people)
         if estimator.pitch_deg is not None:
-            return self.lifter(round(estimator.pitch_deg, 1)).lift(keypoints2d, confidence)
-        out = self.lifter(None).lift(keypoints2d, confidence)
+            return self.lifter(round(estimator.pitch_deg, 1)).lift(keypoints2d, confidence, **lens)
+        out = self.lifter(None).lift(keypoints2d, confidence, **lens)
         estimator.add(out.elevation_energy)
         return out
 
