@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import realtime
-from realtime.config import Config
+from realtime.config import Config, LiftingConfig
 from realtime.photo import PoseEstimator3D
 from realtime.pose2d import ImageError, load_image
 from realtime.pose2d.estimator import PHOTO_BATCH
@@ -88,6 +88,27 @@ def test_a_person_lying_across_the_photo_lies_in_3d(photos_dir):
             up = people[0].joints3d[head] - people[0].joints3d[pelvis]
             assert up[axis] > 0.45 and abs(up[1 - axis]) < 0.3 and abs(up[2]) < 0.35 and np.linalg.norm(up) < 0.9, \
                 f"{name}: head - pelvis {up.round(2)} m"     # upright only, golf.jpg turned gave (1.1, -0.24, -1.53)
+
+
+def test_each_person_says_the_pitch_it_was_lifted_at_so_3d_can_be_had_in_camera_axes(annotated_dir):
+    """The 8 Human3.6M / MPI-INF-3DHP frames with camera-frame 3D truth, through the public call: each
+    person's joints turned into camera axes by their own ``pitch_deg`` (the one the search chose) are
+    nearer the truth (pelvis-aligned MPJPE, no rescaling) than the gravity-level joints are."""
+    from realtime.lifting.evaluation import mpjpe
+    from realtime.pose2d.annotated3d import EVAL_JOINTS, load_annotated3d
+
+    frames = load_annotated3d(annotated_dir)
+    camera, level = [], []
+    for frame, people in zip(frames, realtime.estimate([str(f.image) for f in frames])):
+        person = min(people, key=lambda p: np.abs(p.keypoints2d - frame.keypoints2d)[frame.visible2d].mean())
+        assert person.joints3d is not None and person.pitch_deg in LiftingConfig().elevations_deg
+        for out, joints in ((camera, person.joints3d_camera()), (level, person.joints3d)):
+            out.append(mpjpe(joints[None], frame.joints3d[None], EVAL_JOINTS, rescale=False)[0])
+        root = person.root_camera()       # turned about x: x and the distance kept, in front of the camera
+        assert root[0] == person.root[0] and np.isclose(np.linalg.norm(root), np.linalg.norm(person.root))
+        assert root[2] < 0
+    assert np.mean(camera) < 0.9 * np.mean(level), (np.round(camera, 3), np.round(level, 3))
+    assert np.mean(camera) < 0.2
 
 
 def test_bad_images_are_one_clear_error(tmp_path, small_video):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import msgpack
 import numpy as np
 import pytest
 import zmq
@@ -12,7 +13,7 @@ from realtime.config import Config
 from realtime.outputs.reorder import Reorder
 from realtime.transport.messages import (KIND_EOS, KIND_FRAME, SIGNED_BY_2D, SIGNED_BY_LIFTING, FrameMessage,
                                          MessageError, PeopleMessage)
-from realtime.transport.schema import Person
+from realtime.transport.schema import Person, SchemaError
 from realtime.transport.sockets import Endpoints, make_socket
 
 
@@ -69,8 +70,18 @@ def test_people_message_round_trip():
     message.people[0].joints3d = np.zeros((16, 3))
     message.people[0].uncertainty = np.ones(16)
     message.people[0].root = np.array([0.0, 1.0, -3.0])
+    message.people[0].pitch_deg = 12.5
     (p,) = PeopleMessage.unpack(message.pack(KEY, SIGNED_BY_2D), KEY, SIGNED_BY_2D).people
-    assert p.joints3d.shape == (16, 3) and p.root.tolist() == [0.0, 1.0, -3.0]
+    assert p.joints3d.shape == (16, 3) and p.root.tolist() == [0.0, 1.0, -3.0] and p.pitch_deg == 12.5
+    wire = Person.from_wire(msgpack.unpackb(msgpack.packb(p.to_wire())))      # and on to consumers
+    assert wire.pitch_deg == 12.5 and np.allclose(wire.root_camera(), p.root_camera())
+    c, s = np.cos(np.radians(12.5)), np.sin(np.radians(12.5))
+    assert np.allclose(p.root_camera(), [0.0, c * 1.0 + s * 3.0, s * 1.0 - c * 3.0])
+    old = p.to_wire()
+    del old["pitch_deg"]                                                      # an older sender's person
+    assert Person.from_wire(old).pitch_deg is None and Person.from_wire(old).joints3d_camera() is None
+    with pytest.raises(SchemaError, match="pitch_deg"):
+        Person.from_wire({**old, "pitch_deg": 95.0})
 
 
 def test_people_messages_signed_by_another_key_or_sender_are_refused():
@@ -115,7 +126,9 @@ def test_malformed_messages_are_one_clear_error():
               "person 0: field 'keypoints2d' is not 28 float32 values"),
              (msgpack.packb({**good, "people": [{**good["people"][0], "confidence": np.full(14, 2.0, np.float32).tobytes()}]}),
               "person 0: field 'confidence' has values outside"),
-             (msgpack.packb({**good, "people": ["x"] * 300}), "300 people, at most")]
+             (msgpack.packb({**good, "people": ["x"] * 300}), "300 people, at most"),
+             (msgpack.packb({**good, "people": [{**good["people"][0], "pitch_deg": -91.0}]}),
+              "person 0: field 'pitch_deg'")]
     for data, message in cases:
         with pytest.raises(MessageError, match=message):
             PeopleMessage.from_body(data)

@@ -109,8 +109,9 @@ class LiftResult:
             self.assign_row(p, i, camera, width, height)
 
     def assign_row(self, person: Any, row: int, camera: "Camera", width: int, height: int) -> None:
-        """Row ``row``'s 3D pose (float64), per-joint uncertainty and root as ``person``'s, the root placed
-        with ``camera`` in a ``width`` x ``height`` image; all three None when the row was not lifted."""
+        """Row ``row``'s 3D pose (float64), per-joint uncertainty, root and the pitch it was lifted at as
+        ``person``'s, the root placed with ``camera`` in a ``width`` x ``height`` image; all None when
+        the row was not lifted."""
         ok = bool(self.valid[row]) and bool(np.all(np.isfinite(self.joints3d[row])))
         person.joints3d = self.joints3d[row].astype(np.float64) if ok else None
         person.uncertainty = self.uncertainty[row].astype(np.float64) if ok else None
@@ -119,6 +120,7 @@ class LiftResult:
         usable = ok and s > 0 and np.isfinite(u + v)
         person.root = (np.asarray(camera.level_root(u, v, s, width, height, float(self.elevation_deg[row])))
                        if usable else None)
+        person.pitch_deg = float(self.elevation_deg[row]) if ok else None
 
 
 def _rot_y(theta: np.ndarray) -> np.ndarray:
@@ -179,6 +181,7 @@ class Lifter:
         thetas = np.linspace(0.0, 2 * np.pi, rotations, endpoint=False)
         self._theta = np.tile(thetas, len(elevations))
         self._phi = np.repeat(np.radians(np.asarray(elevations, float)), rotations)
+        self._phi_deg = np.repeat(np.asarray(elevations, float), rotations)  # reported exactly as configured
         proj = (_rot_x(self._phi) @ _rot_y(self._theta))[:, :2]             # (V,2,3)
         k, j = prior.n_components, prior.n_basis
         p = 3 + j                                                           # z = (s, t_x, t_y, b)
@@ -367,7 +370,7 @@ class Lifter:
         joints = (level - level[:, ROOT_INDEX : ROOT_INDEX + 1]) * self.prior.metric_scale
         if turn[0]:
             joints = np.einsum("hxy,hly->hlx", _undo_turn(self._phi[view], np.full(len(view), turn[0])), joints)
-        return joints, np.where(z[:, 0] > 1e-6, energy, np.inf), np.degrees(self._phi[view])
+        return joints, np.where(z[:, 0] > 1e-6, energy, np.inf), self._phi_deg[view]
 
     def _level_pose(self, coeff: np.ndarray, comp: np.ndarray, view: np.ndarray) -> np.ndarray:
         """(N,16,3) poses in model units, level frame: component ``comp``'s mean plus its basis times
@@ -442,7 +445,7 @@ class Lifter:
 
         fields = dict(joints3d=level, uncertainty=unc, component=comp, coefficients=coeff,
                       cost=residual / n_vis,
-                      rotation_deg=np.degrees(self._theta[view]), elevation_deg=np.degrees(self._phi[view]),
+                      rotation_deg=np.degrees(self._theta[view]), elevation_deg=self._phi_deg[view],
                       scale=sb * rms / self.prior.metric_scale, translation=root_px, reprojected2d=reproj)
         for name, value in fields.items():
             getattr(out, name)[idx[plausible]] = value[plausible]

@@ -223,6 +223,8 @@ def _entry(p: Any, with_3d: bool) -> dict:
                              {name: [round(float(v), 4) for v in xyz] for name, xyz in zip(JOINTS3D, p.joints3d)})
         # where the person stands: the pelvis in the camera's level frame (metres; docs/protocol.md)
         entry["root"] = None if p.root is None else [round(float(v), 4) for v in p.root]
+        # the camera pitch it was lifted at: R_x(pitch_deg) turns joints3d and root into camera axes
+        entry["pitch_deg"] = None if p.pitch_deg is None else round(float(p.pitch_deg), 3)
     return entry
 
 

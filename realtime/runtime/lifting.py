@@ -50,7 +50,7 @@ def main(child: Child) -> int:
                         child.log.warning("lifting failed: frame published without 3D",
                                           extra=fields(seq=message.seq, error=f"{type(e).__name__}: {e}"))
                         for p in message.people:
-                            p.joints3d = p.uncertainty = p.root = None
+                            p.joints3d = p.uncertainty = p.root = p.pitch_deg = None
                     message.stages["lift"] = time.time()
                     frames += 1
                 push.send_multipart(message.pack(child.secret, SIGNED_BY_LIFTING))

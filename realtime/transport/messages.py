@@ -238,7 +238,8 @@ def _pack_person(p: Person) -> dict[str, Any]:
         return None if a is None else np.asarray(a, np.float32).tobytes()
     return {"score": float(p.score), "bbox": [float(v) for v in p.bbox], "keypoints2d": raw(p.keypoints2d),
             "confidence": raw(p.confidence), "joints3d": raw(p.joints3d), "uncertainty": raw(p.uncertainty),
-            "root": None if p.root is None else [float(v) for v in p.root]}
+            "root": None if p.root is None else [float(v) for v in p.root],
+            "pitch_deg": None if p.pitch_deg is None else float(p.pitch_deg)}
 
 
 def _array(d: dict, key: str, shape: tuple[int, ...], where: str, optional: bool = False) -> np.ndarray | None:
@@ -263,6 +264,7 @@ def _unpack_person(d: Any, i: int) -> Person:
         score = _field(d, "score", (int, float), low=0.0, high=1.0)
         bbox = _field(d, "bbox", list)
         root = _field(d, "root", list, optional=True)
+        pitch = _optional_float(d, "pitch_deg", -90.0, 90.0)
     except MessageError as e:
         raise MessageError(f"{where}: {e}") from None
     if len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -277,4 +279,4 @@ def _unpack_person(d: Any, i: int) -> Person:
     return Person(keypoints2d=_array(d, "keypoints2d", (_N2D, 2), where), confidence=confidence, score=float(score),
                   bbox=np.asarray(bbox, np.float64), joints3d=_array(d, "joints3d", (_N3D, 3), where, optional=True),
                   uncertainty=_array(d, "uncertainty", (_N3D,), where, optional=True),
-                  root=None if root is None else np.asarray(root, np.float64))
+                  root=None if root is None else np.asarray(root, np.float64), pitch_deg=pitch)

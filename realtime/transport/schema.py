@@ -75,6 +75,9 @@ class Person:
     joints3d: np.ndarray | None = None     # (J, 3) metres, root relative; None when lifting gave no pose
     uncertainty: np.ndarray | None = None  # (J,) per-joint posterior std (metres) from the lifter
     root: np.ndarray | None = None         # (3,) root position in the camera's level frame (metres) when known
+    #: The camera's downward pitch (degrees) this person was lifted at: the configured one, or the one
+    #: the lifter's search chose for them; None when not lifted. It turns the level frame into camera axes.
+    pitch_deg: float | None = None
 
     def __post_init__(self) -> None:
         self.keypoints2d = np.asarray(self.keypoints2d, np.float64)
@@ -91,6 +94,16 @@ class Person:
     def keypoints(self) -> np.ndarray:
         return self.keypoints2d
 
+    def joints3d_camera(self) -> np.ndarray | None:
+        """``joints3d`` in the camera's own axes (metres, pelvis-relative): the level frame turned down
+        by ``pitch_deg``, so x right, y up along the image, z towards the camera. For OpenCV's and
+        Human3.6M's axes (y down, z forward) multiply by (1, -1, -1). None when not lifted."""
+        return None if self.joints3d is None or self.pitch_deg is None else _level_to_camera(self.joints3d, self.pitch_deg)
+
+    def root_camera(self) -> np.ndarray | None:
+        """``root`` (the pelvis, metres from the camera) in the camera's own axes, as :meth:`joints3d_camera`."""
+        return None if self.root is None or self.pitch_deg is None else _level_to_camera(self.root, self.pitch_deg)
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "id": int(self.track_id), "score": float(self.score),
@@ -100,6 +113,7 @@ class Person:
             "joints3d": None if self.joints3d is None else np.asarray(self.joints3d, np.float64).round(5).tolist(),
             "uncertainty": None if self.uncertainty is None else np.asarray(self.uncertainty, np.float64).round(5).tolist(),
             "root": None if self.root is None else np.asarray(self.root, np.float64).round(5).tolist(),
+            "pitch_deg": None if self.pitch_deg is None else round(float(self.pitch_deg), 3),
         }
 
     @classmethod
@@ -112,8 +126,13 @@ class Person:
         unc = _array(d, "uncertainty", (j3.shape[0] if j3 is not None else -1,), optional=True)
         root = _array(d, "root", (3,), optional=True)
         bbox = _array(d, "bbox", (4,))
+        pitch = d.get("pitch_deg")      # added within version 1: absent from older senders
+        if pitch is not None and (isinstance(pitch, bool) or not isinstance(pitch, (int, float))
+                                  or not -90.0 <= pitch <= 90.0):
+            raise SchemaError(f"field 'pitch_deg': expected degrees in [-90, 90] or null, got {pitch!r}")
         return cls(track_id=int(_get(d, "id", int)), score=float(_get(d, "score", (int, float))),
-                   keypoints2d=kp, confidence=conf, joints3d=j3, uncertainty=unc, root=root, bbox=bbox)
+                   keypoints2d=kp, confidence=conf, joints3d=j3, uncertainty=unc, root=root, bbox=bbox,
+                   pitch_deg=None if pitch is None else float(pitch))
 
 
 @dataclass
@@ -226,6 +245,15 @@ def _check_header(d: Any, kind: str) -> None:
         raise SchemaError(f"{kind}: schema version {v!r} is not supported (this client reads {SCHEMA_VERSION})")
     if d.get("type") != kind:
         raise SchemaError(f"{kind}: type field is {d.get('type')!r}")
+
+
+def _level_to_camera(points: np.ndarray, pitch_deg: float) -> np.ndarray:
+    """Points (..., 3) of a camera's level frame in its own axes: turned by R_x(pitch) (docs/protocol.md)."""
+    c, s = math.cos(math.radians(pitch_deg)), math.sin(math.radians(pitch_deg))
+    out = np.array(points, np.float64, copy=True)
+    out[..., 1] = c * points[..., 1] - s * points[..., 2]
+    out[..., 2] = s * points[..., 1] + c * points[..., 2]
+    return out
 
 
 def _get(d: dict, key: str, types: type | tuple) -> Any:
