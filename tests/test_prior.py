@@ -177,6 +177,33 @@ def test_recombined_limbs_keep_each_body_and_its_bone_lengths(limbs):
     np.testing.assert_allclose(r * [-1, 1, 1], m, atol=1e-9)
 
 
+def test_poses_sat_down_keep_their_upper_body_and_bones_and_put_the_thighs_forward():
+    from realtime.lifting.augment import LIMBS, body_frames, seated
+
+    poses = articulated_poses(200, np.random.default_rng(6))
+    (chain_r, chain_l), (right, left) = LIMBS["legs"]
+    moved = [chain_r[1], chain_r[2], chain_l[1], chain_l[2]]
+    still = [j for j in range(len(JOINTS3D)) if j not in moved]
+    child, parent = np.array(BONES3D).T
+    length = lambda p: np.linalg.norm(p[:, child] - p[:, parent], axis=-1)  # noqa: E731
+    for on_floor in (0.0, 1.0):
+        out = seated(poses, 300, np.random.default_rng(7), on_floor=on_floor)
+        src = np.array([np.flatnonzero(np.abs(poses[:, still] - o[still]).max((1, 2)) < 1e-12)[0] for o in out])
+        np.testing.assert_allclose(length(out), length(poses[src]), atol=1e-9)
+        axes = body_frames(out, right, left)                     # rows: across, up, forward
+        for hip, knee, ankle in (chain_r, chain_l):
+            thigh = np.einsum("nij,nj->ni", axes, out[:, knee] - out[:, hip])
+            shin = np.einsum("nij,nj->ni", axes, out[:, ankle] - out[:, knee])
+            thigh /= np.linalg.norm(thigh, axis=1, keepdims=True)
+            shin /= np.linalg.norm(shin, axis=1, keepdims=True)
+            assert (thigh[:, 2] > 0.3).all() and abs(thigh[:, 1].mean()) < 0.2   # forward, about level
+            if on_floor:
+                assert (shin[:, 2] > 0.5).all()                                   # legs out in front
+            else:
+                assert (shin[:, 1] < -0.7).all()                                  # shins hang down
+    assert seated(poses, 0, np.random.default_rng(0)).shape == (0, len(JOINTS3D), 3)
+
+
 def test_reconstruct_is_the_closest_pose_the_prior_holds():
     rng = np.random.default_rng(11)
     prior = PosePrior.fit(articulated_poses(1500, rng), n_components=2, n_basis=12, progress=False)

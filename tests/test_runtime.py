@@ -139,18 +139,18 @@ def test_camera_tables_reach_the_lifting_workers(config, demo_video):
     config.write_text(text)
     run = Run("--config", str(config), "--source", str(demo_video), "--source", str(demo_video),
               "--max-frames", "3", "--no-pace")
-    depth: dict[tuple[str, int], float] = {}
+    people: dict[tuple[str, int], list] = {}
     with Subscriber(run.endpoint) as sub:
         while run.proc.poll() is None or sub.sock.poll(0):
             m = sub.recv(timeout_s=1.0)
             if m is not None and isinstance(m[1], Frame):
-                roots = [p.root[2] for p in m[1].people if p.root is not None]
-                if roots:
-                    depth[m[1].source, m[1].seq] = float(np.median(roots))
+                people[m[1].source, m[1].seq] = [p for p in m[1].people if p.root is not None]
     assert run.stop() == 0, run.log
-    ratios = [depth["cam1", seq] / depth["cam0", seq] for seq in range(3)
-              if ("cam0", seq) in depth and ("cam1", seq) in depth]
-    assert ratios and all(abs(r - 2.0) < 0.05 for r in ratios), (depth, run.log)
+    # each person of cam1 against the same person of cam0 (same keypoints, give or take batching's
+    # rounding, which may send a rare person to another of the lifter's solutions: hence the median)
+    ratios = [b.root[2] / a.root[2] for seq in range(3) for b in people.get(("cam1", seq), [])
+              for a in people.get(("cam0", seq), []) if np.abs(a.keypoints2d - b.keypoints2d).max() < 1.0]
+    assert len(ratios) >= 3 and abs(np.median(ratios) - 2.0) < 0.02, (np.round(ratios, 3), run.log)
     assert "matches no source" not in run.log
 
 

@@ -7,6 +7,8 @@ are lifted clean, with 2D noise of 2% of the height, and with 2 joints missing, 
 level of the lifter (``--noise2d``). The score is the mean over categories of the mean PA-MPJPE over
 the three conditions, so walking (most of the data) does not decide alone. ``--balance N`` caps
 each category's training poses at N (a random subset), so walking does not dominate the fit either.
+``--augment-arms/-legs/-sitting F`` add F x as many training poses with recombined limbs or sat down
+(``realtime.lifting.augment``; docs/lifting.md says what each did).
 The best setting is saved -- refitted on training + validation subjects with ``--final train+val``
 (its validation numbers are then the train-only model's). Test subjects are never read.
 
@@ -25,6 +27,7 @@ import itertools  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import fields, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -33,13 +36,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from realtime.lifting import Lifter, PosePrior  # noqa: E402
-from realtime.lifting.augment import recombine  # noqa: E402
-from realtime.lifting.evaluation import add_noise, drop_joints, pa_mpjpe, random_views  # noqa: E402
+from realtime.lifting.augment import recombine, seated  # noqa: E402
+from realtime.lifting.evaluation import Views, add_noise, drop_joints, pa_mpjpe, random_views  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
 from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
 from realtime.mocap.dataset import DEFAULT_CACHE_DIR  # noqa: E402
 
 NOISE2D_GRID = (0.02, 0.03, 0.04, 0.05)
+#: The synthetic validation category of ``--score-sitting``: val poses sat down.
+SITTING = "sitting"
 
 
 def lift_known_pitch(prior: PosePrior, views, noise2d: float) -> np.ndarray:
@@ -73,17 +78,20 @@ def balanced(poses: np.ndarray, cats: np.ndarray, cap: int, seed: int) -> np.nda
     return poses[np.concatenate(keep)]
 
 
-def augmented(poses: np.ndarray, arms: float, legs: float, seed: int) -> np.ndarray:
-    """The poses plus ``arms`` x as many with recombined arms and ``legs`` x as many with recombined
-    legs (realtime.lifting.augment), each drawn from the given poses."""
+def augmented(poses: np.ndarray, arms: float, legs: float, seed: int, sitting: float = 0.0) -> np.ndarray:
+    """The poses plus ``arms`` x as many with recombined arms, ``legs`` x as many with recombined
+    legs and ``sitting`` x as many sat down (realtime.lifting.augment), each drawn from the given poses."""
     rng = np.random.default_rng(seed + 1)
     extra = [recombine(poses, int(round(f * len(poses))), rng, limbs) for limbs, f in (("arms", arms), ("legs", legs))]
+    if sitting:       # its own generator: the settings without it draw exactly as before
+        extra.append(seated(poses, int(round(sitting * len(poses))), np.random.default_rng(seed + 2)))
     return np.concatenate([poses] + [e.astype(poses.dtype) for e in extra])
 
 
-def validation_views(poses: np.ndarray, cats: np.ndarray, per_category: int, seed: int):
+def validation_views(poses: np.ndarray, cats: np.ndarray, per_category: int, seed: int, sitting: bool = False):
     """Up to ``per_category`` poses of every category with enough of them, seen by random cameras
-    (clean, 2% noise, 2 joints missing), and each view's category."""
+    (clean, 2% noise, 2 joints missing), and each view's category; with ``sitting`` also
+    ``per_category`` of the poses sat down (``augment.seated``), category :data:`SITTING`."""
     rng = np.random.default_rng(seed)
     present = [c for c in CATEGORIES if (cats == c).any()]
     scored = [c for c in present if (cats == c).sum() >= MIN_CATEGORY_POSES] or present
@@ -93,8 +101,15 @@ def validation_views(poses: np.ndarray, cats: np.ndarray, per_category: int, see
         chosen.append(np.sort(rng.choice(idx, per_category, replace=False)) if len(idx) > per_category else idx)
     chosen = np.concatenate(chosen)
     views = random_views(poses[chosen], rng, elevation_step=5.0)
+    out_cats = cats[chosen]
+    if sitting:      # val poses sat down, from their own generator (the other views draw as before)
+        sit_rng = np.random.default_rng(seed + 100)
+        sat = random_views(seated(poses, per_category, sit_rng), sit_rng, elevation_step=5.0)
+        views = replace(views, **{f.name: np.concatenate([getattr(views, f.name), getattr(sat, f.name)])
+                                  for f in fields(Views) if f.name != "centre_px"})     # one image size
+        out_cats = np.concatenate([out_cats, np.full(per_category, SITTING)])
     return ({"clean": views, "noise": add_noise(views, 0.02, rng), "missing2": drop_joints(views, 2, rng)},
-            cats[chosen])
+            out_cats)
 
 
 def category_errors(prior: PosePrior, conditions: dict, cats: np.ndarray, noise2d: float) -> dict[str, dict[str, float]]:
@@ -105,7 +120,7 @@ def category_errors(prior: PosePrior, conditions: dict, cats: np.ndarray, noise2
         ok = np.isfinite(joints).all((1, 2))                   # a lift with no plausible solution: left out
         err = np.full(len(joints), np.nan)
         err[ok] = pa_mpjpe(joints[ok], views.truth[ok]) * 1000
-        out[name] = {c: float(np.nanmean(err[cats == c])) for c in CATEGORIES if (cats == c).any()}
+        out[name] = {c: float(np.nanmean(err[cats == c])) for c in (*CATEGORIES, SITTING) if (cats == c).any()}
     return out
 
 
@@ -128,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(realtime.lifting.augment); each value is a setting to choose from")
     p.add_argument("--augment-legs", type=float, nargs="+", default=[0.0],
                    help="the same with recombined legs")
+    p.add_argument("--augment-sitting", type=float, nargs="+", default=[0.0],
+                   help="the same with poses sat down (on a chair or the floor; no clip here sits)")
+    p.add_argument("--score-sitting", action="store_true",
+                   help="validation also scores a category of val poses sat down (augment.seated)")
     p.add_argument("--final", choices=("train", "train+val"), default="train",
                    help="fit the chosen setting on these subjects for the saved prior")
     p.add_argument("--seed", type=int, default=0)
@@ -151,18 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     train_cats, val_cats = categories_of(train), categories_of(val)
     print(f"train: {len(train_poses)} poses from subjects {' '.join(train.subjects)}")
     print(f"val:   {len(val_poses)} poses from subjects {' '.join(val.subjects)}")
-    conditions, view_cats = validation_views(val_poses, val_cats, args.val_poses, args.seed)
-    scored = [c for c in CATEGORIES if (view_cats == c).any()]
+    conditions, view_cats = validation_views(val_poses, val_cats, args.val_poses, args.seed, args.score_sitting)
+    scored = [c for c in (*CATEGORIES, SITTING) if (view_cats == c).any()]
     print("val views per category: " + ", ".join(f"{c} {int((view_cats == c).sum())}" for c in scored))
 
     command = "python tools/train_prior.py " + shlex.join(
         a.replace(str(REPO.parent), "..") if isinstance(a, str) else a for a in (argv or sys.argv[1:]))
-    print(f"{'K':>3} {'J':>3} {'bal':>5} {'arms':>4} {'legs':>4} {'noise2d':>7} {'fit s':>6} {'loglik':>7} "
+    print(f"{'K':>3} {'J':>3} {'bal':>5} {'arms':>4} {'legs':>4} {'sit':>4} {'noise2d':>7} {'fit s':>6} {'loglik':>7} "
           + " ".join(f"{c[:8]:>8}" for c in scored) + " " + " ".join(f"{c[:8]:>8}" for c in conditions)
           + f" {'score':>6}")
     best: tuple[float, PosePrior, dict] | None = None
-    for cap, arms, legs in itertools.product(args.balance, args.augment_arms, args.augment_legs):
-        poses = augmented(balanced(train_poses, train_cats, cap, args.seed), arms, legs, args.seed)
+    for cap, arms, legs, sit in itertools.product(args.balance, args.augment_arms, args.augment_legs,
+                                                  args.augment_sitting):
+        poses = augmented(balanced(train_poses, train_cats, cap, args.seed), arms, legs, args.seed, sit)
         for k in args.components:
             for j in args.basis:
                 start = time.perf_counter()
@@ -174,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
                     per_cat = {c: float(np.mean([errors[n][c] for n in conditions])) for c in scored}
                     per_cond = {n: float(np.mean(list(errors[n].values()))) for n in conditions}
                     score = float(np.mean(list(per_cat.values())))
-                    print(f"{k:>3} {j:>3} {cap:>5} {arms:>4.1f} {legs:>4.1f} {noise2d:>7.3f} {fit_s:>6.1f} {loglik:>7.1f} "
+                    print(f"{k:>3} {j:>3} {cap:>5} {arms:>4.1f} {legs:>4.1f} {sit:>4.2f} {noise2d:>7.3f} {fit_s:>6.1f} {loglik:>7.1f} "
                           + " ".join(f"{per_cat[c]:>8.1f}" for c in scored) + " "
                           + " ".join(f"{per_cond[n]:>8.1f}" for n in conditions) + f" {score:>6.1f}", flush=True)
                     if best is None or score < best[0]:
-                        setting = dict(components=k, basis=j, balance=cap, augment_arms=arms, augment_legs=legs, noise2d=noise2d)
+                        setting = dict(components=k, basis=j, balance=cap, augment_arms=arms, augment_legs=legs,
+                                       augment_sitting=sit, noise2d=noise2d)
                         info = dict(command=command, **setting, fps=args.fps, seed=args.seed,
                                     subjects=train.subjects, val_subjects=val.subjects, n_val=len(val_poses),
                                     val_loglik=loglik, val_pa_mpjpe_mm=per_cond, val_category_pa_mpjpe_mm=per_cat,
@@ -187,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     assert best is not None
     score, prior, setting = best
     print(f"val chose K={setting['components']} J={setting['basis']} balance={setting['balance']} "
-          f"augment_arms={setting['augment_arms']} augment_legs={setting['augment_legs']} noise2d={setting['noise2d']} (mean over categories {score:.1f} mm)")
+          f"augment_arms={setting['augment_arms']} augment_legs={setting['augment_legs']} "
+          f"augment_sitting={setting['augment_sitting']} noise2d={setting['noise2d']} (mean over categories {score:.1f} mm)")
     if args.final == "train+val":
         poses = augmented(balanced(np.concatenate([train_poses, val_poses]), np.concatenate([train_cats, val_cats]),
                                    setting["balance"], args.seed), setting["augment_arms"], setting["augment_legs"],
-                          args.seed)
+                          args.seed, setting["augment_sitting"])
         final = PosePrior.fit(poses, n_components=setting["components"], n_basis=setting["basis"], seed=args.seed,
                               progress=progress)
         subjects = sorted(set(train.subjects) | set(val.subjects), key=lambda s: (len(s), s))

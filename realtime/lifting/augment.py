@@ -78,3 +78,42 @@ def recombine(poses: np.ndarray, count: int, rng: np.random.Generator, limbs: st
         out[:, b] = body[:, a] + first * world[:, 0]
         out[:, c] = out[:, b] + second * world[:, 1]
     return out
+
+
+def seated(poses: np.ndarray, count: int, rng: np.random.Generator, on_floor: float = 0.3) -> np.ndarray:
+    """``count`` new poses (count,16,3): random poses of ``poses`` sat down, the upper body as recorded.
+
+    Why: no clip here sits (CMU's stool and chair clips are not among them), yet people in photos and
+    on video often do. Each thigh turns forward from hanging down by 65-105 degrees (a chair) and the
+    shin hangs from the knee within -25..35 degrees of straight down; with probability ``on_floor``
+    the person sits on the floor instead, legs out in front (thigh 75-100 degrees, the shin within
+    15 degrees of the thigh). Each leg also swings 0-15 degrees outwards and varies on its own. Angles
+    are in the body's own frame (across the hips, up the spine, forward), bone lengths the pose's own.
+    """
+    poses = np.asarray(poses, np.float64)
+    if count <= 0 or len(poses) == 0:
+        return np.empty((0,) + poses.shape[1:])
+    chains, (right, left) = LIMBS["legs"]
+    body = poses[rng.integers(len(poses), size=count)]
+    axes = body_frames(body, right, left)                                  # rows: across, up, forward
+    floor = rng.random(count) < on_floor
+    thigh_base = np.where(floor, rng.uniform(75, 100, count), rng.uniform(65, 105, count))
+    out = body.copy()
+    for side, (a, b, c) in enumerate(chains):
+        thigh = np.radians(thigh_base + rng.normal(0, 8, count))
+        shin = np.radians(np.where(floor, np.degrees(thigh) + rng.uniform(-15, 15, count), rng.uniform(-25, 35, count)))
+        spread = np.radians(rng.uniform(0, 15, count)) * (-1.0 if side == 0 else 1.0)  # right leg: -across
+        dirs = np.stack([_bone(thigh, spread), _bone(shin, spread)], axis=1)     # (n,2,3) body coordinates
+        world = np.einsum("nij,nbi->nbj", axes, dirs)
+        first = np.linalg.norm(body[:, b] - body[:, a], axis=-1, keepdims=True)
+        second = np.linalg.norm(body[:, c] - body[:, b], axis=-1, keepdims=True)
+        out[:, b] = body[:, a] + first * world[:, 0]
+        out[:, c] = out[:, b] + second * world[:, 1]
+    return out
+
+
+def _bone(forward: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """(n,3) unit bone directions in body coordinates (across, up, forward): turned ``forward`` radians
+    from straight down towards the front, then ``spread`` radians towards ``across``."""
+    down = np.stack([np.zeros_like(forward), -np.cos(forward), np.sin(forward)], -1)
+    return np.cos(spread)[:, None] * down + np.sin(spread)[:, None] * np.array([1.0, 0.0, 0.0])
