@@ -459,7 +459,7 @@ def _depth_ratio(out: LiftResult, focal: np.ndarray) -> np.ndarray:
     """(N,14): each keypoint's depth from the camera over its pelvis's (``focal / scale``), from a lift
     (1 where the person was not lifted), kept within 0.5..2: a weak-perspective guess of a body
     reaching past the camera would otherwise flip it."""
-    camera = out.joints3d[:, :_N2D].copy()
+    camera = out.joints3d[:, :_N2D]
     phi = np.radians(out.elevation_deg)[:, None]
     towards = np.sin(phi) * camera[..., 1] + np.cos(phi) * camera[..., 2]   # z of the camera's axes
     with np.errstate(divide="ignore", invalid="ignore"):
