@@ -219,6 +219,42 @@ def test_refinement_settings_come_from_the_config_and_its_lifter_from_the_liftin
         LiftingSetup.from_config(LiftingConfig(prior=str(tmp_path / "no-such-prior.npz")))
 
 
+def test_the_feedbacks_lift_sees_the_camera_as_the_lifting_workers_do(person):
+    """The 3D feedback's lift becomes the person's 3D pose (the workers do not lift again), so it is
+    corrected for perspective with the source's camera exactly when ``[lifting] perspective`` says so."""
+    from realtime.config import LiftingConfig
+    from realtime.lifting import LiftingSetup
+
+    sample, _, _ = person
+    image = load_image(sample.image)
+    h, w = image.shape[:2]
+    calls: list[dict] = []
+
+    class Recording:
+        def __init__(self, lifter):
+            self.lifter = lifter
+
+        def lift(self, keypoints2d, confidence, **lens):
+            calls.append(lens)
+            return self.lifter.lift(keypoints2d, confidence, **lens)
+
+    for perspective in (True, False):
+        lifting = LiftingSetup.from_config(LiftingConfig(rotations=24, perspective=perspective))
+        est = PoseEstimator2D.create(backend="onnxruntime", lifting=lifting,
+                                     config=Pose2DConfig(refine_3d=True, refine_leave_one_out=True))
+        r = est.refiner()
+        est._refiners[r.lifter.camera_pitch_deg] = dataclasses.replace(r, lifter=Recording(r.lifter))
+        calls.clear()
+        (found,) = est.estimate_in_boxes(image, sample.box)
+        assert calls and found.joints3d is not None and found.pitch_deg is not None
+        if perspective:       # the still image's camera: focal 0.8 x width, principal point the centre
+            assert all(np.allclose(c["focal_px"], 0.8 * w) and np.allclose(c["centre_px"], [w / 2, h / 2])
+                       for c in calls), calls
+        else:
+            assert all(c == {} for c in calls)
+        est.close()
+
+
 def test_a_turned_crop_refines_like_the_upright_one(refiner, person):
     """The same belief maps, as seen by a crop turned a quarter in the image turned a quarter: the
     feedback lifts the person lying (turned back upright for the prior) and projects into the same

@@ -140,9 +140,9 @@ class _Recording:
     def __init__(self, lifter: Lifter, calls: list):
         self.lifter, self.calls = lifter, calls
 
-    def lift(self, keypoints2d: np.ndarray, confidence: np.ndarray):
+    def lift(self, keypoints2d: np.ndarray, confidence: np.ndarray, **lens):
         self.calls.append((np.array(keypoints2d, np.float64), np.array(confidence, np.float64)))
-        return self.lifter.lift(keypoints2d, confidence)
+        return self.lifter.lift(keypoints2d, confidence, **lens)
 
 
 def collect_stream(video: Path, n_frames: int, backend: str, out: Path | None) -> dict[str, list]:

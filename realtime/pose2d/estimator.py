@@ -320,9 +320,14 @@ class PoseEstimator2D:
         # one refinement per lifter (camera pitch): the crops of frames whose cameras share one go together
         for refiner in {id(r): r for r in refiners}.values():
             rows = np.flatnonzero([r is refiner for r in refiners])
+            lenses = [self.lifting.lens(cameras[owner[k]] or self.camera(), frames[owner[k]].shape[1],
+                                        frames[owner[k]].shape[0]) for k in rows]   # as the workers lift
+            lens = ({"focal_px": np.array([c["focal_px"] for c in lenses]),
+                     "centre_px": np.array([c["centre_px"] for c in lenses])} if lenses and lenses[0] else None)
             r = refiner.refine(read.maps[rows], [crops[k] for k in rows], self.config.keypoint_threshold,
                                keypoints=None if own is None else own[rows],
-                               confidence=None if own is None else read.confidence[rows], has_map=read.has_map)
+                               confidence=None if own is None else read.confidence[rows], has_map=read.has_map,
+                               lens=lens)
             fused = (r.keypoints + 0.5) * stride - 0.5
             for j, k in enumerate(rows):
                 person = person_in_crop(crops[k], fused[j], r.confidence[j], evidence[k])

@@ -89,9 +89,12 @@ class BeliefRefiner:
         lifter = Lifter(prior or PosePrior.load(), rotations=ROTATIONS, elevations_deg=ELEVATIONS_DEG)
         return cls(lifter, weight, sigma, iterations, leave_one_out)
 
-    def project(self, keypoints: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, "LiftResult"]:
+    def project(self, keypoints: np.ndarray, seen: np.ndarray, lens: dict[str, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, "LiftResult"]:
         """Where the most probable 3D pose puts each joint: ``(N, J, 2)`` image pixels and ``(N, J)``
         whether that joint has a projection (its lift was valid); and the lift of all seen joints.
+        ``lens``: each person's camera as ``Lifter.lift``'s perspective arguments, ``focal_px`` (N,)
+        and ``centre_px`` (N, 2) (None: weak perspective).
 
         The paper lifts all joints at once. With a frozen CPM that projection follows a wrong joint
         (the lift trusts every seen joint, and the prior is flexible enough to reach it), so the
@@ -99,7 +102,7 @@ class BeliefRefiner:
         projection the prediction of the *other* joints under the prior; a missing joint is already
         left out by the one lift of all seen joints.
         """
-        base = self.lifter.lift(keypoints, seen.astype(np.float64))
+        base = self.lifter.lift(keypoints, seen.astype(np.float64), **(lens or {}))
         projected, has = base.reprojected2d.copy(), np.repeat(base.valid[:, None], seen.shape[1], axis=1)
         if not self.leave_one_out:
             return projected, has, base
@@ -107,21 +110,22 @@ class BeliefRefiner:
         if len(person):
             weights = seen[person].astype(np.float64)
             weights[np.arange(len(person)), joint] = 0.0
-            out = self.lifter.lift(keypoints[person], weights)
+            out = self.lifter.lift(keypoints[person], weights,
+                                   **{k: np.asarray(v)[person] for k, v in (lens or {}).items()})
             projected[person, joint] = out.reprojected2d[np.arange(len(person)), joint]
             has[person, joint] = out.valid
         return projected, has, base
 
     def refine(self, maps: np.ndarray, crops: Sequence[Crop], threshold: float = 0.0,
                keypoints: np.ndarray | None = None, confidence: np.ndarray | None = None,
-               has_map: np.ndarray | None = None) -> Refined:
+               has_map: np.ndarray | None = None, lens: dict[str, np.ndarray] | None = None) -> Refined:
         """Fuse and decode ``(N, H, W, J)`` belief maps of ``crops`` (one per map, all of one size).
 
         By default the network's 2D pose is the maps' own peaks (the CPM). A network that decodes
         its maps its own way (MoveNet: arg-max near a regressed position, plus an offset) passes its
         ``keypoints`` (map pixels) and ``confidence`` instead: a joint keeps that position unless
         the fusion moves its peak to another pixel. Joints without a map (``has_map`` False: derived
-        ones) are left as they are.
+        ones) are left as they are. ``lens``: the crops' cameras, as :meth:`project` takes them.
         """
         maps = np.asarray(maps, np.float32)
         if maps.ndim != 4:
@@ -149,7 +153,7 @@ class BeliefRefiner:
         weight = np.broadcast_to(np.asarray(self.weight, np.float32), (j,)) * mapped
         lift = None
         for _ in range(self.iterations):
-            projected, has, lift = self.project(to_map.to_image(keypoints), confidence > 0)
+            projected, has, lift = self.project(to_map.to_image(keypoints), confidence > 0, lens)
             lifted = has.any(axis=1)
             if not lifted.any():
                 break
