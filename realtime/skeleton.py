@@ -77,6 +77,23 @@ def turn_matrix(angle):
     return np.stack([np.stack([c, s], -1), np.stack([-s, c], -1)], -2)
 
 
+def level_to_camera(points, pitch_deg):
+    """Points (..., 3) of a camera's level frame (x right, y up against gravity, z towards the camera)
+    in the camera's own axes: turned by R_x(pitch) for a camera pitched down by ``pitch_deg`` (a
+    number, or one per leading index: (N,) for (N, L, 3) points). The one place the turn is written:
+    the lifter's perspective correction, the published person's camera axes and the benchmarks use it."""
+    import numpy as np
+
+    points = np.asarray(points, np.float64)
+    phi = np.radians(np.asarray(pitch_deg, np.float64))
+    phi = phi.reshape(phi.shape + (1,) * (points.ndim - 1 - phi.ndim))
+    c, s = np.cos(phi), np.sin(phi)
+    out = points.copy()
+    out[..., 1] = c * points[..., 1] - s * points[..., 2]
+    out[..., 2] = s * points[..., 1] + c * points[..., 2]
+    return out
+
+
 #: A torso leaning more than this from upright in the image (degrees) is a person lying, crawling or
 #: upside down: the 2D stage crops them turned along the body and the lifter lifts them turned (its
 #: ``[lifting] roll_above_deg`` defaults to it). Both the keypoint networks and the prior learnt

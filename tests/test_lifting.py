@@ -9,9 +9,9 @@ from scipy.optimize import least_squares
 
 from realtime.config import LiftingConfig
 from realtime.lifting import Lifter, PosePrior
-from realtime.lifting.evaluation import drop_joints, level_to_camera, mpjpe, pa_mpjpe, random_views
+from realtime.lifting.evaluation import drop_joints, mpjpe, pa_mpjpe, random_views
 from realtime.lifting.lifter import _rot_x, _rot_y
-from realtime.skeleton import JOINTS3D, LSP14
+from realtime.skeleton import JOINTS3D, LSP14, level_to_camera
 from test_prior import articulated_poses
 
 

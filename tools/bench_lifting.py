@@ -52,11 +52,10 @@ from realtime.lifting.augment import seated  # noqa: E402
 from realtime.lifting.baselines import MLPLifter, NearestNeighbourLifter  # noqa: E402
 from realtime.lifting.camera import Camera  # noqa: E402
 from realtime.pose2d.annotated3d import EVAL_JOINTS, Frame3D, load_annotated3d  # noqa: E402
-from realtime.lifting.evaluation import (add_noise, drop_joints, held_out, level_to_camera, mpjpe,  # noqa: E402
-                                         pa_mpjpe, random_views)
+from realtime.lifting.evaluation import add_noise, drop_joints, held_out, mpjpe, pa_mpjpe, random_views  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
 from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
-from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES  # noqa: E402
+from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES, level_to_camera  # noqa: E402
 
 #: ``--roll-above-deg``, ``--elevations-deg``, ``--evidence``: every lifter of this run (the Lifter's own default unless given).
 LIFTER_OPTIONS: dict = {}

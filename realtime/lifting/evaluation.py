@@ -127,17 +127,6 @@ def pa_mpjpe(pred: np.ndarray, truth: np.ndarray, joints: Sequence[int] = LSP_JO
     return np.linalg.norm(aligned - t, axis=-1).mean(1)
 
 
-def level_to_camera(joints: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
-    """(N,L,3) joints in the lifter's level frame -> the axes of a camera pitched down by
-    ``elevation_deg`` (N,) (x right, y up, z towards the viewer, as ``random_views`` projects)."""
-    phi = np.radians(np.asarray(elevation_deg, np.float64))[:, None]
-    c, s = np.cos(phi), np.sin(phi)
-    out = np.array(joints, np.float64, copy=True)
-    out[..., 1] = c * joints[..., 1] - s * joints[..., 2]
-    out[..., 2] = s * joints[..., 1] + c * joints[..., 2]
-    return out
-
-
 def held_out(root: str | Path, prior: "PosePrior", fps: float | None = 10.0, progress: bool = False) -> "Dataset":
     """The clips under ``root`` of subjects ``prior`` never saw: not among its training subjects
     (``prior.info["subjects"]``; a prior without that record: CMU's fixed test split). On the shared

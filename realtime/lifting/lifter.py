@@ -39,7 +39,7 @@ import numpy as np
 
 from realtime.lifting.conventions import KeypointConvention
 from realtime.lifting.prior import ROOT_INDEX, PosePrior, rotate_y
-from realtime.skeleton import JOINTS3D, LSP14, UPRIGHT_LEAN_DEG, torso_lean, turn_matrix
+from realtime.skeleton import JOINTS3D, LSP14, UPRIGHT_LEAN_DEG, level_to_camera, torso_lean, turn_matrix
 
 if TYPE_CHECKING:
     from realtime.lifting.camera import Camera
@@ -459,9 +459,7 @@ def _depth_ratio(out: LiftResult, focal: np.ndarray) -> np.ndarray:
     """(N,14): each keypoint's depth from the camera over its pelvis's (``focal / scale``), from a lift
     (1 where the person was not lifted), kept within 0.5..2: a weak-perspective guess of a body
     reaching past the camera would otherwise flip it."""
-    camera = out.joints3d[:, :_N2D]
-    phi = np.radians(out.elevation_deg)[:, None]
-    towards = np.sin(phi) * camera[..., 1] + np.cos(phi) * camera[..., 2]   # z of the camera's axes
+    towards = level_to_camera(out.joints3d[:, :_N2D], out.elevation_deg)[..., 2]   # z of the camera's axes
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = 1.0 - towards / (focal / out.scale)[:, None]
     ok = out.valid[:, None] & np.isfinite(ratio)

@@ -322,8 +322,7 @@ class PoseEstimator2D:
             rows = np.flatnonzero([r is refiner for r in refiners])
             lenses = [self.lifting.lens(cameras[owner[k]] or self.camera(), frames[owner[k]].shape[1],
                                         frames[owner[k]].shape[0]) for k in rows]   # as the workers lift
-            lens = ({"focal_px": np.array([c["focal_px"] for c in lenses]),
-                     "centre_px": np.array([c["centre_px"] for c in lenses])} if lenses and lenses[0] else None)
+            lens = {key: np.array([c[key] for c in lenses]) for key in lenses[0]}   # {}: perspective off
             r = refiner.refine(read.maps[rows], [crops[k] for k in rows], self.config.keypoint_threshold,
                                keypoints=None if own is None else own[rows],
                                confidence=None if own is None else read.confidence[rows], has_map=read.has_map,

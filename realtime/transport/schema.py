@@ -98,11 +98,11 @@ class Person:
         """``joints3d`` in the camera's own axes (metres, pelvis-relative): the level frame turned down
         by ``pitch_deg``, so x right, y up along the image, z towards the camera. For OpenCV's and
         Human3.6M's axes (y down, z forward) multiply by (1, -1, -1). None when not lifted."""
-        return None if self.joints3d is None or self.pitch_deg is None else _level_to_camera(self.joints3d, self.pitch_deg)
+        return None if self.joints3d is None or self.pitch_deg is None else skeleton.level_to_camera(self.joints3d, self.pitch_deg)
 
     def root_camera(self) -> np.ndarray | None:
         """``root`` (the pelvis, metres from the camera) in the camera's own axes, as :meth:`joints3d_camera`."""
-        return None if self.root is None or self.pitch_deg is None else _level_to_camera(self.root, self.pitch_deg)
+        return None if self.root is None or self.pitch_deg is None else skeleton.level_to_camera(self.root, self.pitch_deg)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -245,15 +245,6 @@ def _check_header(d: Any, kind: str) -> None:
         raise SchemaError(f"{kind}: schema version {v!r} is not supported (this client reads {SCHEMA_VERSION})")
     if d.get("type") != kind:
         raise SchemaError(f"{kind}: type field is {d.get('type')!r}")
-
-
-def _level_to_camera(points: np.ndarray, pitch_deg: float) -> np.ndarray:
-    """Points (..., 3) of a camera's level frame in its own axes: turned by R_x(pitch) (docs/protocol.md)."""
-    c, s = math.cos(math.radians(pitch_deg)), math.sin(math.radians(pitch_deg))
-    out = np.array(points, np.float64, copy=True)
-    out[..., 1] = c * points[..., 1] - s * points[..., 2]
-    out[..., 2] = s * points[..., 1] + c * points[..., 2]
-    return out
 
 
 def _get(d: dict, key: str, types: type | tuple) -> Any:
