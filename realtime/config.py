@@ -123,6 +123,8 @@ class Pose2DConfig:
                                      "more keypoint read a person. Video never does (its frame rate binds).")
     keypoint_threshold: float = opt(0.1, min=0.0, max=1.0, help="Keypoints below this confidence are reported "
                                                                 "with confidence 0 (missing).")
+    edge_confidence: float = opt(0.3, min=0.0, max=1.0, help="Keypoints on the image's edge (or beyond it) "
+                                                             "below this confidence are reported missing (0 = off).")
     keep_fraction: float = opt(0.75, min=0.0, max=1.0, help="Video: a person already followed stays reported "
                                                             "down to this fraction of person_score.")
     lost_frames: int = opt(3, min=1, help="Video: a followed person below that is dropped after this many poor "

@@ -177,7 +177,10 @@ def test_a_video_prints_a_line_a_frame_with_track_ids(small_video, photos_dir, t
     ids = [p["id"] for f in lines for p in f["people"]]
     assert all(len(f["people"]) >= 1 for f in lines) and max(ids) >= 1
     last = {p["id"] for p in lines[-1]["people"] if p["id"] >= 0}
-    assert last and all(list(p["joints3d"]) == list(JOINTS3D) for f in lines for p in f["people"])
+    lifted = [p["joints3d"] for f in lines for p in f["people"] if p["joints3d"] is not None]
+    assert last and all(list(j) == list(JOINTS3D) for j in lifted)
+    # None where too few joints are seen to lift (the table and the frame's edge cut the wrestlers)
+    assert len(lifted) >= 0.9 * sum(len(f["people"]) for f in lines)
     assert len(last & {p["id"] for p in lines[-2]["people"]}) >= 1       # ids carry over between frames
     cap = cv2.VideoCapture(str(drawn))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == frames and cap.read()[1].shape == (256, 340, 3)

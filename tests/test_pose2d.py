@@ -18,7 +18,7 @@ from realtime.pose2d.detection import PersonDetector, create_detector
 from realtime.pose2d.detection.blazepose import anchors
 from realtime.pose2d.evaluation import BODY12, Sample, load_annotated, pck
 from realtime.pose2d.landmarks import blazepose_to_lsp14
-from realtime.pose2d.estimator import cut_below, leans, reaches_bottom
+from realtime.pose2d.estimator import EDGE_MARGIN, at_edge, cut_below, leans, reaches_bottom
 from realtime.skeleton import LSP14
 
 
@@ -868,6 +868,74 @@ def test_people_the_bottom_edge_cuts_are_read_as_if_their_body_went_on(est, phot
     with VideoFollower(_with_detector(est, est.detector)) as video:
         counts = [len(video.estimate(np.ascontiguousarray(np.roll(cut, 3 * t, axis=1)))) for t in range(12)]
         assert counts == [1] * 12 and video.sources[0].tracks[0].below
+
+
+def test_at_edge_is_within_a_tenth_of_the_persons_size_of_any_edge_or_beyond():
+    box = np.array([100.0, 100.0, 200.0, 300.0])              # longer side 200: within 20 px
+    assert EDGE_MARGIN == 0.1
+    points = np.array([[10, 150], [25, 150], [150, 385], [150, 370], [-5, 150], [490, 150], [150, 10], [300, 200]], float)
+    assert at_edge(points, box, (400, 500)).tolist() == [True, False, True, False, True, True, True, False]
+
+
+def test_joints_the_image_cuts_off_are_reported_missing_not_on_its_edge(est, annotated):
+    """The annotated people cut at the hips (the image kept above them, a webcam's upper body): the
+    network gives them legs all the same, on the image's bottom edge; those below ``edge_confidence``
+    are reported missing, which removes most of the joints that are not there while the joints inside
+    the image, and everyone in the uncut photos, keep theirs. Box and score stay the network's, so a
+    video follower, which crops a person next from their box, is not changed by it."""
+    off = dataclasses.replace(est, config=dataclasses.replace(est.config, edge_confidence=0.0))
+    cut_reported, inside_missing, uncut_missing = {True: 0, False: 0}, 0, 0
+    cut_total = inside_total = uncut_total = 0
+    for s in annotated:
+        image = load_image(s.image)
+        for person in est.estimate(image):
+            if person.bbox[0] <= s.box[2] and s.box[0] <= person.bbox[2]:
+                uncut_missing += int((person.confidence[s.valid] == 0).sum())
+                uncut_total += int(s.valid.sum())
+                break
+        hips = s.keypoints[[LSP14.index("r_hip"), LSP14.index("l_hip")], 1].mean()
+        ankles = s.keypoints[[LSP14.index("r_ankle"), LSP14.index("l_ankle")], 1].max()
+        y = int(round(hips + 0.05 * (ankles - hips)))
+        cut = np.ascontiguousarray(image[:y])
+        inside = s.valid & (s.keypoints[:, 1] < y - 0.5)
+        found = {}
+        for rule, e in ((True, est), (False, off)):
+            people = e.estimate(cut)
+            hit = [p for p in people if p.bbox[0] <= s.box[2] and s.box[0] <= p.bbox[2]]
+            if hit:
+                found[rule] = hit[0]
+        if len(found) < 2:
+            continue
+        with_rule, without = found[True], found[False]
+        np.testing.assert_array_equal(with_rule.bbox, without.bbox)
+        assert with_rule.score == without.score
+        assert np.all((with_rule.confidence == without.confidence) | (with_rule.confidence == 0))
+        for rule, p in found.items():
+            cut_reported[rule] += int((p.confidence[s.valid & ~inside] > 0).sum())
+        inside_missing += int(((with_rule.confidence == 0) & (without.confidence > 0))[inside].sum())
+        inside_total += int(inside.sum())
+        cut_total += int((s.valid & ~inside).sum())
+    assert cut_total >= 40 and inside_total >= 100, (cut_total, inside_total)
+    assert cut_reported[True] <= 0.67 * cut_reported[False], cut_reported
+    assert inside_missing <= 0.03 * inside_total, (inside_missing, inside_total)
+    assert uncut_missing <= 0.01 * uncut_total + 2, (uncut_missing, uncut_total)
+
+
+def test_video_reports_the_cut_off_joints_missing_and_follows_as_before(est, photos_dir):
+    image = load_image(photos_dir / "p1.jpg")
+    cut = np.ascontiguousarray(image[:133])                   # cut at the hips (232 rows whole)
+    frames = [np.ascontiguousarray(np.roll(cut, 2 * t, axis=1)) for t in range(6)]
+    runs = {}
+    for threshold in (0.3, 0.0):
+        with VideoFollower(_with_detector(est, est.detector, edge_confidence=threshold)) as video:
+            runs[threshold] = [video.estimate(f) for f in frames]
+    legs = [LSP14.index(n) for n in ("r_knee", "r_ankle", "l_knee", "l_ankle")]
+    assert all(len(a) == len(b) == 1 for a, b in zip(runs[0.3], runs[0.0]))
+    for a, b in zip(runs[0.3], runs[0.0]):
+        np.testing.assert_array_equal(a[0].bbox, b[0].bbox)
+        assert a[0].score == b[0].score
+    reported = {k: sum(int((p[0].confidence[legs] > 0).sum()) for p in run) for k, run in runs.items()}
+    assert reported[0.0] >= 12 and reported[0.3] <= 0.5 * reported[0.0], reported
 
 
 def test_people_lying_across_the_image_are_cropped_along_their_body(est, photos_dir):

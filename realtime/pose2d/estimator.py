@@ -48,6 +48,9 @@ TURN = float(np.radians(TURN_ABOVE_DEG))
 MIRROR_AGREE = 0.1
 #: A box this close to the image's bottom edge (a fraction of the image's height) reaches it.
 CUT_MARGIN = 0.01
+#: A keypoint within this fraction of its person's box (longer side) of the image's edge is at the edge
+#: (:func:`at_edge`; chosen by ``tools/bench_2d.py --edge``).
+EDGE_MARGIN = 0.1
 #: Still images go through the networks this many at a time (their detector regions in one batch).
 PHOTO_BATCH = 8
 #: A person only a turned view found is dropped when more of their box than this is inside better-scored people,
@@ -219,7 +222,17 @@ class PoseEstimator2D:
         if self._flip_test:
             # who is there was decided by one read, as without the flip test
             final = self.mirrored_read(frames, final, [[crop_of[id(p)] for p in found] for found in final])
-        return final
+        return [[self.cut_off(p, f.shape) for p in found] for found, f in zip(final, frames)]
+
+    def cut_off(self, person: Person, shape: tuple[int, ...]) -> Person:
+        """``person`` with their keypoints at the edge of an image of ``shape`` below ``edge_confidence``
+        reported missing (:func:`at_edge`); the box and score stay the network's (a person the edge
+        cuts does reach it, and a video follower crops them next from that box)."""
+        threshold = self.config.edge_confidence
+        if threshold <= 0:
+            return person
+        drop = at_edge(person.keypoints2d, person.bbox, shape) & (person.confidence > 0) & (person.confidence < threshold)
+        return replace(person, confidence=np.where(drop, 0.0, person.confidence)) if drop.any() else person
 
     @property
     def _flip_test(self) -> bool:
@@ -389,6 +402,18 @@ def leans(people: Sequence[Person]) -> np.ndarray:
         return np.zeros(0)
     lean = torso_lean(np.stack([p.keypoints for p in people]), np.stack([p.confidence > 0 for p in people]))
     return np.nan_to_num(lean)
+
+
+def at_edge(keypoints: np.ndarray, box: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(K,) keypoints within :data:`EDGE_MARGIN` of the longer side of the person's ``box`` of an edge of
+    an image of ``shape`` (rows, columns), or beyond it. Why: a keypoint network learnt whole people and
+    gives a person the image cuts (a webcam's upper body, someone walking out of the frame) every joint
+    all the same: the cut-off ones land on the edge, most with a low confidence (docs/pose2d.md, "People
+    cut by the image's edge"). Reported, a cut-off leg folds up to the edge in 2D and in the 3D lift."""
+    height, width = shape[:2]
+    margin = EDGE_MARGIN * max(float(box[2] - box[0]), float(box[3] - box[1]))
+    x, y = keypoints[:, 0], keypoints[:, 1]
+    return (x < margin - 0.5) | (y < margin - 0.5) | (x > width - 0.5 - margin) | (y > height - 0.5 - margin)
 
 
 def keypoint_box(keypoints: np.ndarray, confidence: np.ndarray, crop: Crop) -> np.ndarray:

@@ -355,7 +355,7 @@ class VideoFollower:
         self.costs.add("crop_ms", infer, sum(m + len(t) + len(u) for m, t, u in zip(n, turned, unsure)))
         people: list[list[Person]] = [[] for _ in frames]
         for i, crop_people in zip(order, found):
-            people[i] = self._people(i, candidates[i], crop_people)
+            people[i] = [est.cut_off(p, ready[i].shape) for p in self._people(i, candidates[i], crop_people)]
         t2 = time.perf_counter()
         # "decode": reading the outputs, the 3D feedback and following people, all after the network
         timings = {"detect": (t1 - t0) * 1e3, "crop": crop, "infer": infer, "decode": (t2 - t1) * 1e3 - crop - infer}
