@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +205,22 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(small_video):
     proc.stdout.close()
     assert proc.wait(timeout=120) == 141
     assert proc.stderr.read() == ""
+
+
+def test_json_says_the_focal_length_each_photo_was_lifted_with(photos_dir, tmp_path):
+    """A file with an EXIF 35 mm equivalent focal length is lifted with it, one without with 0.8 x its
+    width; both say which in `focal_px`."""
+    from PIL import Image
+
+    from realtime.pose2d.images import FILM_DIAGONAL_MM
+
+    with Image.open(photos_dir / "p1.jpg") as im:
+        exif = im.getexif()
+        exif.get_ifd(0x8769)[0xA405] = 26
+        im.save(tmp_path / "phone.jpg", exif=exif)
+        width, height = im.size
+    done = _estimate(str(tmp_path / "phone.jpg"), str(photos_dir / "p1.jpg"), "--json", "--backend", "onnxruntime")
+    assert done.returncode == 0, done.stderr
+    phone, plain = json.loads(done.stdout)["images"]
+    assert phone["focal_px"] == round(26 * math.hypot(width, height) / FILM_DIAGONAL_MM, 1)
+    assert plain["focal_px"] == round(0.8 * width, 1)

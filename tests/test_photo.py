@@ -124,3 +124,39 @@ def test_bad_images_are_one_clear_error(tmp_path, small_video):
     with pytest.raises(ImageError, match=f"image {PHOTO_BATCH}:"):  # its place in the list, past the first batch
         realtime.estimate([np.zeros((64, 64, 3), np.uint8)] * PHOTO_BATCH + [np.zeros((1, 1, 3), np.uint8)])
     assert realtime.estimate(np.zeros((240, 320, 3), np.uint8)) == []
+
+
+def _with_focal_35mm(source, path, f35):
+    """``source`` saved as a JPEG whose EXIF gives a 35 mm equivalent focal length (as a phone writes it)."""
+    from PIL import Image
+
+    with Image.open(source) as im:
+        exif = im.getexif()
+        if f35 is not None:
+            exif.get_ifd(0x8769)[0xA405] = f35
+        im.convert("RGB").save(path, exif=exif)
+    return path
+
+
+def test_a_photos_exif_focal_length_places_its_people(photos_dir, tmp_path):
+    """The same photo from an ultra-wide (13 mm equivalent) and a telephoto (77 mm) lens: the person,
+    the same size in the image, is about 77/13 times further away through the longer lens (about: the
+    perspective correction lifts them a little differently). A photo without
+    the tag, an array (no EXIF), an implausible tag and a configured focal length keep the usual camera."""
+    from realtime.pose2d.images import FILM_DIAGONAL_MM, exif_focal_px
+
+    source = photos_dir / "p1.jpg"
+    wide, tele, none, odd = (_with_focal_35mm(source, tmp_path / f"{n}.jpg", f)
+                             for n, f in (("wide", 13), ("tele", 77), ("none", None), ("odd", 5000)))
+    h, w = load_image(source).shape[:2]
+    assert exif_focal_px(wide) == pytest.approx(13 * np.hypot(w, h) / FILM_DIAGONAL_MM)
+    assert exif_focal_px(none) is None and exif_focal_px(odd) is None
+    assert exif_focal_px(tmp_path / "missing.jpg") is None and exif_focal_px(photos_dir / "astronaut.png") is None
+    with PoseEstimator3D() as est:
+        people = est.estimate([str(wide), str(tele), str(none), load_image(wide)])
+        depth = [-found[0].root[2] for found in people]
+        assert depth[1] / depth[0] == pytest.approx(77 / 13, rel=0.1), depth
+        assert depth[2] == pytest.approx(depth[3]) and depth[0] < depth[2] < depth[1]   # 0.8 x width between
+    configured = Config().replace("source", focal_px=500.0)
+    with PoseEstimator3D(configured) as est:
+        assert est.camera_of(str(wide)).focal_px == 500.0

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             results.append({"image": path, "error": str(e)})
             failed += 1
             continue
-        people = estimator.estimate(image)
+        camera = estimator3d.camera_of(path) if estimator3d is not None else None   # a file's EXIF focal length
+        people = estimator.estimate(image) if estimator3d is None else estimator3d.estimate(image, camera)
         if args.draw:
             _draw(args.draw, path, image, people, len(images))
         entries = [_entry(p, with_3d=estimator3d is not None) for p in people]
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                       if p.joints3d is not None and p.root is not None]
             _draw_3d(args.draw_3d, path, lifted, len(images))
         results.append({"image": path, "width": image.shape[1], "height": image.shape[0],
+                        **({} if camera is None else {"focal_px": round(camera.focal_for(image.shape[1]), 1)}),
                         "people": entries, "timings_ms": {k: round(v, 2) for k, v in stage2d.last_timings.items()}})
     summary = {"model": stage2d.model, "detector": stage2d.config.detector, "backend": stage2d.backend,
                "lifting": lift_note,
