@@ -380,7 +380,8 @@ def flip_table(result: dict) -> str:
 #: whole image, what the rule costs people it does not cut).
 EDGE_CUTS = {"none": None, "below the knees": 0.75, "mid thigh": 0.4, "at the hips": 0.05, "mid torso": -0.5,
              "left half": "left", "right half": "right"}
-EDGE_SETTINGS = [(0.0, 0.0)] + [(c, m) for c in (0.2, 0.3, 0.5) for m in (0.05, 0.1, 0.15, 0.2)]
+EDGE_SETTINGS = [(0.0, 0.0, 0.0)] + [(c, m, b) for c in (0.2, 0.3, 0.5) for m in (0.05, 0.1, 0.15, 0.2)
+                                     for b in (0.0, 0.6, float("inf"))]
 
 
 def edge_cuts(sample: Sample, image: np.ndarray):
@@ -409,9 +410,11 @@ def edge_cuts(sample: Sample, image: np.ndarray):
 
 
 def edge_study(samples: list[Sample], images: dict, annotated: Path, threads: int, overrides: dict | None = None) -> dict:
-    """Keypoints of people cut by the image's edge (``[pose2d] edge_confidence`` and ``EDGE_MARGIN``):
-    each annotated person cut six ways (:data:`EDGE_CUTS`), through the still-image path (detector,
-    photo model, flip test), every setting of :data:`EDGE_SETTINGS` on the same detections. Per setting
+    """Keypoints of people cut by the image's edge (``[pose2d] edge_confidence``, ``EDGE_MARGIN`` and
+    ``BEYOND_CONFIDENCE``, the key ``edge_confidence/EDGE_MARGIN/BEYOND_CONFIDENCE``):
+    each annotated person uncut and cut six ways (:data:`EDGE_CUTS`), read once through the still-image
+    path (detector, photo model, flip test) with the rule off, then every setting of
+    :data:`EDGE_SETTINGS` applied to the same people (the rule changes no box or score). Per setting
     and half: of the joints cut off, the share reported (confidence > 0) and the share reported wrong
     (more than 0.1 of the person's box diagonal from where the joint is); of the joints inside, the
     share reported missing and of those placed right; and, for the people with 3D truth (Human3.6M,
@@ -427,36 +430,39 @@ def edge_study(samples: list[Sample], images: dict, annotated: Path, threads: in
 
     truth3d = {f.image: f for f in load_annotated3d(annotated)}
     lifter = Lifter(PosePrior.load())
-    est = PoseEstimator2D.create(config=_config(threads, **(overrides or {})).for_photos())
-    kept_margin, base = estimator_module.EDGE_MARGIN, est.config
-    records: dict[str, list] = {f"{c}/{m}": [] for c, m in EDGE_SETTINGS}
+    # the rule only drops keypoints after the networks (box and score unchanged): each cut is read
+    # once with it off, and every setting applied to the same people
+    est = PoseEstimator2D.create(config=_config(threads, **(overrides or {}), edge_confidence=0.0).for_photos())
+    kept, base = (estimator_module.EDGE_MARGIN, estimator_module.BEYOND_CONFIDENCE), est.config
+    records: dict[str, list] = {f"{c}/{m}/{b}": [] for c, m, b in EDGE_SETTINGS}
     try:
         for s in samples:
             for name, image, moved, inside in edge_cuts(s, images[s.image]):
-                detections = est.detect([image])
+                est.config = base
+                people = est.estimate(image)
+                hit = match(replace(moved, valid=inside), np.array([p.bbox for p in people]).reshape(-1, 4))
+                if hit is None:
+                    continue
                 diagonal = float(np.linalg.norm(np.ptp(moved.keypoints[moved.valid], 0)))
-                for c, m in EDGE_SETTINGS:
-                    est.config, estimator_module.EDGE_MARGIN = replace(base, edge_confidence=c), m
-                    people = est.people_in_detections([image], [detections[0]])[0]
-                    hit = match(replace(moved, valid=inside), np.array([p.bbox for p in people]).reshape(-1, 4))
-                    if hit is None:
-                        continue
-                    p = people[hit]
-                    right = np.linalg.norm(p.keypoints2d - moved.keypoints, axis=1) < 0.1 * diagonal
+                right = np.linalg.norm(people[hit].keypoints2d - moved.keypoints, axis=1) < 0.1 * diagonal
+                frame = truth3d.get(s.image)
+                for c, m, b in EDGE_SETTINGS:
+                    est.config = replace(base, edge_confidence=c)
+                    estimator_module.EDGE_MARGIN, estimator_module.BEYOND_CONFIDENCE = m, b
+                    p = est.cut_off(people[hit], image.shape)
                     pa = None
-                    frame = truth3d.get(s.image)
                     if frame is not None and not isinstance(EDGE_CUTS[name], str):   # bottom cuts keep the camera
                         out = lifter.lift(p.keypoints2d[None], p.confidence[None], focal_px=float(np.mean(frame.focal_px)),
                                           centre_px=frame.centre_px)
                         if out.valid[0]:
                             pa = float(pa_mpjpe(level_to_camera(out.joints3d, out.elevation_deg), frame.joints3d[None],
                                                 EVAL_JOINTS)[0] * 1000)
-                    records[f"{c}/{m}"].append({
+                    records[f"{c}/{m}/{b}"].append({
                         "dataset": s.dataset, "cut": name, "pa_mpjpe_mm": pa,
                         "inside": inside[s.valid].tolist(), "reported": (p.confidence > 0)[s.valid].tolist(),
                         "right": right[s.valid].tolist()})
     finally:
-        estimator_module.EDGE_MARGIN = kept_margin
+        estimator_module.EDGE_MARGIN, estimator_module.BEYOND_CONFIDENCE = kept
         est.close()
 
     def score(rows: list) -> dict:
@@ -488,14 +494,14 @@ def edge_study(samples: list[Sample], images: dict, annotated: Path, threads: in
 def edge_table(result: dict) -> str:
     r = result["edge"]
     lines = ["People cut by the image's edge (" + ", ".join(r["cuts"]) + "), per half lsp+mpii / h36m+3dhp:",
-             "edge_confidence/EDGE_MARGIN: cut-off joints reported (wrong) | inside joints missing (placed right) "
+             "edge_confidence/EDGE_MARGIN/BEYOND_CONFIDENCE: cut-off joints reported (wrong) | inside joints missing (placed right) "
              "| wrong reports | PA-MPJPE mm of the people with 3D, cut at the bottom (lifted) | uncut: joints missing, "
              "PA-MPJPE"]
     for key, halves in r["runs"].items():
         a, b, c, u = halves["lsp+mpii"], halves["h36m+3dhp"], halves["cut"], halves["uncut"]
         pa = "--" if c["pa_mpjpe_mm"] is None else f"{c['pa_mpjpe_mm']:.1f} ({c['lifted']})"
         pa += f" | {u['inside_missing']:.3f}, " + ("--" if u["pa_mpjpe_mm"] is None else f"{u['pa_mpjpe_mm']:.1f}")
-        lines.append(f"{key:9s} {a['cut_off_reported']:.2f} ({a['cut_off_reported_wrong']:.2f}) / "
+        lines.append(f"{key:14s} {a['cut_off_reported']:.2f} ({a['cut_off_reported_wrong']:.2f}) / "
                      f"{b['cut_off_reported']:.2f} ({b['cut_off_reported_wrong']:.2f}) | "
                      f"{a['inside_missing']:.3f} ({a['inside_right_missing']:.3f}) / {b['inside_missing']:.3f} "
                      f"({b['inside_right_missing']:.3f}) | {a['wrong']} / {b['wrong']} | {pa}")

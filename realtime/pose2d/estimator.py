@@ -12,6 +12,7 @@ crops of the next and the detector is spread over frames, is :class:`realtime.po
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +52,9 @@ CUT_MARGIN = 0.01
 #: A keypoint within this fraction of its person's box (longer side) of the image's edge is at the edge
 #: (:func:`at_edge`; chosen by ``tools/bench_2d.py --edge``).
 EDGE_MARGIN = 0.1
+#: A keypoint beyond the image's edge (the network's guess: no pixel of it was seen) needs this
+#: confidence (inf: never reported; chosen by ``tools/bench_2d.py --edge`` on both halves).
+BEYOND_CONFIDENCE = math.inf
 #: Still images go through the networks this many at a time (their detector regions in one batch).
 PHOTO_BATCH = 8
 #: A person only a turned view found is dropped when more of their box than this is inside better-scored people,
@@ -226,12 +230,17 @@ class PoseEstimator2D:
 
     def cut_off(self, person: Person, shape: tuple[int, ...]) -> Person:
         """``person`` with their keypoints at the edge of an image of ``shape`` below ``edge_confidence``
-        reported missing (:func:`at_edge`); the box and score stay the network's (a person the edge
-        cuts does reach it, and a video follower crops them next from that box)."""
+        (:func:`at_edge`), and those beyond it below :data:`BEYOND_CONFIDENCE`, reported missing; the
+        box and score stay the network's (a person the edge cuts does reach it, and a video follower
+        crops them next from that box)."""
         threshold = self.config.edge_confidence
         if threshold <= 0:
             return person
-        drop = at_edge(person.keypoints2d, person.bbox, shape) & (person.confidence > 0) & (person.confidence < threshold)
+        kp, conf = person.keypoints2d, person.confidence
+        height, width = shape[:2]
+        beyond = (kp[:, 0] < -0.5) | (kp[:, 1] < -0.5) | (kp[:, 0] > width - 0.5) | (kp[:, 1] > height - 0.5)
+        drop = (conf > 0) & ((at_edge(kp, person.bbox, shape) & (conf < threshold))
+                             | (beyond & (conf < max(threshold, BEYOND_CONFIDENCE))))
         return replace(person, confidence=np.where(drop, 0.0, person.confidence)) if drop.any() else person
 
     @property
