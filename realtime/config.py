@@ -170,7 +170,7 @@ class LiftingConfig:
                                                                         "(positive = looking down).")
     elevations_deg: list[float] = opt([-10.0, 0.0, 10.0, 20.0, 30.0], min=-90.0, max=90.0,
                                       help="Elevations searched when the pitch is unknown (degrees).")
-    min_visible_joints: int = opt(6, min=2, max=14, help='Fewer visible joints than this gives "no 3D pose".')
+    min_visible_joints: int = opt(5, min=2, max=14, help='Fewer visible joints than this gives "no 3D pose".')
     min_confidence: float = opt(0.05, min=0.0, max=1.0, help="Keypoints with confidence below this count as "
                                                              "missing; the others count fully (no weighting).")
     roll_above_deg: float = opt(UPRIGHT_LEAN_DEG, min=0.0, max=180.0, help="A person whose torso (hips to shoulders) "

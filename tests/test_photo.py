@@ -9,7 +9,7 @@ from realtime.config import Config, LiftingConfig
 from realtime.photo import PoseEstimator3D
 from realtime.pose2d import ImageError, load_image
 from realtime.pose2d.estimator import PHOTO_BATCH
-from realtime.skeleton import JOINTS3D
+from realtime.skeleton import JOINTS3D, LSP14
 
 from pipeline import REPO
 
@@ -160,3 +160,16 @@ def test_a_photos_exif_focal_length_places_its_people(photos_dir, tmp_path):
     configured = Config().replace("source", focal_px=500.0)
     with PoseEstimator3D(configured) as est:
         assert est.camera_of(str(wide)).focal_px == 500.0
+
+
+def test_a_portrait_from_the_chest_up_is_lifted_standing_not_folded(photos_dir):
+    """Grace Hopper's portrait shows head, neck, shoulders and a wrist: the joints the image cuts off
+    are reported missing (not folded up on its bottom edge), five joints are enough to lift (more than
+    a guess, docs/lifting.md), and the legs the prior fills in hang below the pelvis."""
+    (person,) = realtime.estimate(str(photos_dir / "grace_hopper.jpg"))[:1]
+    seen = {n for n, c in zip(LSP14, person.confidence) if c > 0}
+    assert not seen & {"r_knee", "l_knee", "r_ankle", "l_ankle"}, seen
+    assert person.joints3d is not None
+    y = {n: person.joints3d[JOINTS3D.index(n), 1] for n in ("head_top", "thorax", "pelvis", "r_knee", "l_knee",
+                                                             "r_ankle", "l_ankle")}
+    assert y["head_top"] > y["thorax"] > y["pelvis"] > max(y["r_knee"], y["l_knee"]) > max(y["r_ankle"], y["l_ankle"]), y

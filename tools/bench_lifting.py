@@ -55,7 +55,7 @@ from realtime.pose2d.annotated3d import EVAL_JOINTS, Frame3D, load_annotated3d  
 from realtime.lifting.evaluation import add_noise, drop_joints, held_out, mpjpe, pa_mpjpe, random_views  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
 from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
-from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES, level_to_camera  # noqa: E402
+from realtime.skeleton import JOINTS3D as JOINTS3D_NAMES, LSP14, level_to_camera  # noqa: E402
 
 #: ``--roll-above-deg``, ``--elevations-deg``, ``--evidence``: every lifter of this run (the Lifter's own default unless given).
 LIFTER_OPTIONS: dict = {}
@@ -465,6 +465,42 @@ def baselines(args, prior: PosePrior, train: np.ndarray, progress: bool, log):
     return single, mlp, nn
 
 
+#: The keypoints a person framed from the chest up shows (a portrait, a webcam at a desk), as visible sets.
+UPPER_BODY_SETS = {
+    "all 14": LSP14,
+    "upper body, 8 (no hips)": ("head_top", "neck", "r_shoulder", "l_shoulder", "r_elbow", "l_elbow", "r_wrist", "l_wrist"),
+    "head, neck, shoulders, elbows (6)": ("head_top", "neck", "r_shoulder", "l_shoulder", "r_elbow", "l_elbow"),
+    "head, neck, shoulders, a wrist (5)": ("head_top", "neck", "r_shoulder", "l_shoulder", "l_wrist"),
+    "head, neck, shoulders (4)": ("head_top", "neck", "r_shoulder", "l_shoulder"),
+}
+_UPPER3D = tuple(JOINTS3D_NAMES.index(n) for n in ("r_shoulder", "l_shoulder", "r_elbow", "l_elbow", "r_wrist", "l_wrist",
+                                             "thorax"))
+
+
+def upper_body(prior: PosePrior, views) -> dict:
+    """People framed from the chest up: each of :data:`UPPER_BODY_SETS` visible (pitch searched, with
+    perspective), PA-MPJPE mm over the upper body's 3D joints (shoulders, elbows, wrists, thorax) and
+    over the usual 14; against the prior's most weighted mean pose for everyone (no 2D at all), what a
+    lift must beat to be worth reporting (``[lifting] min_visible_joints``)."""
+    lifter = Lifter(prior, min_visible_joints=2)
+    truth = level_to_camera(views.truth, views.elevation_deg)
+    rows = {}
+    for name, visible in UPPER_BODY_SETS.items():
+        confidence = np.zeros_like(views.confidence)
+        confidence[:, [LSP14.index(n) for n in visible]] = 1.0
+        out = lifter.lift(views.keypoints2d, confidence, **lens(views.focal_px, views.centre_px))
+        joints = level_to_camera(out.joints3d, out.elevation_deg)
+        ok = out.valid
+        rows[name] = {"visible": len(visible), "lifted": float(ok.mean()),
+                      "pa_upper_mm": float(pa_mpjpe(joints[ok], truth[ok], _UPPER3D).mean() * 1000),
+                      "pa_mm": float(pa_mpjpe(joints[ok], truth[ok]).mean() * 1000)}
+    guess = np.repeat(prior.means[np.argmax(prior.weights)][None] * prior.metric_scale, len(truth), axis=0)
+    rows["the prior's mean pose (no 2D)"] = {"visible": 0, "lifted": 1.0,
+                                             "pa_upper_mm": float(pa_mpjpe(guess, truth, _UPPER3D).mean() * 1000),
+                                             "pa_mm": float(pa_mpjpe(guess, truth).mean() * 1000)}
+    return rows
+
+
 def mocap_part(args, prior: PosePrior, log) -> dict:
     """Accuracy on held-out mocap subjects and batch speed; prints its tables unless ``--json``."""
     progress = not args.json
@@ -521,6 +557,8 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
             by_category[name][cond][SITTING] = float(pa_mpjpe(pred[ok], sitting_conditions[cond].truth[ok]).mean() * 1000)
         log(f"  {name}: done")
 
+    upper = upper_body(prior, views)
+    log("  upper body: done")
     pitch = float(np.median(views.elevation_deg))
     timing = {"known pitch": speed(Lifter(prior, camera_pitch_deg=pitch), views),
               "elevation search": speed(searching, views),
@@ -532,7 +570,7 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
     result = {"prior": {"components": prior.n_components, "basis": prior.n_basis, "noise2d": prior.noise2d,
                         "rotations": 80, "elevations_searched": list(searching._phi[::80] * 180 / np.pi)},
               "test_subjects": test_ds.subjects, "test_poses": len(test), "views_per_pose": args.views,
-              "accuracy": accuracy, "pa_mpjpe_by_category_mm": by_category,
+              "accuracy": accuracy, "pa_mpjpe_by_category_mm": by_category, "upper_body": upper,
               "category_views": {**{c: int((cats == c).sum()) for c in present}, SITTING: len(sitting.truth)},
               "speed": timing,
               "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
@@ -549,6 +587,10 @@ def mocap_part(args, prior: PosePrior, log) -> dict:
         print(f"{name:<32}" + "".join(f"{rows['clean'][c]:>8.1f}/{rows['noise2pct'][c]:.0f}/{rows['missing2'][c]:.0f}"
                                       for c in [*present, SITTING]))
     print(f"* {SITTING}: test poses sat down by realtime.lifting.augment.seated (no clip here sits)")
+    print("\nPeople framed from the chest up (clean views, pitch searched): PA-MPJPE mm over the upper body "
+          "(shoulders, elbows, wrists, thorax) / all 14")
+    for name, r in upper.items():
+        print(f"{name:<40}{r['pa_upper_mm']:>8.1f} /{r['pa_mm']:>7.1f}")
     print("\nSpeed, one core (poses/s; single-pose latency ms)")
     print(f"{'mode':<32}{'batch 1':>10}{'batch 16':>10}{'batch 1024':>12}{'p50 ms':>8}{'p99 ms':>8}")
     for mode, t in timing.items():

@@ -157,7 +157,7 @@ class Lifter:
 
     def __init__(self, prior: PosePrior, rotations: int = 80, camera_pitch_deg: float | None = None,
                  elevations_deg: tuple[float, ...] | list[float] = DEFAULT_ELEVATIONS,
-                 min_visible_joints: int = 6, min_confidence: float = 0.05, noise2d: float | None = None,
+                 min_visible_joints: int = 5, min_confidence: float = 0.05, noise2d: float | None = None,
                  convention: KeypointConvention | None = None, roll_above_deg: float = UPRIGHT_LEAN_DEG,
                  evidence: bool = False):
         if rotations < 1:
