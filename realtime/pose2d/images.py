@@ -62,7 +62,8 @@ def exif_focal_px(path: str | Path) -> float | None:
     it is taken to be 0.8 x the width (a webcam's), while a phone's ultra-wide lens has about 0.4 and a
     telephoto 2 or more, which puts the person at half or twice the true distance. Only the 35 mm
     equivalent focal length (FocalLengthIn35mmFilm, which phones write) is read: over the film frame's
-    diagonal it holds for any sensor, crop, resize and orientation. The focal length in mm would need
+    diagonal it holds for any sensor size, resize and orientation (not for a photo cropped after it
+    was taken, whose tag still describes the whole frame). The focal length in mm would need
     the sensor's pixels per mm, which resizing leaves stale (a shared photo resized to 800 px still
     claims its camera's 5184). Missing, malformed or outside :data:`FOCAL_35MM_RANGE`: None; EXIF
     never fails a photo.
