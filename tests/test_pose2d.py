@@ -870,11 +870,11 @@ def test_people_the_bottom_edge_cuts_are_read_as_if_their_body_went_on(est, phot
         assert counts == [1] * 12 and video.sources[0].tracks[0].below
 
 
-def test_at_edge_is_within_a_tenth_of_the_persons_size_of_any_edge_or_beyond():
-    box = np.array([100.0, 100.0, 200.0, 300.0])              # longer side 200: within 20 px
-    assert EDGE_MARGIN == 0.1
+def test_at_edge_is_within_the_margin_of_any_edge_or_beyond():
+    assert EDGE_MARGIN == 0.1                                  # of a person's box: 200 px long, 20 px
     points = np.array([[10, 150], [25, 150], [150, 385], [150, 370], [-5, 150], [490, 150], [150, 10], [300, 200]], float)
-    assert at_edge(points, box, (400, 500)).tolist() == [True, False, True, False, True, True, True, False]
+    assert at_edge(points, (400, 500), 20.0).tolist() == [True, False, True, False, True, True, True, False]
+    assert at_edge(points, (400, 500), 0.0).tolist() == [False, False, False, False, True, False, False, False]
 
 
 def test_joints_the_image_cuts_off_are_reported_missing_not_on_its_edge(est, annotated):

@@ -49,8 +49,8 @@ TURN = float(np.radians(TURN_ABOVE_DEG))
 MIRROR_AGREE = 0.1
 #: A box this close to the image's bottom edge (a fraction of the image's height) reaches it.
 CUT_MARGIN = 0.01
-#: A keypoint within this fraction of its person's box (longer side) of the image's edge is at the edge
-#: (:func:`at_edge`; chosen by ``tools/bench_2d.py --edge``).
+#: A keypoint within this fraction of its person's box (longer side) of the image's edge is on the edge
+#: (:meth:`PoseEstimator2D.cut_off`; chosen by ``tools/bench_2d.py --edge``).
 EDGE_MARGIN = 0.1
 #: A keypoint beyond the image's edge (the network's guess: no pixel of it was seen) needs this
 #: confidence (inf: never reported; chosen by ``tools/bench_2d.py --edge`` on both halves).
@@ -236,11 +236,10 @@ class PoseEstimator2D:
         threshold = self.config.edge_confidence
         if threshold <= 0:
             return person
-        kp, conf = person.keypoints2d, person.confidence
-        height, width = shape[:2]
-        beyond = (kp[:, 0] < -0.5) | (kp[:, 1] < -0.5) | (kp[:, 0] > width - 0.5) | (kp[:, 1] > height - 0.5)
-        drop = (conf > 0) & ((at_edge(kp, person.bbox, shape) & (conf < threshold))
-                             | (beyond & (conf < max(threshold, BEYOND_CONFIDENCE))))
+        kp, conf, box = person.keypoints2d, person.confidence, person.bbox
+        margin = EDGE_MARGIN * max(float(box[2] - box[0]), float(box[3] - box[1]))
+        drop = (conf > 0) & ((at_edge(kp, shape, margin) & (conf < threshold))
+                             | (at_edge(kp, shape, 0.0) & (conf < max(threshold, BEYOND_CONFIDENCE))))
         return replace(person, confidence=np.where(drop, 0.0, person.confidence)) if drop.any() else person
 
     @property
@@ -413,14 +412,13 @@ def leans(people: Sequence[Person]) -> np.ndarray:
     return np.nan_to_num(lean)
 
 
-def at_edge(keypoints: np.ndarray, box: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """(K,) keypoints within :data:`EDGE_MARGIN` of the longer side of the person's ``box`` of an edge of
-    an image of ``shape`` (rows, columns), or beyond it. Why: a keypoint network learnt whole people and
-    gives a person the image cuts (a webcam's upper body, someone walking out of the frame) every joint
-    all the same: the cut-off ones land on the edge, most with a low confidence (docs/pose2d.md, "People
-    cut by the image's edge"). Reported, a cut-off leg folds up to the edge in 2D and in the 3D lift."""
+def at_edge(keypoints: np.ndarray, shape: tuple[int, ...], margin: float) -> np.ndarray:
+    """(K,) keypoints within ``margin`` pixels of an edge of an image of ``shape`` (rows, columns), or
+    beyond it (``margin`` 0: beyond it only). Why: a keypoint network learnt whole people and gives a
+    person the image cuts (a webcam's upper body, someone walking out of the frame) every joint all the
+    same: the cut-off ones land on the edge or beyond it, most with a low confidence (docs/pose2d.md,
+    "People cut by the image's edge"). Reported, a cut-off leg folds up to the edge in 2D and in 3D."""
     height, width = shape[:2]
-    margin = EDGE_MARGIN * max(float(box[2] - box[0]), float(box[3] - box[1]))
     x, y = keypoints[:, 0], keypoints[:, 1]
     return (x < margin - 0.5) | (y < margin - 0.5) | (x > width - 0.5 - margin) | (y > height - 0.5 - margin)
 
