@@ -59,6 +59,8 @@ class PoseEstimator3D:
         through the 2D networks together; files are read batch by batch, so a long list never sits in
         memory); ``cameras``: one per image (None: :meth:`camera_of` it)."""
         cameras = [None] * len(images) if cameras is None else list(cameras)
+        if len(cameras) != len(images):
+            raise ValueError(f"cameras: {len(cameras)} for {len(images)} images (one per image, None = its own)")
         found: list[list[Person]] = []
         for frames in photo_batches(images):
             done = slice(len(found), len(found) + len(frames))

@@ -157,6 +157,8 @@ def test_a_photos_exif_focal_length_places_its_people(photos_dir, tmp_path):
         depth = [-found[0].root[2] for found in people]
         assert depth[1] / depth[0] == pytest.approx(77 / 13, rel=0.1), depth
         assert depth[2] == pytest.approx(depth[3]) and depth[0] < depth[2] < depth[1]   # 0.8 x width between
+        with pytest.raises(ValueError, match="cameras: 1 for 2 images"):
+            est.estimate_many([str(wide), str(tele)], [est.camera])
     configured = Config().replace("source", focal_px=500.0)
     with PoseEstimator3D(configured) as est:
         assert est.camera_of(str(wide)).focal_px == 500.0
