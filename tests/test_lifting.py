@@ -548,10 +548,10 @@ def test_held_out_clips_are_the_subjects_the_prior_never_saw(mocap_dir, tmp_path
     test split; a folder of other subjects whole, with unreadable clips skipped and named."""
     import shutil
 
-    from realtime.lifting.evaluation import held_out
+    from realtime.lifting.evaluation import HELD_OUT_PRIOR, held_out
     from realtime.mocap.dataset import SPLIT
 
-    prior = PosePrior.load()
+    prior = PosePrior.load(HELD_OUT_PRIOR)
     shared = held_out(mocap_dir, prior)
     assert shared.subjects == sorted((s for s, split in SPLIT.items() if split == "test"), key=lambda s: (len(s), s))
     shutil.copy(mocap_dir / "bvh_cgspeed" / "07" / "07_01.bvh", tmp_path / "150_01.bvh")   # a training clip,
@@ -562,6 +562,29 @@ def test_held_out_clips_are_the_subjects_the_prior_never_saw(mocap_dir, tmp_path
     shutil.copy(mocap_dir / "bvh_cgspeed" / "07" / "07_01.bvh", tmp_path / "trained" / "07_01.bvh")
     with pytest.raises(ValueError, match="trained: no readable clips of subjects the prior was not trained on"):
         held_out(tmp_path / "trained", prior)
+
+
+def test_the_shipped_prior_saw_every_subject_and_is_scored_by_its_held_out_fit(mocap_dir, tmp_path):
+    """The shipped prior is the validated setting refitted on every shared subject (``--final all``);
+    held-out numbers on the shared set come from the same setting fitted on train + val only, and a
+    folder of subjects the shipped prior never saw is scored with the shipped prior itself."""
+    import shutil
+
+    from realtime.lifting.evaluation import HELD_OUT_PRIOR, held_out, prior_for_scoring
+    from realtime.mocap.dataset import SPLIT
+
+    shipped, held = PosePrior.load(), PosePrior.load(HELD_OUT_PRIOR)
+    assert shipped.info["final"] == "all" and held.info["final"] == "train+val"
+    for key in ("components", "basis", "balance", "augment_sitting", "noise2d"):
+        assert shipped.info[key] == held.info[key], key
+    test = {s for s, split in SPLIT.items() if split == "test"}
+    assert test <= set(shipped.info["subjects"]) and not test & set(held.info["subjects"])
+    with pytest.raises(ValueError, match="no readable clips of subjects the prior was not trained on"):
+        held_out(mocap_dir, shipped)
+    assert prior_for_scoring(mocap_dir, shipped) == held
+    shutil.copy(mocap_dir / "bvh_cgspeed" / "07" / "07_01.bvh", tmp_path / "150_01.bvh")
+    assert prior_for_scoring(tmp_path, shipped) is shipped
+    assert prior_for_scoring(mocap_dir, shipped, fallback=tmp_path / "none.npz") is shipped   # no fit to fall back on
 
 
 def test_the_evidence_adds_the_occam_term_of_each_view_and_component(prior):

@@ -147,6 +147,30 @@ def test_train_prior_tool_on_a_small_subset(tmp_path, mocap_dir):
     assert lifted.valid.all() and np.isfinite(lifted.joints3d).all()
 
 
+@pytest.mark.slow
+def test_train_prior_tool_refits_on_every_subject_with_final_all(tmp_path, mocap_dir):
+    """``--final all`` (the shipped prior): the setting chosen on validation refitted on the training,
+    validation and every other subject of the folder (here a test subject's run)."""
+    import shutil
+
+    folder = tmp_path / "mocap"
+    folder.mkdir()
+    for clip in ("07/07_01", "08/08_01", "09/09_01"):
+        shutil.copy(mocap_dir / "bvh_cgspeed" / f"{clip}.bvh", folder)
+    out = tmp_path / "all.npz"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "train_prior.py"), "--mocap", str(folder), "--out", str(out),
+         "--subjects", "07", "--val-subjects", "08", "--fps", "10", "--components", "2", "--basis", "4",
+         "--noise2d", "0.03", "--val-poses", "100", "--final", "all", "--no-progress",
+         "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "refitted on all" in proc.stdout
+    prior = PosePrior.load(out)
+    assert prior.info["final"] == "all" and prior.info["subjects"] == ["07", "08", "09"]
+    assert prior.info["val_subjects"] == ["08"]
+
+
 @pytest.mark.parametrize("limbs", ["arms", "legs"])
 def test_recombined_limbs_keep_each_body_and_its_bone_lengths(limbs):
     from realtime.lifting.augment import LIMBS, body_frames, recombine

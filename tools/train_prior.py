@@ -10,7 +10,10 @@ each category's training poses at N (a random subset), so walking does not domin
 ``--augment-arms/-legs/-sitting F`` add F x as many training poses with recombined limbs or sat down
 (``realtime.lifting.augment``; docs/lifting.md says what each did).
 The best setting is saved -- refitted on training + validation subjects with ``--final train+val``
-(its validation numbers are then the train-only model's). Test subjects are never read.
+(its validation numbers are then the train-only model's), or on every subject under ``--mocap`` with
+``--final all``: the shipped prior, as a model chosen on validation is refitted on all the data for
+use. Test subjects are read only by ``--final all``; the held-out numbers (``tools/bench_lifting.py
+--part mocap``) come from the ``train+val`` fit, which never saw them.
 
     python tools/train_prior.py --mocap ../shared/data/mocap/cmu --out engines/pose_prior.npz \\
         --components 3 5 --basis 8 12 16
@@ -40,7 +43,7 @@ from realtime.lifting.augment import recombine, seated  # noqa: E402
 from realtime.lifting.evaluation import Views, add_noise, drop_joints, pa_mpjpe, random_views  # noqa: E402
 from realtime.mocap import load_dataset  # noqa: E402
 from realtime.mocap.categories import CATEGORIES, category  # noqa: E402
-from realtime.mocap.dataset import DEFAULT_CACHE_DIR  # noqa: E402
+from realtime.mocap.dataset import DEFAULT_CACHE_DIR, Dataset  # noqa: E402
 
 NOISE2D_GRID = (0.02, 0.03, 0.04, 0.05)
 #: The synthetic validation category of ``--score-sitting``: val poses sat down.
@@ -61,6 +64,13 @@ def lift_known_pitch(prior: PosePrior, views, noise2d: float) -> np.ndarray:
 
 #: Categories with fewer validation poses than this are not scored on their own.
 MIN_CATEGORY_POSES = 100
+
+
+def rest(args: argparse.Namespace, *used: Dataset) -> Dataset:
+    """The clips under ``--mocap`` of subjects in none of the ``used`` datasets (``--final all``)."""
+    seen = {s for d in used for s in d.subjects}
+    whole = load_dataset(args.mocap, fps=args.fps, progress=not args.no_progress, cache_dir=args.cache)
+    return Dataset([c for c in whole.clips if c.subject not in seen], whole.skipped)
 
 
 def categories_of(ds) -> np.ndarray:
@@ -147,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the same with poses sat down (on a chair or the floor; no clip here sits)")
     p.add_argument("--score-sitting", action="store_true",
                    help="validation also scores a category of val poses sat down (augment.seated)")
-    p.add_argument("--final", choices=("train", "train+val"), default="train",
-                   help="fit the chosen setting on these subjects for the saved prior")
+    p.add_argument("--final", choices=("train", "train+val", "all"), default="train",
+                   help="fit the chosen setting on these subjects for the saved prior (all: every subject "
+                        "under --mocap, the test split too)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
@@ -210,16 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"val chose K={setting['components']} J={setting['basis']} balance={setting['balance']} "
           f"augment_arms={setting['augment_arms']} augment_legs={setting['augment_legs']} "
           f"augment_sitting={setting['augment_sitting']} noise2d={setting['noise2d']} (mean over categories {score:.1f} mm)")
-    if args.final == "train+val":
-        poses = augmented(balanced(np.concatenate([train_poses, val_poses]), np.concatenate([train_cats, val_cats]),
-                                   setting["balance"], args.seed), setting["augment_arms"], setting["augment_legs"],
-                          args.seed, setting["augment_sitting"])
+    if args.final != "train":
+        parts = [train, val] + ([rest(args, train, val)] if args.final == "all" else [])
+        poses = augmented(balanced(np.concatenate([d.joints() for d in parts]),
+                                   np.concatenate([categories_of(d) for d in parts]), setting["balance"], args.seed),
+                          setting["augment_arms"], setting["augment_legs"], args.seed, setting["augment_sitting"])
         final = PosePrior.fit(poses, n_components=setting["components"], n_basis=setting["basis"], seed=args.seed,
                               progress=progress)
-        subjects = sorted(set(train.subjects) | set(val.subjects), key=lambda s: (len(s), s))
-        prior = final.with_info(setting["noise2d"], {**prior.info, "subjects": subjects, "final": "train+val",
+        subjects = sorted({s for d in parts for s in d.subjects}, key=lambda s: (len(s), s))
+        prior = final.with_info(setting["noise2d"], {**prior.info, "subjects": subjects, "final": args.final,
                                                      "n_train": len(poses)})
-        print(f"refitted on train+val: {len(poses)} poses from subjects {' '.join(subjects)}")
+        print(f"refitted on {args.final}: {len(poses)} poses from subjects {' '.join(subjects)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     prior.save(args.out)
     print(f"saved {args.out}")
