@@ -133,23 +133,19 @@ def pa_mpjpe(pred: np.ndarray, truth: np.ndarray, joints: Sequence[int] = LSP_JO
 HELD_OUT_PRIOR = Path(__file__).resolve().parents[2] / "engines" / "pose_prior_heldout.npz"
 
 
-def _subject(s: str) -> str:
-    return s.lstrip("0").zfill(2)
-
-
 def prior_for_scoring(root: str | Path, prior: "PosePrior", fallback: str | Path = HELD_OUT_PRIOR) -> "PosePrior":
     """The prior to score the mocap under ``root`` with: ``prior``, unless it was trained on every
     subject there (the shipped prior on the shared CMU set); then the prior at ``fallback``, fitted
     without the test subjects. A folder of other subjects keeps ``prior``: the shipped one is what
     a user lifts with."""
     from realtime.lifting.prior import PosePrior
-    from realtime.mocap.dataset import MocapError, clip_id, find_clips
+    from realtime.mocap.dataset import MocapError, clip_id, find_clips, subject_key
 
-    trained = {_subject(s) for s in prior.info.get("subjects") or ()}
+    trained = {subject_key(s) for s in prior.info.get("subjects") or ()}
     subjects = set()
     for path in find_clips(root):
         try:
-            subjects.add(_subject(clip_id(path)[0]))
+            subjects.add(subject_key(clip_id(path)[0]))
         except MocapError:
             continue
     if trained and subjects and subjects <= trained and Path(fallback).exists():
@@ -162,12 +158,12 @@ def held_out(root: str | Path, prior: "PosePrior", fps: float | None = 10.0, pro
     (``prior.info["subjects"]``; a prior without that record: CMU's fixed test split). On the shared
     CMU folder these are its test subjects; a folder of other subjects is held out whole. Raises
     ``ValueError`` naming the folder when none is readable."""
-    from realtime.mocap.dataset import Dataset, load_dataset
+    from realtime.mocap.dataset import Dataset, load_dataset, subject_key
 
     trained = prior.info.get("subjects")
     whole = load_dataset(root, fps=fps, split=None if trained else "test", progress=progress)
-    seen = {_subject(s) for s in trained or ()}
-    clips = [c for c in whole.clips if _subject(c.subject) not in seen]
+    seen = {subject_key(s) for s in trained or ()}
+    clips = [c for c in whole.clips if subject_key(c.subject) not in seen]
     if not clips:
         raise ValueError(f"{root}: no readable clips of subjects the prior was not trained on "
                          f"({len(whole.clips)} clips read, {len(whole.skipped)} skipped)")

@@ -186,9 +186,14 @@ SPLIT: dict[str, str] = {
 }
 
 
+def subject_key(subject: str) -> str:
+    """A CMU subject number as the split writes it ("7", "07" and "007" are "07")."""
+    return subject.lstrip("0").zfill(2)
+
+
 def subject_split(subject: str) -> str:
     """The subject's set, "train", "val" or "test": fixed, by subject, never by frame."""
-    subject = subject.lstrip("0").zfill(2)
+    subject = subject_key(subject)
     if subject in SPLIT:
         return SPLIT[subject]
     bucket = zlib.crc32(subject.encode()) % 100
@@ -258,7 +263,7 @@ def load_dataset(root: str | Path, fps: float | None = 10.0, subjects: Iterable[
         raise ValueError(f"fps must be > 0 or None, not {fps!r}")
     if split not in (None, "train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val', 'test' or None, not {split!r}")
-    wanted = None if subjects is None else {s.lstrip("0").zfill(2) for s in subjects}
+    wanted = None if subjects is None else {subject_key(s) for s in subjects}
     paths = []
     for path in find_clips(root):
         try:
@@ -266,7 +271,7 @@ def load_dataset(root: str | Path, fps: float | None = 10.0, subjects: Iterable[
         except MocapError:
             paths.append(path)  # reported as skipped below
             continue
-        subject = subject.lstrip("0").zfill(2)
+        subject = subject_key(subject)
         if (wanted is None or subject in wanted) and (split is None or subject_split(subject) == split):
             paths.append(path)
     descriptions = clip_descriptions(root)
