@@ -426,10 +426,11 @@ def main(argv: list[str] | None = None) -> int:
         LIFTER_OPTIONS["elevations_deg"] = args.elevations_deg
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     prior = PosePrior.load(args.prior)
-    # the shipped prior has seen every subject of the shared CMU set: its held-out subjects are scored
-    # with the same setting fitted without them (a folder of other subjects: the shipped prior itself)
-    scoring = prior if args.prior is not None else prior_for_scoring(args.mocap, prior)
-    result = mocap_part(args, scoring, log) if args.part in ("all", "mocap") else {}
+    result = {}
+    if args.part in ("all", "mocap"):
+        # the shipped prior has seen every subject of the shared CMU set: its held-out subjects are scored
+        # with the same setting fitted without them (a folder of other subjects: the shipped prior itself)
+        result = mocap_part(args, prior if args.prior is not None else prior_for_scoring(args.mocap, prior), log)
     if args.part in ("all", "real"):
         result["real"] = real_part(args, prior, log)
     if args.part in ("all", "stream"):

@@ -222,13 +222,14 @@ def main(argv: list[str] | None = None) -> int:
           f"augment_arms={setting['augment_arms']} augment_legs={setting['augment_legs']} "
           f"augment_sitting={setting['augment_sitting']} noise2d={setting['noise2d']} (mean over categories {score:.1f} mm)")
     if args.final != "train":
-        parts = [train, val] + ([rest(args, train, val)] if args.final == "all" else [])
-        poses = augmented(balanced(np.concatenate([d.joints() for d in parts]),
-                                   np.concatenate([categories_of(d) for d in parts]), setting["balance"], args.seed),
+        extra = [rest(args, train, val)] if args.final == "all" else []
+        poses = augmented(balanced(np.concatenate([train_poses, val_poses, *(d.joints() for d in extra)]),
+                                   np.concatenate([train_cats, val_cats, *(categories_of(d) for d in extra)]),
+                                   setting["balance"], args.seed),
                           setting["augment_arms"], setting["augment_legs"], args.seed, setting["augment_sitting"])
         final = PosePrior.fit(poses, n_components=setting["components"], n_basis=setting["basis"], seed=args.seed,
                               progress=progress)
-        subjects = sorted({s for d in parts for s in d.subjects}, key=lambda s: (len(s), s))
+        subjects = sorted({s for d in (train, val, *extra) for s in d.subjects}, key=lambda s: (len(s), s))
         prior = final.with_info(setting["noise2d"], {**prior.info, "subjects": subjects, "final": args.final,
                                                      "n_train": len(poses)})
         print(f"refitted on {args.final}: {len(poses)} poses from subjects {' '.join(subjects)}")
