@@ -252,6 +252,22 @@ def test_dataset_skips_and_lists_a_bad_clip_and_prefers_amc(mocap_dir, tmp_path)
     assert [c.subject for c in subject_02.clips] == ["02"]
 
 
+def test_a_clip_whose_root_teleports_is_skipped_as_broken(mocap_dir, tmp_path):
+    """CMU 09_10's cgspeed conversion jumps 2.4 m in one frame and then runs with its legs sideways:
+    not a pose to learn or score. A held pose that catches up after a tracking gap (01_07) stays."""
+    with pytest.raises(MocapError, match=r"09_10\.bvh: the root jumps 2\.39 m between frames 5 and 6"):
+        load_clip(mocap_dir / "bvh_cgspeed/09/09_10.bvh")
+    root = tmp_path / "mocap"
+    for rel in ("bvh_cgspeed/09/09_10.bvh", "bvh_cgspeed/09/09_11.bvh"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(mocap_dir / rel)
+    ds = load_dataset(root, fps=10.0, progress=False, cache_dir=None)
+    assert [c.trial for c in ds.clips] == ["11"]
+    assert [p.name for p, _ in ds.skipped] == ["09_10.bvh"] and "broken recording" in ds.skipped[0][1]
+    root_path = load_clip(mocap_dir / "asf_amc/01/01_07.amc").joints[:, J("pelvis")]
+    assert 0.15 < np.linalg.norm(np.diff(root_path, axis=0), axis=-1).max() < 0.4
+
+
 def test_split_is_by_subject_and_fixed(mocap_dir):
     subjects = {p.stem.split("_")[0] for p in mocap_dir.rglob("*.bvh")} | {
         p.stem.split("_")[0] for p in mocap_dir.rglob("*.amc")}

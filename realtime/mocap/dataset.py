@@ -35,6 +35,15 @@ AMC_FPS = 120.0
 
 _NAME = re.compile(r"^(\d+)_(\d+)$")
 
+#: A clip whose root (pelvis) moves faster than this (m/s) from one frame to the next is broken, not
+#: fast: sprinters peak near 12 m/s. Two cgspeed conversions of the shared CMU set (07_12 "brisk
+#: walk", 09_10 "run") jump 2.4-2.6 m in one frame after their first frames (290-320 m/s), and from
+#: there swing the legs sideways, 1.1-1.7 m apart across the hips while walking or running, with
+#: the pelvis near the floor: poses no body makes, which would teach the prior (and score the
+#: lifter against) nonsense. A tracking gap that holds the last pose and then catches up (01_07:
+#: 0.2 m in a frame, 24 m/s) stays.
+MAX_ROOT_SPEED = 50.0
+
 
 @dataclass(frozen=True)
 class Clip:
@@ -92,8 +101,20 @@ def load_clip(path: str | Path) -> Clip:
     if not np.isfinite(joints).all():
         bad = int(np.flatnonzero(~np.isfinite(joints).all(axis=(1, 2)))[0])
         raise MocapError(path, f"frame {bad + 1 + convention.rest_frames} has non-finite values")
+    _check_root_speed(path, joints, motion.fps, convention.rest_frames)
     return Clip(path=path, subject=subject, trial=trial, fps=motion.fps, joints=joints,
                 convention=convention.name)
+
+
+def _check_root_speed(path: Path, joints: np.ndarray, fps: float, first: int) -> None:
+    """Raise MocapError when the root jumps faster than ``MAX_ROOT_SPEED`` between two frames."""
+    root = joints[:, JOINTS3D.index("pelvis")].astype(np.float64)
+    speed = np.linalg.norm(np.diff(root, axis=0), axis=-1) * fps
+    if len(speed) and speed.max() > MAX_ROOT_SPEED:
+        k = int(np.argmax(speed))
+        raise MocapError(path, f"the root jumps {speed[k] / fps:.2f} m between frames {k + 1 + first} and "
+                               f"{k + 2 + first} ({speed[k]:.0f} m/s, over {MAX_ROOT_SPEED:.0f}): a broken "
+                               "recording or conversion")
 
 
 def _convention(path: Path, names: tuple[str, ...]) -> Convention:
