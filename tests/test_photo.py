@@ -86,7 +86,8 @@ def test_a_person_lying_across_the_photo_lies_in_3d(photos_dir):
             people = [p for p in realtime.estimate(turned) if p.joints3d is not None]
             assert people, f"{name}: nobody lifted"
             up = people[0].joints3d[head] - people[0].joints3d[pelvis]
-            assert up[axis] > 0.45 and abs(up[1 - axis]) < 0.3 and abs(up[2]) < 0.35 and np.linalg.norm(up) < 0.9, \
+            # depth: p1.jpg leans 0.3 m towards the camera upright too (0.39 turned); squeezed upright it was 1.5
+            assert up[axis] > 0.45 and abs(up[1 - axis]) < 0.3 and abs(up[2]) < 0.5 and np.linalg.norm(up) < 0.9, \
                 f"{name}: head - pelvis {up.round(2)} m"     # upright only, golf.jpg turned gave (1.1, -0.24, -1.53)
 
 

@@ -960,3 +960,24 @@ def test_people_lying_across_the_image_are_cropped_along_their_body(est, photos_
         assert first and abs(video.sources[0].tracks[0].angle - np.pi / 2) < np.radians(30)
         again = video.estimate(turned)
         assert again and again[0].score > first[0].score + 0.05, (first[0].score, again[0].score)
+
+
+def test_video_rows_match_people_to_the_reference_not_just_count_them():
+    """tools/bench_2d.py's video rows: two boxes on the reference's two people and one on nothing count
+    3 people, but match 2 of the reference's 2 people and leave 1 other; a run that shifts its boxes
+    off the people matches none of them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_2d", Path(__file__).resolve().parents[1] / "tools" / "bench_2d.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    people = np.array([[0, 0, 100, 200], [300, 0, 400, 200]], float)
+    frames = {"ref": {"v": [people, people]},
+              "live": {"v": [np.vstack([people, [[700, 0, 800, 200]]]), people[:1]]},
+              "off": {"v": [people + 150, people + 150]}}
+    out = {name: {"v": {"people_per_frame": float(np.mean([len(f) for f in per["v"]]))}}
+           for name, per in frames.items()}
+    bench._match_to_reference(out, frames, ("ref",), "v")
+    assert out["live"]["v"]["matched"] == pytest.approx(3 / 4) and out["live"]["v"]["unmatched_per_frame"] == 0.5
+    assert out["off"]["v"]["matched"] == 0.0 and out["off"]["v"]["unmatched_per_frame"] == 2.0
+    assert out["ref"]["v"]["matched"] == 1.0 and out["ref"]["v"]["reference"] == "ref"

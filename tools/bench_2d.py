@@ -17,7 +17,10 @@ on every frame (the proxy reference: the videos have no ground truth), and the d
 as it runs live (``VideoFollower``, detector spread over frames) and as a file is read offline
 (``realtime.estimate_video``: ``file_detector_regions_per_frame``); ``--video-starts`` follows each
 video from several first frames and averages (one start is at the mercy of a few people whose scores
-hover at the threshold). ``--conditions ""`` skips the photos.
+hover at the threshold). Each row is also matched frame by frame to the reference (the combination
+that finds the most people; boxes overlapping by IoU > ``MATCH_IOU``): the share of the reference's
+people it reports and the people it reports that the reference does not, since a count alone rises
+as much with boxes kept on nothing as with people found. ``--conditions ""`` skips the photos.
 
 ``--refine``: the paper's 3D feedback with the default network on ground-truth boxes, per fusion
 weight, chosen on one half of the people and reported on the other (both ways round), clean and blurred.
@@ -46,6 +49,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from realtime.boxes import iou_matrix  # noqa: E402
 from realtime.capture import video_frames  # noqa: E402
 from realtime.config import Config, ConfigError, Pose2DConfig, parse_setting  # noqa: E402
 from realtime.pose2d import PoseEstimator2D, VideoFollower, load_image  # noqa: E402
@@ -167,19 +171,23 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
         if len(clip) < max(starts) + frames:
             raise SystemExit(f"{path.name} has {len(clip)} frames: too few for starts {list(starts)} "
                              f"x {frames} frames")
+    boxes: dict[str, dict[str, list[np.ndarray]]] = {}     # run -> video -> each frame's people's boxes
     for name, overrides, offline in runs:
         d, k = name.split(" ")[0].split("+")
         config = _config(threads, **{"model": k, "detector": d, **overrides})
         est = PoseEstimator2D.create(config=config.for_files() if offline else config)
         for path, clip in clips.items():
             counts, times, runs_per_start, crops, regions = [], [], [], 0, 0
+            seen = boxes.setdefault(name, {}).setdefault(path.name, [])
             for start in starts:
                 video = VideoFollower(est)
                 counts.append([])
                 for frame in clip[start:start + frames]:
                     t = time.perf_counter()
-                    counts[-1].append(len(video.estimate(frame)))
+                    people = video.estimate(frame)
                     times.append((time.perf_counter() - t) * 1e3)
+                    counts[-1].append(len(people))
+                    seen.append(np.array([p.bbox for p in people]).reshape(-1, 4))
                 runs_per_start.append(video.detector_runs)
                 crops += video.sources[0].crops_read
                 regions += video.sources[0].regions_looked
@@ -194,7 +202,36 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
                 "regions_per_frame": regions / (frames * len(starts))}
         est.close()
         print(f"  video: {name} done", file=sys.stderr, flush=True)
+    for path in clips:
+        if combos:
+            _match_to_reference(out, boxes, combos, path.name)
     return out
+
+
+#: A person of a run and one of the reference are the same when their boxes overlap this much (IoU).
+MATCH_IOU = 0.3
+
+
+def _match_to_reference(out: dict, boxes: dict, combos: tuple[str, ...], video: str) -> None:
+    """Each run's people matched frame by frame to the reference's (the combination with the detector
+    on every frame that finds the most people in ``video``): ``matched`` the fraction of the
+    reference's people the run also reports, ``unmatched_per_frame`` the run's people the reference
+    does not report. People per frame alone cannot tell a person found from a box kept on nothing
+    (a lower ``keep_fraction`` raised the demo's count by 9 % and its matched people by none)."""
+    reference = max(combos, key=lambda c: out[c][video]["people_per_frame"])
+    ref = boxes[reference][video]
+    total = sum(len(r) for r in ref)
+    for name, per in boxes.items():
+        matched = 0
+        for mine, theirs in zip(per[video], ref):
+            if len(mine) and len(theirs):
+                iou = iou_matrix(mine, theirs)
+                while iou.size and iou.max() > MATCH_IOU:       # greedy, best overlap first
+                    i, j = np.unravel_index(np.argmax(iou), iou.shape)
+                    matched += 1
+                    iou[i, :], iou[:, j] = 0.0, 0.0
+        out[name][video].update(reference=reference, matched=matched / max(total, 1),
+                                unmatched_per_frame=(sum(len(m) for m in per[video]) - matched) / len(ref))
 
 
 def refine_study(samples: list[Sample], images: dict, model: str, threads: int) -> dict:
@@ -348,7 +385,9 @@ def matrix_table(result: dict) -> str:
             lines.append(f"{name:62s} " + "  ".join(
                 f"{v}: {r['people_per_frame']:.2f} ({len(r['starts'])} x {r['frames']} frames from "
                 f"{','.join(map(str, r['starts']))}; {r['ms_p50']:.0f} ms p50; {r['crops_per_frame']:.2f} crops, "
-                f"{r['regions_per_frame']:.2f} detector regions a frame)" for v, r in per.items()))
+                f"{r['regions_per_frame']:.2f} detector regions a frame"
+                + (f"; {r['matched']:.0%} of the reference's people, {r['unmatched_per_frame']:.2f} others a frame"
+                   if "matched" in r else "") + ")" for v, r in per.items()))
     return "\n".join(lines)
 
 
