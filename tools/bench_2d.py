@@ -202,8 +202,8 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
                 "regions_per_frame": regions / (frames * len(starts))}
         est.close()
         print(f"  video: {name} done", file=sys.stderr, flush=True)
-    for path in clips:
-        if combos:
+    if combos:
+        for path in clips:
             _match_to_reference(out, boxes, combos, path.name)
     return out
 

@@ -127,6 +127,14 @@ def pa_mpjpe(pred: np.ndarray, truth: np.ndarray, joints: Sequence[int] = LSP_JO
     return np.linalg.norm(aligned - t, axis=-1).mean(1)
 
 
+def _trained_subjects(prior: "PosePrior") -> set[str]:
+    """The subjects ``prior`` was fitted on (``prior.info["subjects"]``, as ``subject_key`` writes
+    them); empty for a prior without that record."""
+    from realtime.mocap.dataset import subject_key
+
+    return {subject_key(s) for s in prior.info.get("subjects") or ()}
+
+
 #: The shipped prior's setting fitted on the shared CMU set's train + val subjects only
 #: (``tools/train_prior.py --final train+val``): the shipped prior (``--final all``) has seen every
 #: shared subject, so held-out numbers on that set are this one's. In a checkout, not in the wheel.
@@ -141,7 +149,7 @@ def prior_for_scoring(root: str | Path, prior: "PosePrior", fallback: str | Path
     from realtime.lifting.prior import PosePrior
     from realtime.mocap.dataset import MocapError, clip_id, find_clips, subject_key
 
-    trained = {subject_key(s) for s in prior.info.get("subjects") or ()}
+    trained = _trained_subjects(prior)
     subjects = set()
     for path in find_clips(root):
         try:
@@ -160,9 +168,8 @@ def held_out(root: str | Path, prior: "PosePrior", fps: float | None = 10.0, pro
     ``ValueError`` naming the folder when none is readable."""
     from realtime.mocap.dataset import Dataset, load_dataset, subject_key
 
-    trained = prior.info.get("subjects")
-    whole = load_dataset(root, fps=fps, split=None if trained else "test", progress=progress)
-    seen = {subject_key(s) for s in trained or ()}
+    seen = _trained_subjects(prior)
+    whole = load_dataset(root, fps=fps, split=None if seen else "test", progress=progress)
     clips = [c for c in whole.clips if subject_key(c.subject) not in seen]
     if not clips:
         raise ValueError(f"{root}: no readable clips of subjects the prior was not trained on "
