@@ -312,3 +312,127 @@ def test_clip_categories_from_cmu_descriptions(mocap_dir):
     assert set(counts) <= set(CATEGORIES)
     assert counts["other"] <= 0.02 * len(clips), counts
     assert {"walk", "run", "jump", "dance", "exercise", "sports"} <= set(counts)
+
+
+#: cgspeed joint -> the Mixamo rig's name (and 3ds Max Biped's), for rewriting a real clip as other
+#: exporters write it.
+MIXAMO = {"Hips": "Hips", "LeftHip": "LeftUpLeg", "LeftKnee": "LeftLeg", "LeftAnkle": "LeftFoot",
+          "RightHip": "RightUpLeg", "RightKnee": "RightLeg", "RightAnkle": "RightFoot",
+          "LeftCollar": "LeftShoulder", "LeftShoulder": "LeftArm", "LeftElbow": "LeftForeArm",
+          "LeftWrist": "LeftHand", "RightCollar": "RightShoulder", "RightShoulder": "RightArm",
+          "RightElbow": "RightForeArm", "RightWrist": "RightHand", "Neck": "Neck", "Head": "Head",
+          "Chest": "Spine", "Chest2": "Spine1"}
+BIPED = {"Hips": "Bip01 Pelvis", "LeftHip": "Bip01 L Thigh", "LeftKnee": "Bip01 L Calf",
+         "LeftAnkle": "Bip01 L Foot", "RightHip": "Bip01 R Thigh", "RightKnee": "Bip01 R Calf",
+         "RightAnkle": "Bip01 R Foot", "LeftShoulder": "Bip01 L UpperArm", "LeftElbow": "Bip01 L Forearm",
+         "LeftWrist": "Bip01 L Hand", "RightShoulder": "Bip01 R UpperArm", "RightElbow": "Bip01 R Forearm",
+         "RightWrist": "Bip01 R Hand", "Neck": "Bip01 Neck", "Head": "Bip01 Head"}
+
+
+def write_bvh(bvh, path, rename, prefix="", scale=1.0, axes=np.eye(3), brace_on_line=False):
+    """``bvh`` (a parsed file) written again with joints renamed, lengths in another unit and the
+    world turned by ``axes`` (a rotation), as another exporter would: offsets and root positions turned,
+    each joint's rotation conjugated and written back in its own Euler order."""
+    from scipy.spatial.transform import Rotation
+
+    values = bvh.values.copy()
+    column = 0
+    for declared in bvh.channels:
+        rot = [i for i, d in enumerate(declared) if d.endswith("rotation")]
+        pos = [i for i, d in enumerate(declared) if d.endswith("position")]
+        if rot:
+            order = "".join(declared[i][0].upper() for i in rot)
+            cols = [column + i for i in rot]
+            m = Rotation.from_euler(order, values[:, cols], degrees=True).as_matrix()
+            values[:, cols] = Rotation.from_matrix(axes @ m @ axes.T).as_euler(order, degrees=True)
+        if pos:
+            cols = [column + i for i in pos]        # x, y, z position channels in that order here
+            values[:, cols] = values[:, cols] @ axes.T * scale
+        column += len(declared)
+    children = {j: [k for k, p in enumerate(bvh.parents) if p == j] for j in range(len(bvh.names))}
+    ends = dict(bvh.ends)
+    out = ["HIERARCHY"]
+
+    def block(j, depth):
+        pad = "  " * depth
+        word = "ROOT" if bvh.parents[j] < 0 else "JOINT"
+        name = prefix + rename.get(bvh.names[j], bvh.names[j])
+        out.extend([f"{pad}{word} {name} {{"] if brace_on_line else [f"{pad}{word} {name}", f"{pad}{{"])
+        out.append(f"{pad}  OFFSET " + " ".join(f"{v:.6f}" for v in axes @ bvh.offsets[j] * scale))
+        out.append(f"{pad}  CHANNELS {len(bvh.channels[j])} " + " ".join(
+            c[0].upper() + c[1:] for c in bvh.channels[j]))
+        for k in children[j]:
+            block(k, depth + 1)
+        if j in ends:
+            out.extend([f"{pad}  End Site", f"{pad}  {{",
+                        f"{pad}    OFFSET " + " ".join(f"{v:.6f}" for v in axes @ ends[j] * scale), f"{pad}  }}"])
+        out.append(f"{pad}}}")
+
+    block(0, 0)
+    out += ["MOTION", f"Frames: {len(values)}", f"Frame Time: {1 / bvh.fps:.7f}"]
+    out += [" ".join(f"{v:.5f}" for v in row) for row in values]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("rig", ["mixamo", "biped"])
+def test_other_exporters_rigs_units_and_up_axes_read_as_the_same_joints(mocap_dir, tmp_path, rig):
+    """A real CMU clip written as Mixamo writes BVH (``mixamorig:`` names, centimetres, z up) or as
+    3ds Max's Biped does (names with spaces, inches), in a folder named for its performer: the
+    generic convention finds the joints by their usual names, the unit from the legs' length and the
+    up axis from the rest pose, and gives the same joints as the cgspeed reading of the original."""
+    from realtime.mocap.bvh import parse_bvh
+    from realtime.mocap.joints import CGSPEED, to_joints3d
+
+    original = parse_bvh(mocap_dir / "bvh_cgspeed/35/35_01.bvh")
+    truth = to_joints3d(original.motion(), CGSPEED)           # the file as it is (no repair)
+    cmu_unit = 0.0254 / 0.45
+    z_up = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])      # our y becomes the file's z
+    if rig == "mixamo":
+        path = write_bvh(original, tmp_path / "performer7" / "Brisk Walk.bvh", MIXAMO, "mixamorig:",
+                         cmu_unit / 0.01, z_up, brace_on_line=True)
+        unit = "cm"
+    else:
+        path = write_bvh(original, tmp_path / "takes" / "walk_subject3.bvh", BIPED, "", cmu_unit / 0.0254)
+        unit = "inch"
+    clip = load_clip(path)
+    assert clip.convention == f"generic ({unit})"
+    assert (clip.frames, clip.fps) == (358, 120.0)
+    assert clip.subject == ("performer7" if rig == "mixamo" else "subject3")
+    same = [j for j in range(len(JOINTS3D)) if JOINTS3D[j] != "head_top"]
+    assert np.abs(clip.joints[:, same] - truth[:, same]).max() < 1e-3           # metres, y up
+    # the head top at the head's End Site (a rig's crown), not CMU's 1.25 x its head bone
+    head = original.motion()
+    end = head.positions[:, head.names.index("Head/end")] * cmu_unit
+    assert np.abs(clip.joints[:, J("head_top")] - end).max() < 1e-3
+    ds = load_dataset(tmp_path, fps=10.0, progress=False, cache_dir=tmp_path / "cache")
+    assert [c.path for c in ds.clips] == [path] and not ds.skipped
+
+
+def test_a_daz_style_rig_under_a_namespace_reads_with_the_usual_names(mocap_dir, clips, tmp_path):
+    """CMU's MotionBuilder-friendly BVH (DAZ / Poser names: ``rThigh rShin rShldr rForeArm``, cm) under
+    a namespace is no longer that exact convention, but its limbs have the usual names: it reads, in
+    centimetres, y up, with limbs as long as the exact reading's within a few centimetres (the
+    exact convention's fitted corrections, docs/mocap.md, are what differ: this rig's knees sit high
+    and its shoulders 8 cm narrow)."""
+    from realtime.mocap.bvh import parse_bvh
+
+    original = parse_bvh(mocap_dir / "bvh_cgspeed/02/02_01.bvh")
+    clip = load_clip(write_bvh(original, tmp_path / "S2" / "walk.bvh", {}, "Genesis:"))
+    assert clip.convention == "generic (cm)" and clip.subject == "S2"
+    exact = clips["bvh_cgspeed/02/02_01.bvh"]
+    limbs = [k for k, (c, p) in enumerate(BONES3D) if not {"neck", "head_top", "thorax"} & {JOINTS3D[c], JOINTS3D[p]}]
+    assert len(limbs) == 10
+    assert np.abs(bone_lengths(clip.joints[1:])[limbs] - bone_lengths(exact.joints)[limbs]).max() < 0.06
+
+
+def test_a_rig_without_the_usual_limb_names_says_what_it_lacks(mocap_dir, tmp_path):
+    from realtime.mocap.bvh import parse_bvh
+
+    original = parse_bvh(mocap_dir / "bvh_cgspeed/35/35_01.bvh")
+    rename = {**MIXAMO, "LeftKnee": "LeftShin2", "LeftAnkle": "LeftPaw"}
+    path = write_bvh(original, tmp_path / "odd" / "take.bvh", rename)
+    with pytest.raises(MocapError, match=r"take\.bvh: unknown skeleton convention .*no joint by the usual names "
+                                         r"for l_knee \(leftleg / leftlowerleg / leftshin\), l_ankle"):
+        load_clip(path)

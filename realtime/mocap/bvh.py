@@ -93,6 +93,9 @@ def parse_bvh(path: str | Path) -> BvhFile:
         if not tokens:
             continue
         word = tokens[0].upper()
+        opens = word in ("ROOT", "JOINT", "END") and len(tokens) > 1 and tokens[-1] == "{"
+        if opens:                      # "JOINT Spine {" : some exporters open the block on the same line
+            tokens = tokens[:-1]
         if not names and word not in ("HIERARCHY", "ROOT"):
             raise MocapError(path, f"expected HIERARCHY or ROOT, got {raw.strip()[:40]!r}", number)
         if word == "HIERARCHY":
@@ -102,7 +105,7 @@ def parse_bvh(path: str | Path) -> BvhFile:
                 raise MocapError(path, f"{word} without a name", number)
             if word == "JOINT" and not stack:
                 raise MocapError(path, "JOINT outside ROOT", number)
-            names.append(tokens[1])
+            names.append(" ".join(tokens[1:]))   # 3ds Max Biped names have spaces: "Bip01 L Thigh"
             parents.append(stack[-1] if stack else -1)
             offsets.append(np.zeros(3))
             channels.append([])
@@ -112,7 +115,9 @@ def parse_bvh(path: str | Path) -> BvhFile:
                 raise MocapError(path, "End Site outside a joint", number)
             ends.append((stack[-1], np.zeros(3)))
             pending = "end"
-        elif word == "{":
+        if word in ("ROOT", "JOINT", "END") and not opens:
+            pass
+        elif opens or word == "{":
             if pending is None:
                 raise MocapError(path, "unexpected '{'", number)
             if pending == "joint":

@@ -1,6 +1,7 @@
 """Mocap clips as JOINTS3D positions, and the CMU dataset split by subject.
 
-A clip is named ``<subject>_<trial>`` (CMU's own naming, e.g. ``02_01.amc``, ``113_25.bvh``).
+A clip is named ``<subject>_<trial>`` (CMU's own naming, e.g. ``02_01.amc``, ``113_25.bvh``); clips of
+other sources are split by the performer their name or folder gives (:func:`clip_id`).
 The same (subject, trial) may exist as AMC and as BVH: the AMC (CMU's native recording) is kept.
 """
 from __future__ import annotations
@@ -24,9 +25,9 @@ from realtime.config import engines_root
 from realtime.skeleton import JOINTS3D
 
 from .asf_amc import AsfSkeleton, read_amc, read_asf
-from .bvh import parse_bvh
+from .bvh import BvhFile, parse_bvh
 from .errors import MocapError
-from .joints import CMU, Convention, convention_of, to_joints3d
+from .joints import CMU, Convention, convention_of, generic_convention, to_joints3d
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 AMC_FPS = 120.0
 
 _NAME = re.compile(r"^(\d+)_(\d+)$")
+#: A performer named inside another file name: LAFAN1's ``walk1_subject5``, Human3.6M's ``S9``.
+_PERFORMER = re.compile(r"(?<![a-z0-9])(?:subject|subj|actor|performer|s)_?\d+(?![0-9])", re.IGNORECASE)
 
 #: A clip whose root (pelvis) moves faster than this (m/s) from one frame to the next is broken, not
 #: fast: sprinters peak near 12 m/s. Two cgspeed conversions of the shared CMU set (07_12 "brisk
@@ -71,11 +74,21 @@ class Clip:
 
 
 def clip_id(path: str | Path) -> tuple[str, str]:
-    """(subject, trial) from a CMU file name such as ``02_01.bvh``."""
-    match = _NAME.match(Path(path).stem)
-    if match is None:
-        raise MocapError(path, "file name is not <subject>_<trial> (e.g. 02_01.bvh)")
-    return match.group(1), match.group(2)
+    """(subject, trial) from a CMU file name such as ``02_01.bvh``; other names (``walk1_subject5.bvh``,
+    ``S3/dance.bvh``) give the subject a ``subject<N>`` / ``S<N>`` / ``actor<N>`` part of the name
+    names, else the clip's folder, and the whole name as the trial: clips are split by subject, and
+    one performer's clips are usually named or filed together."""
+    path = Path(path)
+    match = _NAME.match(path.stem)
+    if match is not None:
+        return match.group(1), match.group(2)
+    named = _PERFORMER.search(path.stem)
+    if named is not None:
+        return named.group(0), path.stem
+    folder = path.parent.name
+    if not folder:
+        raise MocapError(path, "no subject: name the file <subject>_<trial> (e.g. 02_01.bvh) or put it in a folder")
+    return folder, path.stem
 
 
 def load_clip(path: str | Path) -> Clip:
@@ -85,7 +98,7 @@ def load_clip(path: str | Path) -> Clip:
     suffix = path.suffix.lower()
     if suffix == ".bvh":
         bvh = parse_bvh(path)
-        convention = _convention(path, bvh.names)
+        convention = _convention(path, bvh)
         motion = convention.repair(bvh).motion()
     elif suffix == ".amc":
         convention = CMU
@@ -117,11 +130,15 @@ def _check_root_speed(path: Path, joints: np.ndarray, fps: float, first: int) ->
                                "recording or conversion")
 
 
-def _convention(path: Path, names: tuple[str, ...]) -> Convention:
-    convention = convention_of(names)
-    if convention is None:
-        raise MocapError(path, f"unknown skeleton convention (joints {', '.join(names[:8])}...)")
-    return convention
+def _convention(path: Path, bvh: BvhFile) -> Convention:
+    """CMU's conventions by their joint names, else the generic one (the usual rig names)."""
+    convention = convention_of(bvh.names)
+    if convention is not None:
+        return convention
+    try:
+        return generic_convention(bvh.names, bvh.parents, bvh.offsets, bvh.ends)
+    except ValueError as e:
+        raise MocapError(path, f"unknown skeleton convention (joints {', '.join(bvh.names[:8])}...): {e}") from None
 
 
 def _asf_for(amc: Path) -> AsfSkeleton:

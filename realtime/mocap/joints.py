@@ -4,7 +4,7 @@ This is the one place where mocap joint names are mapped. Every 3D joint is a fi
 sum of named points of the file's skeleton (a joint, or ``"<joint>/end"`` for the end of its
 bone), so a convention is one table and mapping a clip is one matrix product.
 
-Three conventions occur in the CMU data:
+Three conventions occur in the CMU data (and a generic one, last, for other BVH sources):
 
 * ``cmu`` -- CMU's own ASF bone names (``lfemur``, ``lhumerus``, ``upperneck``...), used by the
   ASF/AMC files and by the BVH conversions in ``bvh_cgspeed/16/16_0[12].bvh``. Length unit 0.056444 m.
@@ -12,6 +12,11 @@ Three conventions occur in the CMU data:
   CMU's skeleton renamed, same lengths and unit; joints sit at the start of the ASF bone.
 * ``motionbuilder`` -- cgspeed's "MotionBuilder-friendly" BVH (``hip``, ``abdomen``, ``rThigh``,
   ``rShldr``...), retargeted to a different rig, in centimetres, with no head end site.
+
+* ``generic`` -- any other BVH whose limbs carry one of the usual rig names (Mixamo ``LeftUpLeg``
+  ``LeftLeg`` ``LeftArm`` ``LeftForeArm``, 3ds Max Biped ``Bip01 L Thigh``, Unreal ``thigh_l``,
+  Xsens ``LeftUpperLeg``; namespaces such as ``mixamorig:`` ignored): the unit and the up axis,
+  which BVH does not state, are read from the rest pose (:func:`generic_convention`).
 
 Joint definitions, identical in meaning across conventions:
 
@@ -28,6 +33,7 @@ Joint definitions, identical in meaning across conventions:
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +80,8 @@ class Convention:
     #: (joint, its children) where a BVH conversion dropped the joint's bone: the children sit at
     #: the joint itself (zero OFFSET). See :meth:`repair`.
     dropped_bone: tuple[str, tuple[str, ...]] | None = None
+    #: (3,3) rotation taking the file's axes to ours (y up) where the file's up axis is another.
+    turn: np.ndarray | None = None
 
     def matrix(self, names: tuple[str, ...]) -> np.ndarray:
         """(16, K) weights taking the K named points of a file to JOINTS3D."""
@@ -194,4 +202,112 @@ def to_joints3d(motion: Motion, convention: Convention) -> np.ndarray:
     """(T, 16, 3) float32 JOINTS3D positions in metres."""
     scale = motion.metres_per_unit or convention.metres_per_unit
     weights = convention.matrix(motion.names) * scale
-    return np.einsum("jk,tkc->tjc", weights, motion.positions).astype(np.float32)
+    joints = np.einsum("jk,tkc->tjc", weights, motion.positions)
+    if convention.turn is not None:
+        joints = joints @ convention.turn.T
+    return joints.astype(np.float32)
+
+
+# -- other BVH sources ------------------------------------------------------------------------
+
+#: Each joint's usual rig names, after :func:`name_key` (lower case, letters and digits only, no
+#: namespace, no "Bip01"), the first one a file has wins. Mixamo, Xsens and most BVH exports name the
+#: hip joint ``UpLeg``/``UpperLeg`` and the knee ``Leg``/``LowerLeg``; the shoulder joint is ``Arm``
+#: (``Shoulder`` is the clavicle there, so it is not a name for the shoulder joint); 3ds Max Biped and
+#: Unreal use thigh / calf / upper arm / forearm / hand; DAZ and Poser ``lThigh lShin lShldr lForeArm``.
+GENERIC_NAMES: dict[str, tuple[str, ...]] = {}
+for _side, _s in (("Right", "r"), ("Left", "l")):
+    _x = _side.lower()
+    GENERIC_NAMES.update({
+        f"{_s}_hip": (f"{_x}upleg", f"{_x}upperleg", f"{_x}thigh", f"{_s}thigh", f"thigh{_s}", f"{_s}upleg"),
+        f"{_s}_knee": (f"{_x}leg", f"{_x}lowerleg", f"{_x}shin", f"{_x}calf", f"{_s}calf", f"calf{_s}", f"{_s}shin"),
+        f"{_s}_ankle": (f"{_x}foot", f"{_s}foot", f"foot{_s}", f"{_x}ankle"),
+        f"{_s}_shoulder": (f"{_x}arm", f"{_x}upperarm", f"{_s}upperarm", f"upperarm{_s}", f"{_s}uparm", f"{_s}shldr"),
+        f"{_s}_elbow": (f"{_x}forearm", f"{_x}lowerarm", f"{_s}forearm", f"lowerarm{_s}", f"{_x}elbow"),
+        f"{_s}_wrist": (f"{_x}hand", f"{_s}hand", f"hand{_s}", f"{_x}wrist"),
+    })
+GENERIC_NAMES.update({"head": ("head",), "neck": ("neck", "neck1", "neck01"),
+                      "head_end": ("headtopend", "headtop", "headend", "headnub")})
+#: Candidate units (metres per file unit) and the adult leg, hip to ankle along the bones, that
+#: tells them apart: people's legs are 0.7-1.0 m, and neighbouring units differ by 2.2x or more.
+UNITS = {"m": 1.0, "dm": 0.1, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "foot": 0.3048,
+         "CMU unit": 0.0254 / 0.45}
+LEG_M = 0.85
+#: head_top from the neck joint (the base of the neck) through the head joint (the base of the
+#: skull) on rigs with no head end: about one head height above the skull's base.
+GENERIC_HEAD_TOP = 2.3
+
+
+def name_key(name: str) -> str:
+    """A rig name compared loosely: the part after any namespace (``mixamorig:``), without 3ds Max's
+    ``Bip01`` prefix, lower case, letters and digits only."""
+    name = name.rsplit(":", 1)[-1].lower()
+    name = re.sub(r"^bip0*1[\s_]*", "", name)
+    return re.sub(r"[^a-z0-9]", "", name)
+
+
+def generic_convention(names: tuple[str, ...], parents: tuple[int, ...], offsets: np.ndarray,
+                       ends: tuple[tuple[int, np.ndarray], ...]) -> Convention:
+    """A convention for a BVH skeleton with the usual rig names (``GENERIC_NAMES``).
+
+    Hips, knees, ankles, shoulders, elbows and wrists are the joints of those names; pelvis and
+    thorax the mid-points of hips and shoulders; ``neck`` the head joint (the base of the skull, as
+    in the other conventions); ``head_top`` the head's end (a ``HeadTop_End`` joint or the head's End
+    Site), else the neck-to-head line extended. BVH states no unit: the one of ``UNITS`` that makes
+    the rest pose's leg (hip to ankle) closest to ``LEG_M``. Nor the up axis: the rest pose's axis
+    from the pelvis towards the head becomes +y. Raises ``ValueError`` naming the joints not found."""
+    keys: dict[str, str] = {}
+    for name in names:
+        keys.setdefault(name_key(name), name)
+    found = {joint: next((keys[a] for a in aliases if a in keys), None) for joint, aliases in GENERIC_NAMES.items()}
+    lacking = [f"{joint} ({' / '.join(GENERIC_NAMES[joint][:3])})" for joint in
+               [j for j in GENERIC_NAMES if j not in ("neck", "head_end")] if found[joint] is None]
+    if lacking:
+        raise ValueError("no joint by the usual names for " + ", ".join(lacking))
+    table = {**{j: {found[j]: 1.0} for j in GENERIC_NAMES if j[:2] in ("r_", "l_")},
+             "pelvis": _mid(found["r_hip"], found["l_hip"]),
+             "thorax": _mid(found["r_shoulder"], found["l_shoulder"]),
+             "neck": {found["head"]: 1.0}}
+    head = names.index(found["head"])
+    if found["head_end"] is not None:
+        table["head_top"] = {found["head_end"]: 1.0}
+    elif any(j == head for j, _ in ends):
+        table["head_top"] = {f"{found['head']}/end": 1.0}
+    elif found["neck"] is not None:
+        table["head_top"] = _along(found["neck"], found["head"], GENERIC_HEAD_TOP)
+    else:
+        raise ValueError("no head end (HeadTop_End, an End Site under the head) and no neck joint to place the head top")
+    rest = _rest_pose(parents, offsets)
+    index = {n: i for i, n in enumerate(names)}
+    leg = np.mean([np.linalg.norm(rest[index[found[f"{s}_knee"]]] - rest[index[found[f"{s}_hip"]]])
+                   + np.linalg.norm(rest[index[found[f"{s}_ankle"]]] - rest[index[found[f"{s}_knee"]]])
+                   for s in "rl"])
+    if not leg > 0:
+        raise ValueError("the rest pose's legs have no length")
+    unit = min(UNITS, key=lambda u: abs(np.log(leg * UNITS[u] / LEG_M)))
+    pelvis = (rest[index[found["r_hip"]]] + rest[index[found["l_hip"]]]) / 2
+    up = rest[head] - pelvis
+    return Convention(name=f"generic ({unit})", markers=(), metres_per_unit=UNITS[unit], table=table,
+                      turn=_up_to_y(up))
+
+
+def _rest_pose(parents: tuple[int, ...], offsets: np.ndarray) -> np.ndarray:
+    """(J,3) joint positions with every channel zero: the offsets summed down the tree."""
+    rest = np.zeros((len(parents), 3))
+    for j, parent in enumerate(parents):       # parents come before their children in a BVH file
+        rest[j] = offsets[j] + (rest[parent] if parent >= 0 else 0.0)
+    return rest
+
+
+def _up_to_y(up: np.ndarray) -> np.ndarray | None:
+    """The rotation (a quarter or half turn) taking the file axis nearest ``up`` to +y; None when
+    that is +y already."""
+    axis = int(np.argmax(np.abs(up)))
+    sign = float(np.sign(up[axis])) or 1.0
+    if axis == 1 and sign > 0:
+        return None
+    if axis == 1:                                   # upside down: a half turn about x
+        return np.diag([1.0, -1.0, -1.0])
+    if axis == 2:                                   # z up (Blender, 3ds Max): a quarter turn about x
+        return np.array([[1.0, 0, 0], [0, 0, sign], [0, -sign, 0]])
+    return np.array([[0, -sign, 0], [sign, 0, 0], [0, 0, 1.0]])   # x up: a quarter turn about z
