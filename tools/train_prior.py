@@ -1,4 +1,8 @@
-"""Train the 3D pose prior (mixture of PPCA) on CMU mocap and choose its size on validation subjects.
+"""Train the 3D pose prior (mixture of PPCA) on mocap and choose its size on validation subjects.
+
+The mocap: CMU's files, or BVH of other rigs (Mixamo, Biped, Unreal, Xsens, DAZ names; docs/mocap.md,
+"Other BVH sources"), split by performer; ``--subjects`` / ``--val-subjects`` name the sets where the
+fixed split (a hash for subjects it does not list) does not suit a folder.
 
 Every (components, basis, balance) setting given is fitted on the training subjects; each is scored
 on the validation subjects by its log-likelihood and by lifting: val poses (up to ``--val-poses``
