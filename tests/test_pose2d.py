@@ -983,6 +983,25 @@ def test_people_lying_across_the_image_are_cropped_along_their_body(est, photos_
         assert again and again[0].score > first[0].score + 0.05, (first[0].score, again[0].score)
 
 
+def test_degraded_video_rows_are_matched_to_the_people_of_the_clean_frames(small_video):
+    """tools/bench_2d.py --video-condition: the reference (the detector on every frame) reads the clean
+    frames, the people who are there; the live and offline rows read the degraded ones and are matched
+    to it. Darkened, the live follower finds fewer of them than the reference does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_2d", Path(__file__).resolve().parents[1] / "tools" / "bench_2d.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    combo = "nanodet+movenet-lightning"
+    dark = bench.video_counts([small_video], 6, (combo,), 1, condition="dark")
+    clean = bench.video_counts([small_video], 6, (combo,), 1)
+    name = small_video.name
+    assert dark[combo][name]["condition"] == "clean" and dark[combo][name]["people_per_frame"] == clean[combo][name]["people_per_frame"]
+    live = next(k for k in dark if k.endswith("live)"))
+    assert dark[live][name]["condition"] == "dark" and clean[live][name]["condition"] == "clean"
+    assert dark[live][name]["matched"] < clean[live][name]["matched"]
+
+
 def test_video_rows_match_people_to_the_reference_not_just_count_them():
     """tools/bench_2d.py's video rows: two boxes on the reference's two people and one on nothing count
     3 people, but match 2 of the reference's 2 people and leave 1 other; a run that shifts its boxes

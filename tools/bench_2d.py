@@ -156,7 +156,9 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
     detector box sends the follower down another path (-13 % people on the arm-wrestling video's first
     150 frames from re-associating NanoDet's normalisation, which changed no output by more than 7e-6).
     ``condition``: every frame degraded as the photos are (blur2, jpeg20, dark; soft or compressed
-    footage, where a small video's people are few pixels to begin with)."""
+    footage, where a small video's people are few pixels to begin with). The reference rows (``combos``)
+    then still read the clean frames: the people who are there, which the degraded rows are matched to
+    (``frames`` of each row says which it read)."""
     out: dict[str, dict] = {}
     default = Config().pose2d
     label = ", ".join(f"{k} = {v}" for k, v in (live or {}).items()) or "default"
@@ -166,7 +168,9 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
     runs = ([(c, dict(detector_regions_per_frame=64.0, cpu_int8=False), False) for c in combos]
             + [(f"{live_pair} ({label}, live)", dict(live or {}), False),
                (f"{live_pair} ({label}, file read offline)", dict(live or {}), True)])
-    clips = {path: [CONDITIONS[condition](f) for f in video_frames(path, max(starts) + frames)] for path in videos}
+    clean = {path: list(video_frames(path, max(starts) + frames)) for path in videos}
+    clips = clean if condition == "clean" else {path: [CONDITIONS[condition](f) for f in frames_of]
+                                                for path, frames_of in clean.items()}
     for path, clip in clips.items():
         if len(clip) < max(starts) + frames:
             raise SystemExit(f"{path.name} has {len(clip)} frames: too few for starts {list(starts)} "
@@ -176,7 +180,8 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
         d, k = name.split(" ")[0].split("+")
         config = _config(threads, **{"model": k, "detector": d, **overrides})
         est = PoseEstimator2D.create(config=config.for_files() if offline else config)
-        for path, clip in clips.items():
+        reference = name in combos
+        for path, clip in (clean if reference else clips).items():
             counts, times, runs_per_start, crops, regions = [], [], [], 0, 0
             seen = boxes.setdefault(name, {}).setdefault(path.name, [])
             for start in starts:
@@ -193,7 +198,7 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
                 regions += video.sources[0].regions_looked
                 video.close()
             out.setdefault(name, {})[path.name] = {
-                "frames": frames, "starts": list(starts),
+                "frames": frames, "starts": list(starts), "condition": "clean" if reference else condition,
                 "people_per_frame": float(np.mean([np.mean(c) for c in counts])),
                 "people_per_frame_by_start": [float(np.mean(c)) for c in counts],
                 "ms_p50": float(np.median(times)), "detector_runs": runs_per_start,
