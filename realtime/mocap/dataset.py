@@ -74,10 +74,10 @@ class Clip:
 
 
 def clip_id(path: str | Path) -> tuple[str, str]:
-    """(subject, trial) from a CMU file name such as ``02_01.bvh``; other names (``walk1_subject5.bvh``,
-    ``S3/dance.bvh``) give the subject a ``subject<N>`` / ``S<N>`` / ``actor<N>`` part of the name
-    names, else the clip's folder, and the whole name as the trial: clips are split by subject, and
-    one performer's clips are usually named or filed together."""
+    """(subject, trial) from a CMU file name such as ``02_01.bvh``. Other names (``walk1_subject5.bvh``,
+    ``S3/dance.bvh``) take the subject from a ``subject<N>`` / ``S<N>`` / ``actor<N>`` part of the name,
+    else from the clip's folder, and the whole name as the trial: clips are split by subject, and one
+    performer's clips are usually named or filed together."""
     path = Path(path)
     match = _NAME.match(path.stem)
     if match is not None:

@@ -268,7 +268,8 @@ def generic_convention(names: tuple[str, ...], parents: tuple[int, ...], offsets
              "pelvis": _mid(found["r_hip"], found["l_hip"]),
              "thorax": _mid(found["r_shoulder"], found["l_shoulder"]),
              "neck": {found["head"]: 1.0}}
-    head = names.index(found["head"])
+    index = {n: i for i, n in enumerate(names)}
+    head = index[found["head"]]
     if found["head_end"] is not None:
         table["head_top"] = {found["head_end"]: 1.0}
     elif any(j == head for j, _ in ends):
@@ -278,7 +279,6 @@ def generic_convention(names: tuple[str, ...], parents: tuple[int, ...], offsets
     else:
         raise ValueError("no head end (HeadTop_End, an End Site under the head) and no neck joint to place the head top")
     rest = _rest_pose(parents, offsets)
-    index = {n: i for i, n in enumerate(names)}
     leg = np.mean([np.linalg.norm(rest[index[found[f"{s}_knee"]]] - rest[index[found[f"{s}_hip"]]])
                    + np.linalg.norm(rest[index[found[f"{s}_ankle"]]] - rest[index[found[f"{s}_knee"]]])
                    for s in "rl"])
