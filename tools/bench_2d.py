@@ -158,7 +158,7 @@ def video_counts(videos: list[Path], frames: int, combos: tuple[str, ...], threa
     ``condition``: every frame degraded as the photos are (blur2, jpeg20, dark; soft or compressed
     footage, where a small video's people are few pixels to begin with). The reference rows (``combos``)
     then still read the clean frames: the people who are there, which the degraded rows are matched to
-    (``frames`` of each row says which it read)."""
+    (each row's ``condition`` says which it read)."""
     out: dict[str, dict] = {}
     default = Config().pose2d
     label = ", ".join(f"{k} = {v}" for k, v in (live or {}).items()) or "default"
